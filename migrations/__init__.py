@@ -1,0 +1,1 @@
+"""Alembic environment and revisions for the driftloop store (run through `driftloop db`)."""

@@ -1,0 +1,22 @@
+"""The FastAPI application: ``create_app()`` wires settings, the store and the routes."""
+
+from fastapi import FastAPI
+
+from driftloop.platform.api import errors
+from driftloop.platform.api.routes import health, tasks, texts
+from driftloop.platform.config import Settings, get_settings
+from driftloop.platform.store.engine import get_engine
+from driftloop.platform.store.schema import ensure_current
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = get_engine(settings)
+    ensure_current(engine, auto_upgrade=settings.is_embedded_store)
+    app = FastAPI(title="driftloop", version="0.1.0")
+    app.state.settings = settings
+    app.state.engine = engine
+    errors.install(app)
+    for module in (health, tasks, texts):
+        app.include_router(module.router)
+    return app

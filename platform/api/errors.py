@@ -1,0 +1,54 @@
+"""Every error leaves the API as JSON ``{"error": code, "detail": message, ...}``."""
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from driftloop.platform.errors import AlreadyExists, DriftloopError, InvalidInput, NotFound, SchemaOutOfDate
+
+log = logging.getLogger(__name__)
+
+_STATUS: dict[type[DriftloopError], int] = {
+    NotFound: 404,
+    AlreadyExists: 409,
+    InvalidInput: 422,
+    SchemaOutOfDate: 503,
+}
+
+
+class ApiError(DriftloopError):
+    """An error only the HTTP layer knows about (request size, body shape)."""
+
+    def __init__(self, status: int, code: str, message: str, **detail: object) -> None:
+        super().__init__(message, **detail)
+        self.status = status
+        self.code = code
+
+
+def error_response(status: int, code: str, message: str, **extra: object) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": message, **extra}, status_code=status)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(DriftloopError)
+    async def _domain(_: Request, error: DriftloopError) -> JSONResponse:
+        status = error.status if isinstance(error, ApiError) else _STATUS.get(type(error), 400)
+        return error_response(status, error.code, error.message, **error.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in error.errors()]
+        return error_response(422, "invalid_request", "the request does not match the schema", problems=problems)
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, error: HTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return error_response(error.status_code, code, str(error.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=error)
+        return error_response(500, "internal", "internal error; see the server log")

@@ -1,0 +1,79 @@
+"""``POST /v1/tasks/{task}/texts``: the production stream's HTTP way in.
+
+The body is read and parsed here rather than by a pydantic model so that one bad record is
+rejected alone (with its index and reason) instead of failing the whole request.
+"""
+
+import json
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+
+from driftloop.platform.api.deps import EngineDep, SettingsDep
+from driftloop.platform.api.errors import ApiError
+from driftloop.platform.api.metrics import INGESTED
+from driftloop.platform.api.schemas import IngestResponse, RecordResult
+from driftloop.platform.ingestion.service import IngestSummary, ingest
+
+router = APIRouter(prefix="/v1/tasks", tags=["texts"])
+
+
+@router.post("/{task}/texts")
+async def post_texts(task: str, request: Request, engine: EngineDep, settings: SettingsDep) -> IngestResponse:
+    records = await _read_records(request, settings.ingest_max_request_bytes, settings.ingest_max_records_per_request)
+    batches = await run_in_threadpool(
+        lambda: list(
+            ingest(
+                engine,
+                task,
+                enumerate(records),
+                max_text_chars=settings.ingest_max_text_chars,
+                batch_size=max(len(records), 1),
+            )
+        )
+    )
+    outcomes = [outcome for batch in batches for outcome in batch]
+    summary = IngestSummary()
+    summary.count(outcomes)
+    for outcome in outcomes:
+        INGESTED.labels(task=task, status=outcome.status.value).inc()
+    return IngestResponse(
+        stored=summary.ingested,
+        duplicates=summary.duplicates,
+        rejected=summary.rejected,
+        results=[
+            RecordResult(index=o.position, status=o.status.value, id=o.external_id, error=o.code, reason=o.reason)
+            for o in outcomes
+        ],
+    )
+
+
+async def _read_records(request: Request, max_bytes: int, max_records: int) -> list[object]:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(int(declared), max_bytes)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise _too_large(len(body), max_bytes)
+    try:
+        records = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ApiError(422, "invalid_json", f"the body is not valid JSON: {error}") from None
+    if not isinstance(records, list):
+        raise ApiError(422, "invalid_body", "the body must be a JSON array of records")
+    if len(records) > max_records:
+        raise ApiError(
+            413,
+            "too_many_records",
+            f"{len(records)} records, over the limit of {max_records} per request: "
+            f"the record at index {max_records} and after were not ingested; send them in another request",
+            index=max_records,
+            limit=max_records,
+        )
+    return records
+
+
+def _too_large(size: int, limit: int) -> ApiError:
+    return ApiError(413, "body_too_large", f"the body has {size} bytes, over the limit of {limit}", limit=limit)

@@ -1,0 +1,1 @@
+"""The `driftloop` command: thin typer commands over the platform's services."""

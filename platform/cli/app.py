@@ -1,0 +1,34 @@
+"""Entry point of the `driftloop` command."""
+
+import sys
+
+import typer
+
+from driftloop.platform.cli import db, task
+from driftloop.platform.cli.console import err
+from driftloop.platform.cli.demo import demo_command
+from driftloop.platform.cli.ingest import EXIT_USAGE, ingest_command
+from driftloop.platform.cli.serve import serve_command
+from driftloop.platform.errors import AlreadyExists, DriftloopError, InvalidInput, NotFound
+
+app = typer.Typer(
+    help="driftloop: continual learning for text classifiers with an active labeling loop.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(task.app, name="task")
+app.command("ingest")(ingest_command)
+app.command("serve")(serve_command)
+app.command("demo")(demo_command)
+
+_USAGE_ERRORS = (NotFound, InvalidInput, AlreadyExists)
+
+
+def main() -> None:
+    try:
+        app()
+    except DriftloopError as error:
+        err.print(f"error: {error.message}", markup=False)
+        sys.exit(EXIT_USAGE if isinstance(error, _USAGE_ERRORS) else 1)

@@ -1,0 +1,30 @@
+import typer
+
+from driftloop.platform.cli.console import out
+from driftloop.platform.store import schema
+from driftloop.platform.store.engine import get_engine
+
+app = typer.Typer(help="Schema migrations of the store.", no_args_is_help=True)
+
+
+@app.command()
+def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
+    """Migrate the store up to REVISION (default: the newest)."""
+    engine = get_engine()
+    schema.upgrade(engine, revision)
+    out.print(f"store at revision {schema.current_revision(engine)} ({engine.url.render_as_string()})")
+
+
+@app.command()
+def downgrade(revision: str = typer.Argument(..., help="Target revision, or 'base' for an empty store.")) -> None:
+    """Migrate the store down to REVISION."""
+    engine = get_engine()
+    schema.downgrade(engine, revision)
+    out.print(f"store at revision {schema.current_revision(engine) or 'base'}")
+
+
+@app.command()
+def current() -> None:
+    """Print the store's revision and the newest one this driftloop knows."""
+    engine = get_engine()
+    out.print(f"current {schema.current_revision(engine) or 'base'}, head {schema.head_revision(engine)}")

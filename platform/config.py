@@ -1,0 +1,37 @@
+"""All of driftloop's settings, read once from ``DRIFTLOOP_*`` environment variables."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DRIFTLOOP_", extra="ignore")
+
+    home: Path = Field(Path(".driftloop"), description="State folder: SQLite store, indexes, artifacts.")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; unset = SQLite file under home.")
+    broker_url: str | None = Field(None, description="Celery broker; unset = tasks run in-process.")
+    argilla_url: str | None = None
+    argilla_api_key: SecretStr | None = None
+
+    ingest_max_text_chars: int = Field(100_000, gt=0, description="Longer texts are rejected.")
+    ingest_max_records_per_request: int = Field(1_000, gt=0)
+    ingest_max_request_bytes: int = Field(16 * 1024 * 1024, gt=0)
+    ingest_batch_size: int = Field(5_000, gt=0, description="Records per transaction in bulk ingest.")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'driftloop.db').resolve()}"
+
+    @property
+    def is_embedded_store(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

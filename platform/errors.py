@@ -1,0 +1,28 @@
+"""Domain errors raised by the services; the API and CLI map each to a status or exit code."""
+
+
+class DriftloopError(Exception):
+    """Base of every error a user can cause and fix."""
+
+    code = "error"
+
+    def __init__(self, message: str, **detail: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+class NotFound(DriftloopError):
+    code = "not_found"
+
+
+class AlreadyExists(DriftloopError):
+    code = "already_exists"
+
+
+class InvalidInput(DriftloopError):
+    code = "invalid_input"
+
+
+class SchemaOutOfDate(DriftloopError):
+    code = "schema_out_of_date"

@@ -1,0 +1,1 @@
+"""The stream's way in: validate records, store them in bulk, idempotently."""

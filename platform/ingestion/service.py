@@ -1,0 +1,131 @@
+"""Ingest: validate each record, drop what the batch itself repeats, store the rest in bulk.
+
+Each batch is its own transaction, so a long stream commits as it goes and a failure loses at
+most the batch in flight (which is safe to send again: ingest is idempotent).
+"""
+
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from driftloop.platform.ingestion.records import Record, Rejection, parse_record
+from driftloop.platform.ingestion.writer import store_records
+from driftloop.platform.store.engine import write_locked
+from driftloop.platform.store.types import utcnow
+from driftloop.platform.tasks import get_task
+
+
+class Status(StrEnum):
+    stored = "stored"
+    duplicate = "duplicate"
+    rejected = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one record; ``position`` is its line number or array index."""
+
+    position: int
+    status: Status
+    external_id: str | None = None
+    code: str | None = None
+    reason: str | None = None
+
+
+@dataclass
+class IngestSummary:
+    ingested: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+
+    def count(self, outcomes: Iterable[Outcome]) -> None:
+        for outcome in outcomes:
+            match outcome.status:
+                case Status.stored:
+                    self.ingested += 1
+                case Status.duplicate:
+                    self.duplicates += 1
+                case Status.rejected:
+                    self.rejected += 1
+
+    def __str__(self) -> str:
+        return f"ingested {self.ingested}, duplicates {self.duplicates}, rejected {self.rejected}"
+
+
+def ingest(
+    engine: Engine,
+    task_name: str,
+    entries: Iterable[tuple[int, object]],
+    *,
+    max_text_chars: int,
+    batch_size: int,
+) -> Iterator[list[Outcome]]:
+    """Ingest ``(position, raw record or Rejection)`` pairs; yield each batch's outcomes, in
+    input order, after the batch has committed.
+
+    The next batch is validated while the store writes the current one (the database driver
+    releases the GIL while it works), so at most two batches are in memory.
+    """
+    with Session(engine) as session:
+        task_id = get_task(session, task_name).id
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer") as writer:
+        in_flight: Future[list[Outcome]] | None = None
+        for chunk in _chunks(entries, batch_size):
+            batch = _Batch.validate(chunk, max_text_chars)
+            if in_flight is not None:
+                yield in_flight.result()
+            in_flight = writer.submit(batch.write, engine, task_id)
+        if in_flight is not None:
+            yield in_flight.result()
+
+
+def _chunks(entries: Iterable[tuple[int, object]], size: int) -> Iterator[list[tuple[int, object]]]:
+    chunk: list[tuple[int, object]] = []
+    for entry in entries:
+        chunk.append(entry)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+@dataclass
+class _Batch:
+    """One batch after validation: what is already decided, and the records left to store."""
+
+    positions: list[int]
+    decided: dict[int, Outcome]
+    fresh: list[tuple[int, Record]]
+
+    @classmethod
+    def validate(cls, entries: list[tuple[int, object]], max_text_chars: int) -> "_Batch":
+        decided: dict[int, Outcome] = {}
+        fresh: list[tuple[int, Record]] = []
+        ids: set[str] = set()
+        hashes: set[bytes] = set()
+        for position, raw in entries:
+            parsed = raw if isinstance(raw, Rejection) else parse_record(raw, max_text_chars=max_text_chars)
+            if isinstance(parsed, Rejection):
+                decided[position] = Outcome(position, Status.rejected, code=parsed.code, reason=parsed.reason)
+            elif parsed.external_id in ids or (not parsed.has_given_id and parsed.content_hash in hashes):
+                decided[position] = Outcome(position, Status.duplicate, parsed.external_id)
+            else:
+                ids.add(parsed.external_id)
+                hashes.add(parsed.content_hash)
+                fresh.append((position, parsed))
+        return cls([position for position, _ in entries], decided, fresh)
+
+    def write(self, engine: Engine, task_id: int) -> list[Outcome]:
+        with engine.connect() as connection:
+            connection = write_locked(connection)
+            with connection.begin():
+                stored = store_records(connection, task_id, [r for _, r in self.fresh], utcnow())
+        outcomes = dict(self.decided)
+        for (position, record), is_new in zip(self.fresh, stored, strict=True):
+            outcomes[position] = Outcome(position, Status.stored if is_new else Status.duplicate, record.external_id)
+        return [outcomes[position] for position in self.positions]

@@ -4,7 +4,8 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# Problems are one line each, never wrapped: scripts and people grep them.
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def byte_progress() -> Progress:

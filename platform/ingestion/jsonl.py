@@ -20,11 +20,11 @@ def read_jsonl(stream: BinaryIO, on_bytes: Callable[[int], None] | None = None) 
         if not line.strip():
             continue
         try:
-            decoded = line.decode("utf-8")
+            decoded = line.rstrip(b"\r\n").decode("utf-8")
         except UnicodeDecodeError as error:
             yield line_no, Rejection("invalid_utf8", f"invalid UTF-8 at byte {error.start + 1}")
             continue
         try:
             yield line_no, json.loads(decoded)
         except json.JSONDecodeError as error:
-            yield line_no, Rejection("invalid_json", f"invalid JSON: {error.msg} at column {error.colno}")
+            yield line_no, Rejection("invalid_json", f"invalid JSON: {error.msg} (column {error.colno})")

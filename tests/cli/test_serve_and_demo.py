@@ -1,0 +1,51 @@
+"""The README's main job and the API server, each as a real process."""
+
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import DRIFTLOOP, run_cli
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_demo_ingests_bbc_news_and_is_idempotent(tmp_path: Path) -> None:
+    env = {"DRIFTLOOP_HOME": str(tmp_path), "DRIFTLOOP_DATABASE_URL": "", "COLUMNS": "120"}
+    first = run_cli("demo", env=env)
+    assert first.returncode == 0, first.stderr.decode()
+    output = first.stdout.decode()
+    assert "created task bbc-news with labels business, entertainment, politics, sports, tech" in output
+    assert "ingested 2225, duplicates 0, rejected 0" in output
+    assert "│ texts            │ 2,225 │" in output
+
+    second = run_cli("demo", env=env)
+    assert "ingested 0, duplicates 2225, rejected 0" in second.stdout.decode()
+
+
+def test_serve_answers_over_http(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "DRIFTLOOP_HOME": str(tmp_path), "DRIFTLOOP_DATABASE_URL": ""}
+    server = subprocess.Popen([DRIFTLOOP, "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert httpx.post(f"{base}/v1/tasks", json={"name": "live", "labels": ["a", "b"]}).status_code == 201
+        response = httpx.post(f"{base}/v1/tasks/live/texts", json=[{"text": "over the wire"}, {"text": ""}])
+        assert response.status_code == 200
+        assert [r["status"] for r in response.json()["results"]] == ["stored", "rejected"]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -1,0 +1,48 @@
+import uuid
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from tests.conftest import run_cli, store_env
+
+
+def test_create_add_labels_and_list(engine: Engine, tmp_path: Path) -> None:
+    env = store_env(engine, tmp_path)
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    created = run_cli("task", "create", name, "--labels", "sports, politics,tech", env=env)
+    assert created.returncode == 0, created.stderr.decode()
+    assert "labels sports, politics, tech" in created.stdout.decode()
+
+    added = run_cli("task", "add-labels", name, "health,tech", env=env)
+    assert added.stdout.decode().strip().endswith("sports, politics, tech, health")
+
+    listed = run_cli("task", "list", env=env).stdout.decode()
+    assert name in listed and "sports, politics, tech, health" in listed
+
+    again = run_cli("task", "create", name, "--labels", "x", env=env)
+    assert again.returncode == 2
+    assert "already exists" in again.stderr.decode()
+
+
+def test_embedded_store_is_created_and_migrated_on_first_use(tmp_path: Path) -> None:
+    env = {"DRIFTLOOP_HOME": str(tmp_path / "home"), "DRIFTLOOP_DATABASE_URL": ""}
+    result = run_cli("task", "create", "first", "--labels", "a,b", env=env)
+    assert result.returncode == 0, result.stderr.decode()
+    assert (tmp_path / "home" / "driftloop.db").exists()
+
+
+def test_shared_store_behind_is_refused_until_db_upgrade(tmp_path: Path) -> None:
+    from tests.conftest import fresh_postgres_database
+
+    with fresh_postgres_database() as url:
+        env = {"DRIFTLOOP_HOME": str(tmp_path), "DRIFTLOOP_DATABASE_URL": url}
+        refused = run_cli("task", "list", env=env)
+        assert refused.returncode == 1
+        assert "run `driftloop db upgrade`" in refused.stderr.decode()
+
+        upgraded = run_cli("db", "upgrade", env=env)
+        assert upgraded.returncode == 0 and "revision 0001" in upgraded.stdout.decode()
+        assert run_cli("task", "list", env=env).returncode == 0
+
+        down = run_cli("db", "downgrade", "base", env=env)
+        assert down.returncode == 0 and "base" in down.stdout.decode()

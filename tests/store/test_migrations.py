@@ -1,0 +1,88 @@
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, inspect
+from sqlalchemy.exc import IntegrityError
+
+from driftloop.platform.errors import SchemaOutOfDate
+from driftloop.platform.store import schema
+from driftloop.platform.store.engine import make_engine, session_scope
+from driftloop.platform.store.models import Base, ModelStatus, ModelVersion, Task
+from tests.conftest import fresh_postgres_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """An empty store: its own SQLite file, or its own fresh database on PostgreSQL."""
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / 'empty.db'}"
+        else:
+            url = stack.enter_context(fresh_postgres_database())
+        engine = make_engine(url)
+        stack.callback(engine.dispose)
+        yield engine
+
+
+def test_upgrade_to_head_then_downgrade_to_base(empty_engine: Engine) -> None:
+    schema.upgrade(empty_engine)
+    assert schema.current_revision(empty_engine) == schema.head_revision(empty_engine)
+    tables = set(inspect(empty_engine).get_table_names())
+    assert set(Base.metadata.tables) <= tables
+
+    schema.downgrade(empty_engine, "base")
+    assert schema.current_revision(empty_engine) is None
+    assert set(inspect(empty_engine).get_table_names()) <= {"alembic_version"}
+
+
+def test_migrations_match_the_models(empty_engine: Engine) -> None:
+    schema.upgrade(empty_engine)
+    with empty_engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+
+
+def test_stream_indexes_exist(empty_engine: Engine) -> None:
+    schema.upgrade(empty_engine)
+    inspector = inspect(empty_engine)
+    indexed = {tuple(ix["column_names"]) for ix in inspector.get_indexes("texts")}
+    unique = {tuple(uq["column_names"]) for uq in inspector.get_unique_constraints("texts")}
+    unique |= {tuple(ix["column_names"]) for ix in inspector.get_indexes("texts") if ix["unique"]}
+    assert ("task_id", "received_at") in indexed
+    assert ("task_id", "content_hash") in indexed
+    assert ("task_id", "external_id") in unique
+
+
+def test_shared_store_behind_head_is_refused_with_the_fix(empty_engine: Engine) -> None:
+    with pytest.raises(SchemaOutOfDate, match="driftloop db upgrade"):
+        schema.ensure_current(empty_engine, auto_upgrade=False)
+    schema.ensure_current(empty_engine, auto_upgrade=True)
+    assert schema.current_revision(empty_engine) == schema.head_revision(empty_engine)
+
+
+def test_database_allows_one_champion_per_task(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        task = Task(name="champion-check-" + engine.dialect.name + str(id(session)), settings={})
+        session.add(task)
+        session.flush()
+        for version in (1, 2):
+            session.add(_model(task.id, version, ModelStatus.champion if version == 1 else ModelStatus.candidate))
+        task_id = task.id
+    with pytest.raises(IntegrityError), session_scope(engine) as session:
+        session.add(_model(task_id, 3, ModelStatus.champion))
+
+
+def _model(task_id: int, version: int, status: ModelStatus) -> ModelVersion:
+    return ModelVersion(
+        task_id=task_id,
+        version=version,
+        mode="head",
+        artifact_uri=f"file:///m/{version}",
+        sha256="0" * 64,
+        label_set=["a"],
+        metrics={},
+        status=status,
+    )

@@ -54,7 +54,7 @@ def _store_postgresql(connection: Connection, task_id: int, records: Sequence[Re
             "CREATE TEMP TABLE IF NOT EXISTS ingest_stage (external_id text, has_given_id bool, text text,"
             " content_hash bytea, event_time timestamptz, meta jsonb) ON COMMIT DELETE ROWS"
         )
-        cursor.execute("TRUNCATE ingest_stage")
+        cursor.execute("DELETE FROM ingest_stage")  # empty already unless a caller batches twice per transaction
         with cursor.copy(f"COPY ingest_stage ({_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(["text", "bool", "text", "bytea", "timestamptz", "jsonb"])
             for r in records:

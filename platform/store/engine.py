@@ -36,6 +36,7 @@ def make_engine(url: str) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA cache_size=-262144")  # 256 MiB: the stream's indexes stay hot
+        cursor.execute("PRAGMA temp_store=MEMORY")  # ingest's staging table never touches disk
         cursor.close()
 
     @event.listens_for(engine, "begin")

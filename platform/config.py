@@ -21,6 +21,11 @@ class Settings(BaseSettings):
     ingest_max_request_bytes: int = Field(16 * 1024 * 1024, gt=0)
     ingest_batch_size: int = Field(5_000, gt=0, description="Records per transaction in bulk ingest.")
 
+    encoder_path: Path | None = Field(
+        None, description="Local transformers checkpoint of the base encoder; unset = all-MiniLM-L6-v2 from its package."
+    )
+    device: str | None = Field(None, description="torch device for encoding and training; unset = cuda if present, else cpu.")
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

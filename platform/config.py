@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     ingest_max_request_bytes: int = Field(16 * 1024 * 1024, gt=0)
     ingest_batch_size: int = Field(5_000, gt=0, description="Records per transaction in bulk ingest.")
 
+    eval_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="Share of each class's labels held out for eval.")
+
     encoder_path: Path | None = Field(
         None, description="Local transformers checkpoint of the base encoder; unset = all-MiniLM-L6-v2 from its package."
     )

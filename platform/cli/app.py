@@ -4,10 +4,11 @@ import sys
 
 import typer
 
-from driftloop.platform.cli import db, task
+from driftloop.platform.cli import db, label, task
 from driftloop.platform.cli.console import err
 from driftloop.platform.cli.demo import demo_command
-from driftloop.platform.cli.ingest import EXIT_USAGE, ingest_command
+from driftloop.platform.cli.ingest import ingest_command
+from driftloop.platform.cli.jsonl_input import EXIT_USAGE
 from driftloop.platform.cli.serve import serve_command
 from driftloop.platform.errors import AlreadyExists, DriftloopError, InvalidInput, NotFound
 
@@ -19,6 +20,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(task.app, name="task")
+app.add_typer(label.app, name="label")
 app.command("ingest")(ingest_command)
 app.command("serve")(serve_command)
 app.command("demo")(demo_command)

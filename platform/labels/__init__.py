@@ -1,0 +1,1 @@
+"""Annotations (one per annotator and text) and the aggregated labels the models learn from."""

@@ -1,0 +1,218 @@
+"""From annotators' answers to the labels models learn from.
+
+An answer is stored as an annotation (one per text and annotator; a later answer replaces an
+earlier one). The text's label is then the majority vote over its submitted annotations; its
+train / eval split is decided the first time it gets a label and never changes afterwards.
+Gold labels come from ops, not annotators: they go straight to the ``gold`` split, are never
+trained on, and annotations cannot overwrite them.
+"""
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from driftloop.platform.labels.aggregation import majority_vote
+from driftloop.platform.labels.splits import SplitAssigner
+from driftloop.platform.store.engine import session_scope
+from driftloop.platform.store.models import Annotation, AnnotationStatus, Label, Split, Task, TextRecord
+from driftloop.platform.store.types import utcnow
+from driftloop.platform.tasks import get_task, label_names
+
+_IN_CHUNK = 900
+
+
+class LabelStatus(StrEnum):
+    labelled = "labelled"  # the text's label was created or changed
+    unchanged = "unchanged"  # recorded, but the text's label stays as it was
+    rejected = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class LabelOutcome:
+    position: int
+    status: LabelStatus
+    external_id: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    text_id: int
+    annotator: str
+    label: str
+
+
+def record_answers(session: Session, task: Task, answers: Sequence[Answer], *, eval_fraction: float) -> set[int]:
+    """Store annotators' answers and re-aggregate the texts they touch; return the ids of texts
+    whose label was created or changed."""
+    text_ids = sorted({a.text_id for a in answers})
+    existing = {(a.text_id, a.annotator): a for a in _annotations(session, text_ids)}
+    for answer in answers:
+        row = existing.get((answer.text_id, answer.annotator))
+        if row is None:
+            row = Annotation(task_id=task.id, text_id=answer.text_id, annotator=answer.annotator)
+            session.add(row)
+            existing[(answer.text_id, answer.annotator)] = row
+        row.label, row.status, row.updated_at = answer.label, AnnotationStatus.submitted, utcnow()
+    session.flush()
+    return _aggregate(session, task, text_ids, eval_fraction)
+
+
+def record_gold(session: Session, task: Task, items: Sequence[tuple[int, str]]) -> tuple[set[int], dict[int, str]]:
+    """Store gold labels; return (changed text ids, {text id: reason} for refused ones)."""
+    labels = _labels(session, [text_id for text_id, _ in items])
+    changed: set[int] = set()
+    refused: dict[int, str] = {}
+    for text_id, value in items:
+        row = labels.get(text_id)
+        if row is not None and row.split != Split.gold:
+            refused[text_id] = f"already labelled for {row.split.value}: gold texts must be held out from training"
+            continue
+        if row is None:
+            row = Label(task_id=task.id, text_id=text_id, split=Split.gold, source="gold", n_annotations=0)
+            session.add(row)
+            labels[text_id] = row
+        if row.label != value:
+            row.label = value
+            changed.add(text_id)
+    session.flush()
+    return changed, refused
+
+
+def import_labels(
+    engine: Engine,
+    task_name: str,
+    entries: Iterable[tuple[int, object]],
+    *,
+    gold: bool,
+    default_annotator: str,
+    eval_fraction: float,
+    batch_size: int = 1000,
+) -> Iterator[list[LabelOutcome]]:
+    """Import ``{"id", "label", "annotator"?}`` records; yield each batch's outcomes once committed."""
+    batch: list[tuple[int, object]] = []
+    for entry in entries:
+        batch.append(entry)
+        if len(batch) >= batch_size:
+            yield _import_batch(engine, task_name, batch, gold, default_annotator, eval_fraction)
+            batch = []
+    if batch:
+        yield _import_batch(engine, task_name, batch, gold, default_annotator, eval_fraction)
+
+
+def _import_batch(
+    engine: Engine, task_name: str, entries: list[tuple[int, object]], gold: bool, default_annotator: str, eval_fraction: float
+) -> list[LabelOutcome]:
+    with session_scope(engine) as session:
+        task = get_task(session, task_name)
+        known_labels = label_names(task)
+        outcomes: dict[int, LabelOutcome] = {}
+        parsed: list[tuple[int, str, str, str]] = []
+        for position, raw in entries:
+            result = _parse(raw, known_labels, default_annotator)
+            if isinstance(result, str):
+                outcomes[position] = LabelOutcome(position, LabelStatus.rejected, reason=result)
+            else:
+                parsed.append((position, *result))
+
+        ids = _text_ids(session, task.id, [external_id for _, external_id, _, _ in parsed])
+        resolved: list[tuple[int, str, int, str, str]] = []
+        for position, external_id, label, annotator in parsed:
+            if external_id not in ids:
+                outcomes[position] = LabelOutcome(
+                    position, LabelStatus.rejected, external_id, f"no text with id {external_id!r} in task {task.name}"
+                )
+            else:
+                resolved.append((position, external_id, ids[external_id], label, annotator))
+
+        if gold:
+            changed, refused = record_gold(session, task, [(text_id, label) for _, _, text_id, label, _ in resolved])
+        else:
+            answers = [Answer(text_id, annotator, label) for _, _, text_id, label, annotator in resolved]
+            changed, refused = record_answers(session, task, answers, eval_fraction=eval_fraction), {}
+        for position, external_id, text_id, _, _ in resolved:
+            if text_id in refused:
+                outcomes[position] = LabelOutcome(position, LabelStatus.rejected, external_id, refused[text_id])
+            else:
+                status = LabelStatus.labelled if text_id in changed else LabelStatus.unchanged
+                outcomes[position] = LabelOutcome(position, status, external_id)
+    return [outcomes[position] for position, _ in entries]
+
+
+def _parse(raw: object, known_labels: list[str], default_annotator: str) -> tuple[str, str, str] | str:
+    """(external id, label, annotator), or the reason the record is refused."""
+    if not isinstance(raw, dict):
+        return "expected a JSON object"
+    external_id = raw.get("id")
+    if isinstance(external_id, int) and not isinstance(external_id, bool):
+        external_id = str(external_id)
+    if not isinstance(external_id, str) or not external_id:
+        return 'missing or empty "id"'
+    label = raw.get("label")
+    if not isinstance(label, str) or not label:
+        return 'missing or empty "label"'
+    if label not in known_labels:
+        return f"label {label!r} is not one of the task's labels ({', '.join(known_labels)}): add it with `driftloop task add-labels`"
+    annotator = raw.get("annotator", default_annotator)
+    if not isinstance(annotator, str) or not annotator:
+        return '"annotator" must be a non-empty string'
+    return external_id, label, annotator
+
+
+def _text_ids(session: Session, task_id: int, external_ids: list[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for start in range(0, len(external_ids), _IN_CHUNK):
+        chunk = external_ids[start : start + _IN_CHUNK]
+        rows = session.execute(
+            select(TextRecord.external_id, TextRecord.id).where(
+                TextRecord.task_id == task_id, TextRecord.external_id.in_(chunk)
+            )
+        )
+        found.update(dict(rows.all()))
+    return found
+
+
+def _annotations(session: Session, text_ids: list[int]) -> list[Annotation]:
+    rows: list[Annotation] = []
+    for start in range(0, len(text_ids), _IN_CHUNK):
+        rows += session.scalars(select(Annotation).where(Annotation.text_id.in_(text_ids[start : start + _IN_CHUNK])))
+    return rows
+
+
+def _labels(session: Session, text_ids: list[int]) -> dict[int, Label]:
+    labels: dict[int, Label] = {}
+    for start in range(0, len(text_ids), _IN_CHUNK):
+        chunk = text_ids[start : start + _IN_CHUNK]
+        labels.update({row.text_id: row for row in session.scalars(select(Label).where(Label.text_id.in_(chunk)))})
+    return labels
+
+
+def _aggregate(session: Session, task: Task, text_ids: list[int], eval_fraction: float) -> set[int]:
+    answers: dict[int, list[str]] = {}
+    for row in _annotations(session, text_ids):
+        if row.status == AnnotationStatus.submitted and row.label is not None:
+            answers.setdefault(row.text_id, []).append(row.label)
+    labels = _labels(session, text_ids)
+    splits = SplitAssigner(session, task.id, eval_fraction)
+    changed: set[int] = set()
+    for text_id in text_ids:
+        vote = majority_vote(answers.get(text_id, []))
+        row = labels.get(text_id)
+        if row is not None and row.split == Split.gold:
+            continue  # ops' gold label stands
+        if row is not None:
+            row.agreement, row.n_annotations = vote.agreement, vote.n
+        if vote.label is None:
+            continue  # tied: keeps its previous label (if any) until the tie is broken
+        if row is None:
+            row = Label(task_id=task.id, text_id=text_id, split=splits.assign(vote.label), source="annotators")
+            row.agreement, row.n_annotations = vote.agreement, vote.n
+            session.add(row)
+        if row.label != vote.label:
+            row.label = vote.label
+            changed.add(text_id)
+    session.flush()
+    return changed

@@ -23,6 +23,9 @@ class Settings(BaseSettings):
 
     eval_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="Share of each class's labels held out for eval.")
 
+    replay_capacity: int = Field(2000, gt=0, description="Labels kept per replay buffer and task.")
+    replay_ratio: float = Field(1.0, ge=0.0, description="Replayed examples per new example in a training round.")
+
     encoder_path: Path | None = Field(
         None, description="Local transformers checkpoint of the base encoder; unset = all-MiniLM-L6-v2 from its package."
     )

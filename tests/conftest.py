@@ -96,3 +96,26 @@ def store_env(engine: Engine, home: Path) -> dict[str, str]:
     env = {"DRIFTLOOP_HOME": str(home), "COLUMNS": "200"}
     env["DRIFTLOOP_DATABASE_URL"] = engine.url.render_as_string(hide_password=False)
     return env
+
+
+@pytest.fixture(scope="session")
+def encoder():  # type: ignore[no-untyped-def]
+    """The real base encoder, loaded once per test run."""
+    from driftloop.platform.modeling.encoder import Encoder
+
+    return Encoder.load()
+
+
+@pytest.fixture(scope="session")
+def headlines() -> list[tuple[str, str, str]]:
+    """(id, headline, topic) of real BBC News articles: short texts, so the real encoder and
+    even full fine-tuning stay fast on a CPU. Interleaved by topic."""
+    from driftloop.platform.corpora import bbc_news
+
+    by_topic: dict[str, list[tuple[str, str, str]]] = {}
+    for article in bbc_news():
+        by_topic.setdefault(article.label, []).append((article.id, article.text.splitlines()[0], article.label))
+    rows = []
+    for group in zip(*by_topic.values(), strict=False):
+        rows.extend(group)
+    return rows

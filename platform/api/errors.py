@@ -8,6 +8,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from driftloop.platform.errors import AlreadyExists, DriftloopError, InvalidInput, NotFound, SchemaOutOfDate
+from driftloop.platform.modeling.artifacts import CorruptArtifact
+from driftloop.platform.modeling.registry import PromotionRefused
 
 log = logging.getLogger(__name__)
 
@@ -16,6 +18,8 @@ _STATUS: dict[type[DriftloopError], int] = {
     AlreadyExists: 409,
     InvalidInput: 422,
     SchemaOutOfDate: 503,
+    PromotionRefused: 409,
+    CorruptArtifact: 500,
 }
 
 

@@ -3,14 +3,17 @@
 import sys
 
 import typer
+from transformers.utils import logging as transformers_logging
 
-from driftloop.platform.cli import db, label, task
+from driftloop.platform.cli import db, label, models, task
 from driftloop.platform.cli.console import err
 from driftloop.platform.cli.demo import demo_command
 from driftloop.platform.cli.ingest import ingest_command
 from driftloop.platform.cli.jsonl_input import EXIT_USAGE
 from driftloop.platform.cli.serve import serve_command
+from driftloop.platform.cli.train import train_command
 from driftloop.platform.errors import AlreadyExists, DriftloopError, InvalidInput, NotFound
+from driftloop.platform.modeling.registry import PromotionRefused
 
 app = typer.Typer(
     help="driftloop: continual learning for text classifiers with an active labeling loop.",
@@ -21,14 +24,18 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(task.app, name="task")
 app.add_typer(label.app, name="label")
+app.add_typer(models.app, name="models")
 app.command("ingest")(ingest_command)
 app.command("serve")(serve_command)
+app.command("train")(train_command)
 app.command("demo")(demo_command)
 
-_USAGE_ERRORS = (NotFound, InvalidInput, AlreadyExists)
+_USAGE_ERRORS = (NotFound, InvalidInput, AlreadyExists, PromotionRefused)
 
 
 def main() -> None:
+    # transformers draws a bar for every checkpoint it loads; our own progress is what users read.
+    transformers_logging.disable_progress_bar()
     try:
         app()
     except DriftloopError as error:

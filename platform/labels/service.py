@@ -45,6 +45,15 @@ class Answer:
     label: str
 
 
+def labelled_ids(session: Session, task_name: str) -> set[str]:
+    """External ids of the task's texts that have a label (any split)."""
+    task = get_task(session, task_name)
+    rows = session.scalars(
+        select(TextRecord.external_id).join(Label, Label.text_id == TextRecord.id).where(Label.task_id == task.id)
+    )
+    return set(rows)
+
+
 def record_answers(session: Session, task: Task, answers: Sequence[Answer], *, eval_fraction: float) -> set[int]:
     """Store annotators' answers and re-aggregate the texts they touch; return the ids of texts
     whose label was created or changed."""

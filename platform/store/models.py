@@ -59,26 +59,26 @@ def _enum(cls: type[enum.Enum], name: str) -> SAEnum:
     )
 
 
-class Split(str, enum.Enum):
+class Split(enum.StrEnum):
     train = "train"
     eval = "eval"
     gold = "gold"
 
 
-class AnnotationStatus(str, enum.Enum):
+class AnnotationStatus(enum.StrEnum):
     submitted = "submitted"
     discarded = "discarded"
     draft = "draft"
 
 
-class ModelStatus(str, enum.Enum):
+class ModelStatus(enum.StrEnum):
     candidate = "candidate"
     champion = "champion"
     rejected = "rejected"
     retired = "retired"
 
 
-class JobState(str, enum.Enum):
+class JobState(enum.StrEnum):
     queued = "queued"
     running = "running"
     succeeded = "succeeded"
@@ -86,7 +86,7 @@ class JobState(str, enum.Enum):
     cancelled = "cancelled"
 
 
-class Verdict(str, enum.Enum):
+class Verdict(enum.StrEnum):
     passed = "pass"
     failed = "fail"
 

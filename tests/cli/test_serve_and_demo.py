@@ -17,7 +17,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_demo_ingests_bbc_news_and_is_idempotent(tmp_path: Path) -> None:
+def test_demo_ingests_bbc_news_and_learns_in_rounds(tmp_path: Path) -> None:
     env = {"DRIFTLOOP_HOME": str(tmp_path), "DRIFTLOOP_DATABASE_URL": "", "COLUMNS": "120"}
     first = run_cli("demo", env=env)
     assert first.returncode == 0, first.stderr.decode()
@@ -25,9 +25,13 @@ def test_demo_ingests_bbc_news_and_is_idempotent(tmp_path: Path) -> None:
     assert "created task bbc-news with labels business, entertainment, politics, sports, tech" in output
     assert "ingested 2225, duplicates 0, rejected 0" in output
     assert "│ texts            │ 2,225 │" in output
+    assert "candidate version 1 from scratch: 200 new labels, 0 replayed" in output
+    assert "version 1 promoted to champion" in output
+    assert "candidate version 2 from champion v1: 200 new labels, 200 replayed" in output
 
-    second = run_cli("demo", env=env)
-    assert "ingested 0, duplicates 2225, rejected 0" in second.stdout.decode()
+    second = run_cli("demo", env=env).stdout.decode()
+    assert "ingested 0, duplicates 2225, rejected 0" in second
+    assert "candidate version 3 from champion v" in second  # it keeps learning on the next batches
 
 
 def test_serve_answers_over_http(tmp_path: Path) -> None:

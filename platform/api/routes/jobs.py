@@ -1,0 +1,39 @@
+from datetime import datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from driftloop.platform.api.deps import SessionDep
+from driftloop.platform.jobs import get_job
+
+router = APIRouter(tags=["jobs"])
+
+
+class JobPublic(BaseModel):
+    id: int
+    kind: str
+    state: str
+    progress: float
+    message: str | None
+    error: str | None
+    result: dict | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@router.get("/v1/jobs/{job_id}")
+def read_job(job_id: int, session: SessionDep) -> JobPublic:
+    job = get_job(session, job_id)
+    return JobPublic(
+        id=job.id,
+        kind=job.kind,
+        state=job.state.value,
+        progress=job.progress,
+        message=job.message,
+        error=job.error,
+        result=job.result,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )

@@ -1,0 +1,68 @@
+import typer
+from rich.table import Table
+from sqlalchemy import Engine
+
+from driftloop.platform.cli.console import out
+from driftloop.platform.cli.store import current_engine
+from driftloop.platform.config import get_settings
+from driftloop.platform.modeling import registry
+from driftloop.platform.store.engine import session_scope
+
+app = typer.Typer(help="Model versions: list, promote, roll back.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_(name: str = typer.Argument(..., help="Task.")) -> None:
+    """List a task's model versions with their lineage and eval metrics."""
+    out.print(models_table(current_engine(), name))
+
+
+def models_table(engine: Engine, name: str) -> Table:
+    with session_scope(engine) as session:
+        versions = registry.list_versions(session, name)
+    table = Table(
+        "version", "status", "mode", "parent", "labels", "macro-F1", "accuracy", "created", "promoted", title=f"models of {name}"
+    )
+    for v in versions:
+        table.add_row(
+            str(v.version),
+            v.status,
+            v.mode,
+            str(v.parent or "-"),
+            str(len(v.labels)),
+            _metric(v.metrics, "macro_f1"),
+            _metric(v.metrics, "accuracy"),
+            v.created_at,
+            v.promoted_at or "-",
+        )
+    return table
+
+
+@app.command()
+def promote(
+    name: str = typer.Argument(..., help="Task."),
+    version: int = typer.Argument(..., help="Candidate version."),
+    force: bool = typer.Option(False, "--force", help="Promote without a passed gate (needs --reason)."),
+    reason: str | None = typer.Option(None, help="Why the gate is overridden; recorded."),
+) -> None:
+    """Promote a candidate that passed the gate (or, with --force and a reason, any candidate)."""
+    if force and not reason:
+        raise typer.BadParameter("--force needs --reason", param_hint="--reason")
+    with session_scope(current_engine()) as session:
+        promoted = registry.promote(
+            session, name, version, replay_capacity=get_settings().replay_capacity, force_reason=reason if force else None
+        )
+        out.print(f"version {promoted.version} is now the champion of {name}")
+
+
+@app.command()
+def rollback(name: str = typer.Argument(..., help="Task.")) -> None:
+    """Put the previous champion back (the current one is marked rejected)."""
+    with session_scope(current_engine()) as session:
+        restored = registry.rollback(session, name)
+        out.print(f"version {restored.version} is the champion of {name} again")
+
+
+def _metric(metrics: dict, key: str) -> str:  # type: ignore[type-arg]
+    value = metrics.get(key)
+    return f"{value:.3f}" if isinstance(value, int | float) else "-"

@@ -1,0 +1,57 @@
+import typer
+from rich.table import Table
+
+from driftloop.platform.cli.console import count_progress, out
+from driftloop.platform.cli.store import current_engine
+from driftloop.platform.config import get_settings
+from driftloop.platform.evaluation.gate import GateOutcome
+from driftloop.platform.modeling.classifier import MODES
+from driftloop.platform.modeling.rounds import REPLAY_STRATEGIES, RoundRequest, train_round
+from driftloop.platform.modeling.training import TrainingConfig
+
+
+def train_command(
+    name: str = typer.Argument(..., help="Task to train."),
+    mode: str = typer.Option("head", help=f"Training mode: {', '.join(MODES)}."),
+    replay: str = typer.Option("reservoir", help=f"Replay buffer: {', '.join(REPLAY_STRATEGIES)}."),
+    distill: float = typer.Option(0.0, min=0.0, help="Weight of distillation from the champion (LwF); 0 = off."),
+    epochs: int | None = typer.Option(None, min=1, help="Maximum epochs (default per mode)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    promote: bool = typer.Option(True, help="Promote the candidate when it passes the gate."),
+) -> None:
+    """Train a candidate from the champion on new labels plus replay, gate it, promote it if it passed."""
+    if mode not in MODES:
+        raise typer.BadParameter(f"use one of {', '.join(MODES)}", param_hint="--mode")
+    if replay not in REPLAY_STRATEGIES:
+        raise typer.BadParameter(f"use one of {', '.join(REPLAY_STRATEGIES)}", param_hint="--replay")
+    settings = get_settings()
+    engine = current_engine()
+    request = RoundRequest(
+        task=name,
+        mode=mode,
+        replay=replay,
+        replay_ratio=settings.replay_ratio,
+        replay_capacity=settings.replay_capacity,
+        training=TrainingConfig(epochs=epochs, distill_weight=distill, seed=seed),
+        promote=promote,
+    )
+    with count_progress() as progress:
+        progress.add_task(f"train {name} ({mode}, replay {replay})", total=None, summary="")
+        result = train_round(engine, settings, request)
+    out.print(
+        f"candidate version {result.version} ({mode}, from {result.init}): "
+        f"{result.n_new} new labels, {result.n_replay} replayed, {result.fit.epochs} epochs in {result.fit.seconds:.1f}s"
+    )
+    out.print(gate_table(result.gate))
+    verdict = "passed" if result.gate.passed else "failed"
+    fate = "promoted to champion" if result.promoted else ("kept as candidate" if result.gate.passed else "rejected")
+    out.print(f"gate {verdict}: version {result.version} {fate}")
+
+
+def gate_table(outcome: GateOutcome) -> Table:
+    table = Table("rule", "slice", "n", "result", "detail", title="gate")
+    sizes = {s.name: s.candidate.n for s in outcome.slices}
+    for rule in outcome.rules:
+        result = "skipped" if rule.skipped else ("pass" if rule.passed else "FAIL")
+        table.add_row(rule.rule, rule.slice, str(sizes.get(rule.slice, "")), result, rule.detail)
+    return table

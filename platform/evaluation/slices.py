@@ -1,0 +1,70 @@
+"""Evaluation slices from the store's fixed splits.
+
+- ``recent``: eval labels that arrived after the champion's training data was cut off;
+- ``past<k>:<from>..<to>``: the older eval labels, cut into windows of equal size by the texts'
+  event time, so forgetting of any period shows up on its own;
+- ``gold``: the gold set ops imported;
+- ``all``: every eval label (gold excluded).
+With no champion everything is ``recent``, and only ``all`` decides (see the gate).
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from driftloop.platform.store.models import Label, Split, TextRecord
+
+
+@dataclass(frozen=True)
+class SliceSpec:
+    name: str
+    kind: str
+    text_ids: list[int]
+    texts: list[str]
+    y_true: np.ndarray
+
+
+def eval_slices(
+    session: Session,
+    task_id: int,
+    labels: list[str],
+    cutoff: datetime | None,
+    past_windows: int = 3,
+    min_window: int = 1,
+) -> list[SliceSpec]:
+    """The task's eval slices. Past labels are cut into at most ``past_windows`` windows, and
+    into fewer when that keeps each at ``min_window`` examples or more: a window too small for
+    the gate to judge would hide forgetting instead of showing it."""
+    index = {label: i for i, label in enumerate(labels)}
+    rows = session.execute(
+        select(Label.text_id, Label.label, Label.split, Label.created_at, TextRecord.event_time, TextRecord.text)
+        .join(TextRecord, TextRecord.id == Label.text_id)
+        .where(Label.task_id == task_id, Label.split.in_([Split.eval, Split.gold]))
+        .order_by(TextRecord.event_time, Label.text_id)
+    ).all()
+    evals = [r for r in rows if r.split == Split.eval]
+    recent = [r for r in evals if cutoff is None or r.created_at > cutoff]
+    past = [r for r in evals if cutoff is not None and r.created_at <= cutoff]
+    slices = [_spec("recent", "recent", recent, index)]
+    n_windows = max(1, min(past_windows, len(past) // max(min_window, 1)))
+    windows = np.array_split(np.arange(len(past)), n_windows) if past else []
+    for number, window in enumerate(windows, start=1):
+        members = [past[i] for i in window]
+        span = f"{members[0].event_time:%Y-%m-%d}..{members[-1].event_time:%Y-%m-%d}"
+        slices.append(_spec(f"past{number}:{span}", "past", members, index))
+    slices.append(_spec("gold", "gold", [r for r in rows if r.split == Split.gold], index))
+    slices.append(_spec("all", "all", evals, index))
+    return [s for s in slices if s.text_ids]
+
+
+def _spec(name: str, kind: str, rows: list, index: dict[str, int]) -> SliceSpec:  # type: ignore[type-arg]
+    return SliceSpec(
+        name,
+        kind,
+        [r.text_id for r in rows],
+        [r.text for r in rows],
+        np.array([index[r.label] for r in rows], dtype=np.int64),
+    )

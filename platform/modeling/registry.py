@@ -1,0 +1,219 @@
+"""Model versions: register candidates, promote, roll back.
+
+Promotion is one transaction that holds the task's row lock, so promotions of one task run one
+after another; the database's partial unique index allows one champion per task whatever
+happens. A candidate may be promoted only on a passed gate decision taken against the champion
+that is current at promotion time: if another candidate was promoted in between, the decision
+is stale and the promotion is refused. Ops can override with a reason, which is recorded as a
+gate decision of its own.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from driftloop.platform.errors import DriftloopError, InvalidInput, NotFound
+from driftloop.platform.modeling import replay
+from driftloop.platform.modeling.artifacts import Artifact
+from driftloop.platform.store.models import (
+    GateDecision,
+    Label,
+    ModelStatus,
+    ModelVersion,
+    Split,
+    Task,
+    TrainingRun,
+    Verdict,
+)
+from driftloop.platform.store.types import utcnow
+from driftloop.platform.tasks import get_task
+
+
+class PromotionRefused(DriftloopError):
+    code = "promotion_refused"
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: int
+    status: str
+    mode: str
+    parent: int | None
+    created_at: str
+    promoted_at: str | None
+    labels: list[str]
+    metrics: dict
+
+
+def register_candidate(
+    session: Session,
+    task: Task,
+    artifact: Artifact,
+    *,
+    mode: str,
+    labels: list[str],
+    parent: ModelVersion | None,
+    training_run_id: int | None,
+    metrics: dict,
+) -> ModelVersion:
+    session.execute(select(Task.id).where(Task.id == task.id).with_for_update())  # serialises version numbers
+    number = (session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.task_id == task.id)) or 0) + 1
+    version = ModelVersion(
+        task_id=task.id,
+        version=number,
+        parent_id=parent.id if parent else None,
+        training_run_id=training_run_id,
+        mode=mode,
+        artifact_uri=artifact.uri,
+        sha256=artifact.sha256,
+        label_set=labels,
+        metrics=metrics,
+        status=ModelStatus.candidate,
+    )
+    session.add(version)
+    session.flush()
+    return version
+
+
+def champion(session: Session, task_id: int) -> ModelVersion | None:
+    return session.scalar(
+        select(ModelVersion).where(ModelVersion.task_id == task_id, ModelVersion.status == ModelStatus.champion)
+    )
+
+
+def get_version(session: Session, task: Task, number: int) -> ModelVersion:
+    version = session.scalar(select(ModelVersion).where(ModelVersion.task_id == task.id, ModelVersion.version == number))
+    if version is None:
+        raise NotFound(f"task {task.name} has no model version {number} (see `driftloop models list {task.name}`)")
+    return version
+
+
+def promote(
+    session: Session, task_name: str, number: int, *, replay_capacity: int, force_reason: str | None = None
+) -> ModelVersion:
+    task = get_task(session, task_name, lock=True)
+    candidate = get_version(session, task, number)
+    if candidate.status != ModelStatus.candidate and not (force_reason and candidate.status != ModelStatus.champion):
+        raise PromotionRefused(f"version {number} is {candidate.status.value}, not a candidate", version=number)
+    current = champion(session, task.id)
+    if force_reason is not None:
+        if not force_reason.strip():
+            raise InvalidInput("an override needs a reason")
+        session.add(
+            GateDecision(
+                task_id=task.id,
+                candidate_id=candidate.id,
+                champion_id=current.id if current else None,
+                verdict=Verdict.passed,
+                override_reason=force_reason.strip(),
+                rules=[{"rule": "ops_override", "passed": True, "detail": force_reason.strip()}],
+                slices={},
+            )
+        )
+    else:
+        _require_passed_gate(session, candidate, current)
+    if current is not None:
+        current.status = ModelStatus.retired
+        session.flush()  # the old champion steps down before the new one takes the unique slot
+    candidate.status = ModelStatus.champion
+    candidate.promoted_at = utcnow()
+    session.flush()
+    remember_in_replay(session, candidate, replay_capacity)
+    return candidate
+
+
+def remember_in_replay(session: Session, version: ModelVersion, capacity: int, seed: int = 0) -> None:
+    """Offer the labels a newly promoted model learned from to every replay buffer of its task,
+    so later rounds can replay them. A model without a training run (none yet) offers nothing."""
+    run = session.get(TrainingRun, version.training_run_id) if version.training_run_id else None
+    if run is None or not run.params.get("data_until"):
+        return
+    query = select(Label.text_id, Label.label).where(
+        Label.task_id == version.task_id,
+        Label.split == Split.train,
+        Label.created_at <= parse_time(run.params["data_until"]),
+    )
+    if run.params.get("data_from"):
+        query = query.where(Label.created_at > parse_time(run.params["data_from"]))
+    items = [replay.ReplayItem(text_id, label) for text_id, label in session.execute(query.order_by(Label.id))]
+    for strategy in replay.STRATEGIES:
+        replay.update_buffer(session, version.task_id, strategy, capacity, items, seed=seed)
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def reject(session: Session, version: ModelVersion) -> None:
+    version.status = ModelStatus.rejected
+    session.flush()
+
+
+def rollback(session: Session, task_name: str) -> ModelVersion:
+    """Put the previous champion back; the current one is marked rejected."""
+    task = get_task(session, task_name, lock=True)
+    current = champion(session, task.id)
+    if current is None:
+        raise PromotionRefused(f"task {task_name} has no champion to roll back")
+    previous = session.scalar(
+        select(ModelVersion)
+        .where(
+            ModelVersion.task_id == task.id,
+            ModelVersion.status == ModelStatus.retired,
+            ModelVersion.promoted_at.is_not(None),
+        )
+        .order_by(ModelVersion.promoted_at.desc())
+        .limit(1)
+    )
+    if previous is None:
+        raise PromotionRefused(f"task {task_name} has no earlier champion to roll back to")
+    current.status = ModelStatus.rejected
+    session.flush()
+    previous.status = ModelStatus.champion
+    previous.promoted_at = utcnow()
+    session.flush()
+    return previous
+
+
+def list_versions(session: Session, task_name: str) -> list[VersionInfo]:
+    task = get_task(session, task_name)
+    rows = session.scalars(select(ModelVersion).where(ModelVersion.task_id == task.id).order_by(ModelVersion.version))
+    by_id = {}
+    out = []
+    for row in rows:
+        by_id[row.id] = row.version
+        out.append(
+            VersionInfo(
+                version=row.version,
+                status=row.status.value,
+                mode=row.mode,
+                parent=by_id.get(row.parent_id) if row.parent_id else None,
+                created_at=row.created_at.isoformat(timespec="seconds"),
+                promoted_at=row.promoted_at.isoformat(timespec="seconds") if row.promoted_at else None,
+                labels=row.label_set,
+                metrics=row.metrics,
+            )
+        )
+    return out
+
+
+def _require_passed_gate(session: Session, candidate: ModelVersion, current: ModelVersion | None) -> None:
+    decision = session.scalar(
+        select(GateDecision)
+        .where(GateDecision.candidate_id == candidate.id)
+        .order_by(GateDecision.decided_at.desc(), GateDecision.id.desc())
+        .limit(1)
+    )
+    if decision is None or decision.verdict != Verdict.passed:
+        raise PromotionRefused(
+            f"version {candidate.version} has not passed the gate; promote with --force and a reason to override",
+            version=candidate.version,
+        )
+    if decision.champion_id != (current.id if current else None):
+        raise PromotionRefused(
+            f"version {candidate.version} was gated against another champion than the current one "
+            "(a promotion happened since): run the gate again",
+            version=candidate.version,
+        )

@@ -1,0 +1,275 @@
+"""One round of continual learning: train a candidate from the champion on the labels that
+arrived since the champion's data was cut off, plus a replay sample of older labels; gate it
+against the champion on every eval slice; promote it if it passed.
+
+Failure is clean: the training run and its job are marked failed with the error, no artifact
+is left behind and no model version is registered.
+"""
+
+import math
+import shutil
+import traceback
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from driftloop.platform.config import Settings
+from driftloop.platform.errors import InvalidInput
+from driftloop.platform.evaluation.gate import EvalSlice, GateOutcome, GateRules, evaluate_gate
+from driftloop.platform.evaluation.slices import SliceSpec, eval_slices
+from driftloop.platform.jobs import create_job, fail_job, finish_job, progress_reporter, start_job
+from driftloop.platform.modeling import registry, replay
+from driftloop.platform.modeling.artifacts import path_from_uri
+from driftloop.platform.modeling.embeddings import embed_texts
+from driftloop.platform.modeling.encoder import Encoder, load_encoder
+from driftloop.platform.modeling.model import TextClassifier
+from driftloop.platform.modeling.registry import parse_time
+from driftloop.platform.modeling.training import FitReport, TrainingConfig, TrainingData, fit
+from driftloop.platform.store.engine import session_scope
+from driftloop.platform.store.models import (
+    GateDecision,
+    JobState,
+    Label,
+    ModelVersion,
+    Split,
+    TextRecord,
+    TrainingRun,
+    Verdict,
+)
+from driftloop.platform.store.types import utcnow
+from driftloop.platform.tasks import get_task, label_names
+
+REPLAY_STRATEGIES = ("none", "reservoir", "balanced")
+
+
+@dataclass(frozen=True)
+class RoundRequest:
+    task: str
+    mode: str = "head"
+    replay: str = "reservoir"
+    replay_ratio: float = 1.0  # replayed examples per new example
+    replay_capacity: int = 2000
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    promote: bool = True
+    past_windows: int = 3
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    version: int
+    promoted: bool
+    gate: GateOutcome
+    fit: FitReport
+    n_new: int
+    n_replay: int
+    init: str  # "champion vN" or "scratch"
+    job_id: int
+    run_id: int
+
+
+@dataclass(frozen=True)
+class _Example:
+    text_id: int
+    text: str
+    label: str
+
+
+def train_round(engine: Engine, settings: Settings, request: RoundRequest, encoder: Encoder | None = None) -> RoundResult:
+    if request.replay not in REPLAY_STRATEGIES:
+        raise InvalidInput(f"unknown replay strategy {request.replay!r}: use one of {', '.join(REPLAY_STRATEGIES)}")
+    encoder = encoder or load_encoder(settings)
+    with session_scope(engine) as session:
+        task = get_task(session, request.task)
+        job = create_job(session, "train", task.id, {**asdict(request), "training": asdict(request.training)})
+        run = TrainingRun(
+            task_id=task.id, job_id=job.id, mode=request.mode, replay=request.replay, params={}, state=JobState.running
+        )
+        session.add(run)
+        session.flush()
+        job_id, run_id, task_id = job.id, run.id, task.id
+    start_job(engine, job_id)
+    try:
+        result = _run(engine, settings, request, encoder, task_id, job_id, run_id)
+    except Exception as error:
+        _mark_failed(engine, job_id, run_id, error)
+        raise
+    finish_job(engine, job_id, {"version": result.version, "promoted": result.promoted, "passed": result.gate.passed})
+    return result
+
+
+def _run(engine: Engine, settings: Settings, request: RoundRequest, encoder: Encoder, task_id: int, job_id: int, run_id: int) -> RoundResult:
+    report = progress_reporter(engine, job_id)
+    with session_scope(engine) as session:
+        task = get_task(session, request.task)
+        labels = label_names(task)
+        current = registry.champion(session, task_id)
+        cutoff = _cutoff(session, current)
+        new = _train_examples(session, task_id, since=cutoff)
+        if not new:
+            raise InvalidInput(
+                f"no new training labels since the champion (version {current.version}) was trained"
+                if current
+                else f"task {task.name} has no training labels yet: import some with `driftloop label import`"
+            )
+        replayed = _replay_sample(session, task_id, request, len(new)) if current else []
+        data_until = session.scalar(select(func.max(Label.created_at)).where(Label.task_id == task_id))
+        rules = GateRules.from_dict(task.settings.get("gate"))
+        slices = eval_slices(session, task_id, labels, cutoff, request.past_windows, rules.min_slice_size)
+        champion_row = (current.id, current.version, current.artifact_uri, current.sha256) if current else None
+
+    report(0.02, f"{len(new)} new labels, {len(replayed)} replayed")
+    champion_model = _load(champion_row, encoder)
+    model, init = _start_from(champion_model, champion_row, request, labels, encoder)
+    examples = new + replayed
+    features = _features(engine, settings, task_id, examples, encoder, request.mode, champion_model, progress_reporter(engine, job_id, 0.02, 0.3))
+    data = TrainingData(
+        texts=[e.text for e in examples],
+        y=np.array([labels.index(e.label) for e in examples], dtype=np.int64),
+        features=features if request.mode == "head" else None,
+        teacher=_teacher(champion_model, new, replayed, features, request.training),
+    )
+    fit_report = fit(model, data, request.training, progress_reporter(engine, job_id, 0.3, 0.85))
+
+    report(0.86, "gating the candidate")
+    slice_features = _slice_features(engine, settings, task_id, slices, encoder)
+    outcome = _gate(slices, slice_features, model, champion_model, labels, rules)
+    artifact = model.save(
+        settings.home / "models" / request.task,
+        f"run-{run_id}",
+        {"training_run": run_id, "init": init, "fit": asdict(fit_report) | {"history": fit_report.history[-5:]}},
+    )
+    try:
+        with session_scope(engine) as session:
+            task = get_task(session, request.task)
+            parent = session.get(ModelVersion, champion_row[0]) if champion_row else None
+            all_metrics = next((s.candidate.to_dict() for s in outcome.slices if s.name == "all"), {})
+            version = registry.register_candidate(
+                session, task, artifact, mode=request.mode, labels=labels, parent=parent, training_run_id=run_id, metrics=all_metrics
+            )
+            session.add(
+                GateDecision(
+                    task_id=task.id,
+                    candidate_id=version.id,
+                    champion_id=parent.id if parent else None,
+                    slices={s["name"]: s for s in outcome.to_dict()["slices"]},
+                    rules=outcome.to_dict()["rules"],
+                    verdict=Verdict.passed if outcome.passed else Verdict.failed,
+                )
+            )
+            run = session.get(TrainingRun, run_id)
+            run.params = {
+                "data_from": cutoff.isoformat() if cutoff else None,
+                "data_until": data_until.isoformat(),
+                "n_new": len(new),
+                "n_replay": len(replayed),
+                "init": init,
+                "training": asdict(request.training),
+            }
+            run.metrics = {"fit": asdict(fit_report), "candidate_all": all_metrics}
+            run.state, run.finished_at = JobState.succeeded, utcnow()
+            session.flush()
+            promoted = False
+            if not outcome.passed:
+                registry.reject(session, version)
+            elif request.promote:
+                registry.promote(session, request.task, version.version, replay_capacity=request.replay_capacity)
+                promoted = True
+            number = version.version
+    except BaseException:
+        shutil.rmtree(artifact.path, ignore_errors=True)
+        raise
+    return RoundResult(number, promoted, outcome, fit_report, len(new), len(replayed), init, job_id, run_id)
+
+
+def load_version(version: ModelVersion, encoder: Encoder) -> TextClassifier:
+    return TextClassifier.load(path_from_uri(version.artifact_uri), version.sha256, encoder)
+
+
+def _load(champion_row: tuple | None, encoder: Encoder) -> TextClassifier | None:  # type: ignore[type-arg]
+    if champion_row is None:
+        return None
+    _, _, uri, sha256 = champion_row
+    return TextClassifier.load(path_from_uri(uri), sha256, encoder)
+
+
+def _start_from(
+    champion: TextClassifier | None, row: tuple | None, request: RoundRequest, labels: list[str], encoder: Encoder  # type: ignore[type-arg]
+) -> tuple[TextClassifier, str]:
+    seed = request.training.seed
+    if champion is not None and (champion.mode == "head" or champion.mode == request.mode):
+        return champion.candidate(request.mode, labels, seed), f"champion v{row[1]}"
+    return TextClassifier.fresh(request.mode, labels, encoder, seed), "scratch"
+
+
+def _cutoff(session: Session, champion: ModelVersion | None) -> datetime | None:
+    if champion is None:
+        return None
+    run = session.get(TrainingRun, champion.training_run_id) if champion.training_run_id else None
+    if run is not None and run.params.get("data_until"):
+        return parse_time(run.params["data_until"])
+    return champion.created_at
+
+
+def _train_examples(session: Session, task_id: int, since: datetime | None) -> list[_Example]:
+    query = (
+        select(Label.text_id, TextRecord.text, Label.label)
+        .join(TextRecord, TextRecord.id == Label.text_id)
+        .where(Label.task_id == task_id, Label.split == Split.train)
+    )
+    if since is not None:
+        query = query.where(Label.created_at > since)
+    return [_Example(*row) for row in session.execute(query.order_by(Label.id))]
+
+
+def _replay_sample(session: Session, task_id: int, request: RoundRequest, n_new: int) -> list[_Example]:
+    if request.replay == "none":
+        return []
+    items = replay.sample_replay(session, task_id, request.replay, math.ceil(n_new * request.replay_ratio), seed=request.training.seed)
+    texts = dict(session.execute(select(TextRecord.id, TextRecord.text).where(TextRecord.id.in_([i.text_id for i in items]))).all())
+    return [_Example(i.text_id, texts[i.text_id], i.label) for i in items if i.text_id in texts]
+
+
+def _features(engine: Engine, settings: Settings, task_id: int, examples: list[_Example], encoder: Encoder, mode: str, champion: TextClassifier | None, progress) -> np.ndarray | None:  # type: ignore[no-untyped-def]
+    needs = mode == "head" or (champion is not None and champion.mode == "head")
+    if not needs:
+        return None
+    return embed_texts(engine, task_id, [e.text_id for e in examples], encoder, settings.home, progress=lambda done, total: progress(done / max(total, 1), f"embedded {done}/{total}"))
+
+
+def _teacher(champion: TextClassifier | None, new: list[_Example], replayed: list[_Example], features: np.ndarray | None, config: TrainingConfig) -> np.ndarray | None:
+    """The champion's log-probabilities on the new examples (LwF); replayed rows are NaN, they
+    are learned from their own labels."""
+    if champion is None or config.distill_weight <= 0:
+        return None
+    new_features = None if features is None or champion.mode != "head" else features[: len(new)]
+    proba = champion.predict_proba([e.text for e in new], new_features)
+    teacher = np.full((len(new) + len(replayed), len(champion.labels)), np.nan, dtype=np.float32)
+    teacher[: len(new)] = np.log(np.clip(proba, 1e-8, 1.0))
+    return teacher
+
+
+def _slice_features(engine: Engine, settings: Settings, task_id: int, slices: list[SliceSpec], encoder: Encoder) -> dict[str, np.ndarray]:
+    return {s.name: embed_texts(engine, task_id, s.text_ids, encoder, settings.home) for s in slices}
+
+
+def _gate(slices: list[SliceSpec], features: dict[str, np.ndarray], candidate: TextClassifier, champion: TextClassifier | None, labels: list[str], rules: GateRules) -> GateOutcome:
+    def proba(model: TextClassifier, spec: SliceSpec) -> np.ndarray:
+        return model.predict_proba(spec.texts, features[spec.name] if model.mode == "head" else None)
+
+    specs = [EvalSlice(s.name, s.kind, s.y_true) for s in slices]
+    candidate_proba = {s.name: proba(candidate, s) for s in slices}
+    champion_proba = {s.name: proba(champion, s) for s in slices} if champion else None
+    return evaluate_gate(specs, candidate_proba, champion_proba, labels, rules)
+
+
+def _mark_failed(engine: Engine, job_id: int, run_id: int, error: BaseException) -> None:
+    message = f"{type(error).__name__}: {error}"
+    with session_scope(engine) as session:
+        run = session.get(TrainingRun, run_id)
+        run.state, run.error, run.finished_at = JobState.failed, message + "\n" + traceback.format_exc(limit=5), utcnow()
+    fail_job(engine, job_id, message)
+
+

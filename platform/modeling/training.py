@@ -1,0 +1,216 @@
+"""One training loop for every mode: class-weighted cross-entropy, optional distillation from
+the champion (Learning without Forgetting), early stopping on a validation split carved from
+the training labels, seeded, with progress reported as it goes.
+
+Early stopping watches the validation loss rather than accuracy or F1: on small validation
+sets those saturate within a few epochs and stop training while the probabilities are still
+far from calibrated; the loss keeps improving until the model is confident *and* right.
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from sklearn.metrics import f1_score
+from sklearn.model_selection import train_test_split
+from sklearn.utils.class_weight import compute_class_weight
+from torch.nn import functional as F
+
+from driftloop.platform.modeling.model import TextClassifier
+
+Progress = Callable[[float, str], None]
+
+# Per-mode defaults: a linear head on frozen embeddings wants many cheap epochs and a large
+# step; tuning a transformer wants few epochs and a small one.
+_DEFAULTS = {
+    "head": {"epochs": 200, "batch_size": 32, "learning_rate": 1e-2, "patience": 10},
+    "full": {"epochs": 4, "batch_size": 16, "learning_rate": 3e-5, "patience": 2},
+    "lora": {"epochs": 4, "batch_size": 16, "learning_rate": 5e-4, "patience": 2},
+}
+_HEAD_LEARNING_RATE = 1e-3  # the head's step when the encoder is tuned alongside it
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    patience: int | None = None
+    weight_decay: float = 1e-4
+    val_fraction: float = 0.1
+    class_weights: bool = True
+    distill_weight: float = 0.0  # LwF: weight of the distillation term
+    temperature: float = 2.0
+    seed: int = 0
+
+    def resolved(self, mode: str) -> dict[str, float]:
+        defaults = _DEFAULTS[mode]
+        return {key: getattr(self, key) if getattr(self, key) is not None else value for key, value in defaults.items()}
+
+
+@dataclass
+class TrainingData:
+    """Examples to learn from. ``features`` are the base encoder's embeddings (``head`` mode);
+    ``teacher`` holds the champion's log-probabilities over its own labels, NaN rows where
+    there is nothing to distil (replayed examples, or no champion)."""
+
+    texts: list[str]
+    y: np.ndarray
+    features: np.ndarray | None = None
+    teacher: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, index: np.ndarray) -> "TrainingData":
+        return TrainingData(
+            [self.texts[i] for i in index],
+            self.y[index],
+            None if self.features is None else self.features[index],
+            None if self.teacher is None else self.teacher[index],
+        )
+
+
+@dataclass
+class FitReport:
+    epochs: int
+    best_epoch: int
+    val_macro_f1: float | None
+    n_train: int
+    n_val: int
+    seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def fit(model: TextClassifier, data: TrainingData, config: TrainingConfig, progress: Progress | None = None) -> FitReport:
+    """Train ``model`` in place on ``data``; the weights of the best validation epoch are kept."""
+    if len(data) == 0:
+        raise ValueError("no training examples")
+    settings = config.resolved(model.mode)
+    _seed(config.seed)
+    started = time.perf_counter()
+    train, val = _split(data, config)
+    loss_weights = _class_weights(train.y, len(model.labels)) if config.class_weights else None
+    optimizer = _optimizer(model, settings["learning_rate"], config.weight_decay)
+    rng = np.random.default_rng(config.seed)
+    device = model.head.weight.device
+    epochs, patience = int(settings["epochs"]), int(settings["patience"])
+    batch_size = int(settings["batch_size"])
+
+    best: tuple[float, int, dict, float] | None = None  # val loss, epoch, weights, val macro-F1
+    history: list[dict[str, float]] = []
+    for epoch in range(1, epochs + 1):
+        model.train(True)
+        order = rng.permutation(len(train))
+        losses = []
+        for start in range(0, len(order), batch_size):
+            batch = train.subset(order[start : start + batch_size])
+            loss = _loss(model, batch, loss_weights, config, device)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        scores = _validate(model, val) if len(val) else None
+        history.append({"epoch": epoch, "loss": float(np.mean(losses)), **(scores or {})})
+        if progress is not None:
+            shown = f", val loss {scores['val_loss']:.4f}, macro-F1 {scores['val_macro_f1']:.3f}" if scores else ""
+            progress(epoch / epochs, f"epoch {epoch}/{epochs}: loss {np.mean(losses):.4f}{shown}")
+        if scores is None:
+            continue
+        if best is None or scores["val_loss"] < best[0]:
+            best = (scores["val_loss"], epoch, _snapshot(model), scores["val_macro_f1"])
+        elif epoch - best[1] >= patience:
+            break
+    if best is not None:
+        _restore(model, best[2])
+    model.train(False)
+    return FitReport(
+        epochs=len(history),
+        best_epoch=best[1] if best else len(history),
+        val_macro_f1=best[3] if best else None,
+        n_train=len(train),
+        n_val=len(val),
+        seconds=time.perf_counter() - started,
+        history=history,
+    )
+
+
+def _loss(model: TextClassifier, batch: TrainingData, weights: torch.Tensor | None, config: TrainingConfig, device: torch.device) -> torch.Tensor:
+    features = None if batch.features is None else torch.from_numpy(batch.features).to(device)
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        logits = model.logits(batch.texts, features).float()
+    target = torch.from_numpy(batch.y).long().to(device)
+    loss = F.cross_entropy(logits, target, weight=None if weights is None else weights.to(device))
+    if config.distill_weight > 0 and batch.teacher is not None:
+        loss = loss + config.distill_weight * _distillation(logits, batch.teacher, config.temperature, device)
+    return loss
+
+
+def _distillation(logits: torch.Tensor, teacher: np.ndarray, temperature: float, device: torch.device) -> torch.Tensor:
+    """KL(teacher ‖ student) on the champion's labels, softened by ``temperature`` (Hinton et
+    al.), over the rows that have a teacher; scaled by T² so its gradient keeps its size."""
+    rows = ~np.isnan(teacher).any(axis=1)
+    if not rows.any():
+        return logits.new_zeros(())
+    old = teacher.shape[1]
+    student = F.log_softmax(logits[torch.from_numpy(rows).to(device), :old] / temperature, dim=-1)
+    target = F.log_softmax(torch.from_numpy(teacher[rows]).float().to(device) / temperature, dim=-1)
+    return F.kl_div(student, target, log_target=True, reduction="batchmean") * temperature**2
+
+
+def _split(data: TrainingData, config: TrainingConfig) -> tuple[TrainingData, TrainingData]:
+    """Carve a validation split from the training labels, stratified when every class allows it."""
+    n_val = int(round(len(data) * config.val_fraction))
+    if n_val < 2 or len(data) - n_val < 2:
+        return data, data.subset(np.array([], dtype=int))
+    counts = np.bincount(data.y)
+    stratify = data.y if counts[counts > 0].min() >= 2 and n_val >= len(counts[counts > 0]) else None
+    train_index, val_index = train_test_split(
+        np.arange(len(data)), test_size=n_val, random_state=config.seed, stratify=stratify
+    )
+    return data.subset(np.sort(train_index)), data.subset(np.sort(val_index))
+
+
+def _class_weights(y: np.ndarray, n_labels: int) -> torch.Tensor:
+    """'Balanced' weights for the classes present; 1 for classes with no example yet."""
+    weights = np.ones(n_labels, dtype=np.float32)
+    present = np.unique(y)
+    weights[present] = compute_class_weight("balanced", classes=present, y=y)
+    return torch.from_numpy(weights)
+
+
+def _optimizer(model: TextClassifier, learning_rate: float, weight_decay: float) -> torch.optim.Optimizer:
+    if model.network is None:
+        return torch.optim.AdamW(model.head.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    head = list(model.head.parameters())
+    head_ids = {id(p) for p in head}
+    encoder = [p for p in model.parameters() if id(p) not in head_ids]
+    return torch.optim.AdamW(
+        [{"params": encoder, "lr": learning_rate}, {"params": head, "lr": _HEAD_LEARNING_RATE}],
+        weight_decay=weight_decay,
+    )
+
+
+def _validate(model: TextClassifier, val: TrainingData) -> dict[str, float]:
+    proba = model.predict_proba(val.texts, val.features)
+    picked = proba[np.arange(len(val.y)), val.y]
+    return {
+        "val_loss": float(-np.log(np.clip(picked, 1e-12, 1.0)).mean()),
+        "val_macro_f1": float(f1_score(val.y, proba.argmax(axis=1), average="macro", zero_division=0)),
+    }
+
+
+def _snapshot(model: TextClassifier) -> dict:
+    module = model.network or model.head
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _restore(model: TextClassifier, state: dict) -> None:
+    (model.network or model.head).load_state_dict(state)
+
+
+def _seed(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)

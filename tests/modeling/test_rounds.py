@@ -1,0 +1,169 @@
+"""Rounds of continual learning on real BBC headlines and the real encoder: first model, the
+gate refusing a candidate that forgets, replay rescuing it, overrides, rollback, clean failure,
+and concurrent promotions on PostgreSQL."""
+
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from driftloop.platform.config import Settings
+from driftloop.platform.ingestion.service import ingest
+from driftloop.platform.labels.service import import_labels
+from driftloop.platform.modeling import registry, replay
+from driftloop.platform.modeling.registry import PromotionRefused
+from driftloop.platform.modeling.rounds import RoundRequest, train_round
+from driftloop.platform.store.engine import session_scope
+from driftloop.platform.store.models import GateDecision, Job, JobState, ModelStatus, ModelVersion, TrainingRun
+from driftloop.platform.tasks import create_task, get_task
+
+TOPICS = ["business", "entertainment", "politics", "sports", "tech"]
+
+
+class Loop:
+    """A task fed with headlines, labelled in rounds, trained with ``train_round``."""
+
+    def __init__(self, engine: Engine, home: Path, headlines: list[tuple[str, str, str]], encoder) -> None:  # type: ignore[no-untyped-def]
+        self.engine, self.encoder, self.headlines = engine, encoder, headlines[:900]
+        self.task = f"news-{uuid.uuid4().hex[:8]}"
+        self.settings = Settings(home=home, database_url=engine.url.render_as_string(hide_password=False))
+        with session_scope(engine) as session:
+            create_task(session, self.task, TOPICS)
+        records = ({"id": i, "text": text} for i, text, _ in self.headlines)
+        list(ingest(engine, self.task, enumerate(records), max_text_chars=1000, batch_size=1000))
+
+    def label(self, rows: list[tuple[str, str, str]]) -> None:
+        entries = enumerate({"id": i, "label": topic} for i, _, topic in rows)
+        list(import_labels(self.engine, self.task, entries, gold=False, default_annotator="sim", eval_fraction=0.2))
+
+    def train(self, **options):  # type: ignore[no-untyped-def]
+        return train_round(self.engine, self.settings, RoundRequest(task=self.task, **options), encoder=self.encoder)
+
+    def champion_version(self) -> int | None:
+        with session_scope(self.engine) as session:
+            current = registry.champion(session, get_task(session, self.task).id)
+            return current.version if current else None
+
+
+@pytest.fixture
+def loop(sqlite_engine: Engine, tmp_path: Path, headlines, encoder) -> Loop:  # type: ignore[no-untyped-def]
+    return Loop(sqlite_engine, tmp_path, headlines, encoder)
+
+
+def test_first_model_is_gated_against_the_majority_class_and_promoted(loop: Loop) -> None:
+    loop.label(loop.headlines[:300])
+    result = loop.train()
+    assert result.promoted and result.version == 1 and result.init == "scratch"
+    assert [r.rule for r in result.gate.rules] == ["beats_majority"]
+    assert loop.champion_version() == 1
+    with session_scope(loop.engine) as session:
+        job = session.get(Job, result.job_id)
+        assert (job.state, job.progress) == (JobState.succeeded, 1.0)
+        run = session.get(TrainingRun, result.run_id)
+        assert run.state == JobState.succeeded and run.params["n_new"] == 240
+        # what the champion learned is now remembered by every replay buffer
+        task_id = get_task(session, loop.task).id
+        assert len(replay.buffer_contents(session, task_id, "reservoir")) == 240
+        assert len(replay.buffer_contents(session, task_id, "balanced")) == 240
+
+
+def test_gate_refuses_a_candidate_that_forgets_and_replay_prevents_it(loop: Loop) -> None:
+    loop.label(loop.headlines[:300])
+    loop.train()
+    # New labels cover two topics only: trained on them alone, the model forgets the others.
+    narrow = [h for h in loop.headlines[300:] if h[2] in ("business", "sports")][:150]
+    loop.label(narrow)
+
+    naive = loop.train(replay="none", past_windows=1)
+    assert not naive.gate.passed and not naive.promoted
+    failed = [r for r in naive.gate.rules if not r.passed]
+    assert any(r.rule == "no_forgetting" and r.slice.startswith("past1:") for r in failed), failed
+    assert loop.champion_version() == 1
+
+    with_replay = loop.train(replay="balanced", replay_ratio=2.0, past_windows=1)
+    forgetting = [r for r in with_replay.gate.rules if r.rule == "no_forgetting"]
+    assert forgetting and all(r.passed for r in forgetting), with_replay.gate.rules
+    assert with_replay.n_replay > 0 and with_replay.init == "champion v1"
+
+
+def test_override_is_recorded_and_rollback_restores_the_previous_champion(loop: Loop) -> None:
+    loop.label(loop.headlines[:300])
+    loop.train()
+    loop.label([h for h in loop.headlines[300:] if h[2] == "tech"][:60])
+    rejected = loop.train(replay="none", past_windows=1)
+    assert not rejected.gate.passed
+
+    with pytest.raises(PromotionRefused, match="rejected, not a candidate"), session_scope(loop.engine) as session:
+        registry.promote(session, loop.task, rejected.version, replay_capacity=100)
+    with session_scope(loop.engine) as session:
+        registry.promote(session, loop.task, rejected.version, replay_capacity=100, force_reason="tech launch, accepted risk")
+    assert loop.champion_version() == rejected.version
+    with session_scope(loop.engine) as session:
+        override = session.scalar(select(GateDecision).where(GateDecision.override_reason.is_not(None)))
+        assert override.override_reason == "tech launch, accepted risk"
+
+    with session_scope(loop.engine) as session:
+        restored = registry.rollback(session, loop.task)
+    assert restored.version == 1 and loop.champion_version() == 1
+    with session_scope(loop.engine) as session:
+        statuses = dict(session.execute(select(ModelVersion.version, ModelVersion.status)).all())
+    assert statuses[rejected.version] == ModelStatus.rejected
+
+
+def test_a_failed_training_leaves_no_artifact_and_no_new_version(loop: Loop) -> None:
+    loop.label(loop.headlines[:300])
+    loop.train()
+    loop.label(loop.headlines[300:400])
+    # A real fault after training: something already occupies the artifact's place.
+    with session_scope(loop.engine) as session:
+        next_run = session.scalar(select(func.max(TrainingRun.id))) + 1
+    models = loop.settings.home / "models" / loop.task
+    (models / f"run-{next_run}").write_text("in the way")
+
+    with pytest.raises(FileExistsError):
+        loop.train()
+    with session_scope(loop.engine) as session:
+        assert session.scalar(select(func.count()).select_from(ModelVersion)) == 1
+        run = session.scalars(select(TrainingRun).order_by(TrainingRun.id.desc())).first()
+        job = session.get(Job, run.job_id)
+        assert run.state == JobState.failed and "Error" in run.error
+        assert job.state == JobState.failed and job.error
+    assert not list(models.glob(".tmp-*")), "a half-written artifact was left behind"
+    assert loop.champion_version() == 1
+
+
+def test_concurrent_promotions_cannot_both_win(postgresql_engine: Engine, tmp_path: Path, headlines, encoder) -> None:  # type: ignore[no-untyped-def]
+    loop = Loop(postgresql_engine, tmp_path, headlines, encoder)
+    loop.label(loop.headlines[:300])
+    loop.train()
+    loop.label(loop.headlines[300:500])
+    first = loop.train(promote=False, past_windows=1)
+    second = loop.train(promote=False, past_windows=1)  # same data and seed: an equally good twin
+    assert first.gate.passed and second.gate.passed, (first.gate.rules, second.gate.rules)
+
+    barrier = threading.Barrier(2)
+    outcomes: dict[int, str] = {}
+
+    def promote(version: int) -> None:
+        barrier.wait()
+        try:
+            with session_scope(postgresql_engine) as session:
+                registry.promote(session, loop.task, version, replay_capacity=100)
+            outcomes[version] = "promoted"
+        except PromotionRefused as error:
+            outcomes[version] = error.message
+
+    threads = [threading.Thread(target=promote, args=(v,)) for v in (first.version, second.version)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(o == "promoted" for o in outcomes.values()) == [False, True], outcomes
+    assert any("gated against another champion" in o for o in outcomes.values())
+    with session_scope(postgresql_engine) as session:
+        champions = session.scalar(
+            select(func.count()).select_from(ModelVersion).where(ModelVersion.status == ModelStatus.champion)
+        )
+    assert champions == 1

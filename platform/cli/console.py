@@ -1,7 +1,15 @@
 """Where the CLI writes: results to stdout, progress and problems to stderr."""
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 out = Console(highlight=False)
 # Problems are one line each, never wrapped: scripts and people grep them.
@@ -28,6 +36,18 @@ def count_progress() -> Progress:
         MofNCompleteColumn(),
         TextColumn("{task.fields[summary]}"),
         TimeRemainingColumn(),
+        console=err,
+        disable=not err.is_terminal,
+    )
+
+
+def fraction_progress() -> Progress:
+    """A bar over a job's own 0..1 progress, with its latest message."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[summary]}"),
         console=err,
         disable=not err.is_terminal,
     )

@@ -1,7 +1,7 @@
 import typer
 from rich.table import Table
 
-from driftloop.platform.cli.console import count_progress, out
+from driftloop.platform.cli.console import fraction_progress, out
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import get_settings
 from driftloop.platform.evaluation.gate import GateOutcome
@@ -35,9 +35,11 @@ def train_command(
         training=TrainingConfig(epochs=epochs, distill_weight=distill, seed=seed),
         promote=promote,
     )
-    with count_progress() as progress:
-        progress.add_task(f"train {name} ({mode}, replay {replay})", total=None, summary="")
-        result = train_round(engine, settings, request)
+    with fraction_progress() as progress:
+        bar = progress.add_task(f"train {name} ({mode}, replay {replay})", total=1.0, summary="")
+        result = train_round(
+            engine, settings, request, on_progress=lambda done, message: progress.update(bar, completed=done, summary=message)
+        )
     out.print(
         f"candidate version {result.version} ({mode}, from {result.init}): "
         f"{result.n_new} new labels, {result.n_replay} replayed, {result.fit.epochs} epochs in {result.fit.seconds:.1f}s"

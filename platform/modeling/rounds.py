@@ -27,7 +27,7 @@ from driftloop.platform.modeling.embeddings import embed_texts
 from driftloop.platform.modeling.encoder import Encoder, load_encoder
 from driftloop.platform.modeling.model import TextClassifier
 from driftloop.platform.modeling.registry import parse_time
-from driftloop.platform.modeling.training import FitReport, TrainingConfig, TrainingData, fit
+from driftloop.platform.modeling.training import FitReport, Progress, TrainingConfig, TrainingData, fit
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import (
     GateDecision,
@@ -77,7 +77,14 @@ class _Example:
     label: str
 
 
-def train_round(engine: Engine, settings: Settings, request: RoundRequest, encoder: Encoder | None = None) -> RoundResult:
+def train_round(
+    engine: Engine,
+    settings: Settings,
+    request: RoundRequest,
+    encoder: Encoder | None = None,
+    on_progress: Progress | None = None,
+) -> RoundResult:
+    """Run one round; progress goes to the job row (for ops and the API) and to ``on_progress``."""
     if request.replay not in REPLAY_STRATEGIES:
         raise InvalidInput(f"unknown replay strategy {request.replay!r}: use one of {', '.join(REPLAY_STRATEGIES)}")
     encoder = encoder or load_encoder(settings)
@@ -92,7 +99,7 @@ def train_round(engine: Engine, settings: Settings, request: RoundRequest, encod
         job_id, run_id, task_id = job.id, run.id, task.id
     start_job(engine, job_id)
     try:
-        result = _run(engine, settings, request, encoder, task_id, job_id, run_id)
+        result = _run(engine, settings, request, encoder, task_id, job_id, run_id, on_progress)
     except Exception as error:
         _mark_failed(engine, job_id, run_id, error)
         raise
@@ -100,8 +107,27 @@ def train_round(engine: Engine, settings: Settings, request: RoundRequest, encod
     return result
 
 
-def _run(engine: Engine, settings: Settings, request: RoundRequest, encoder: Encoder, task_id: int, job_id: int, run_id: int) -> RoundResult:
-    report = progress_reporter(engine, job_id)
+def _run(
+    engine: Engine,
+    settings: Settings,
+    request: RoundRequest,
+    encoder: Encoder,
+    task_id: int,
+    job_id: int,
+    run_id: int,
+    on_progress: Progress | None,
+) -> RoundResult:
+    def stage(low: float, high: float) -> Progress:
+        to_job = progress_reporter(engine, job_id, low, high)
+
+        def report(fraction: float, message: str) -> None:
+            to_job(fraction, message)
+            if on_progress is not None:
+                on_progress(low + (high - low) * fraction, message)
+
+        return report
+
+    report = stage(0.0, 1.0)
     with session_scope(engine) as session:
         task = get_task(session, request.task)
         labels = label_names(task)
@@ -124,14 +150,14 @@ def _run(engine: Engine, settings: Settings, request: RoundRequest, encoder: Enc
     champion_model = _load(champion_row, encoder)
     model, init = _start_from(champion_model, champion_row, request, labels, encoder)
     examples = new + replayed
-    features = _features(engine, settings, task_id, examples, encoder, request.mode, champion_model, progress_reporter(engine, job_id, 0.02, 0.3))
+    features = _features(engine, settings, task_id, examples, encoder, request.mode, champion_model, stage(0.02, 0.3))
     data = TrainingData(
         texts=[e.text for e in examples],
         y=np.array([labels.index(e.label) for e in examples], dtype=np.int64),
         features=features if request.mode == "head" else None,
         teacher=_teacher(champion_model, new, replayed, features, request.training),
     )
-    fit_report = fit(model, data, request.training, progress_reporter(engine, job_id, 0.3, 0.85))
+    fit_report = fit(model, data, request.training, stage(0.3, 0.85))
 
     report(0.86, "gating the candidate")
     slice_features = _slice_features(engine, settings, task_id, slices, encoder)

@@ -1,0 +1,45 @@
+"""`driftloop train` and `driftloop models` as users run them (real processes, SQLite home)."""
+
+import json
+from pathlib import Path
+
+from tests.conftest import run_cli
+
+
+def test_train_gate_list_promote_and_rollback(tmp_path: Path, headlines) -> None:  # type: ignore[no-untyped-def]
+    env = {"DRIFTLOOP_HOME": str(tmp_path), "DRIFTLOOP_DATABASE_URL": "", "COLUMNS": "200"}
+    rows = headlines[:500]
+    assert run_cli("task", "create", "news", "--labels", "business,entertainment,politics,sports,tech", env=env).returncode == 0
+    texts = "\n".join(json.dumps({"id": i, "text": t}) for i, t, _ in rows).encode()
+    assert run_cli("ingest", "news", "-", env=env, stdin=texts).returncode == 0
+
+    nothing = run_cli("train", "news", env=env)
+    assert nothing.returncode == 2 and "has no training labels yet" in nothing.stderr.decode()
+
+    def label(batch: list[tuple[str, str, str]]) -> None:
+        answers = "\n".join(json.dumps({"id": i, "label": topic}) for i, _, topic in batch).encode()
+        assert run_cli("label", "import", "news", "-", env=env, stdin=answers).returncode == 0
+
+    label(rows[:300])
+    first = run_cli("train", "news", env=env)
+    assert first.returncode == 0, first.stderr.decode()
+    output = first.stdout.decode()
+    assert "candidate version 1 (head, from scratch): 240 new labels, 0 replayed" in output
+    assert "beats_majority" in output and "gate passed: version 1 promoted to champion" in output
+
+    label([r for r in rows[300:] if r[2] == "tech"])
+    second = run_cli("train", "news", "--replay", "none", "--no-promote", env=env).stdout.decode()
+    assert "candidate version 2 (head, from champion v1)" in second
+
+    listed = run_cli("models", "list", "news", env=env).stdout.decode()
+    assert "│ 1       │ champion │ head │ -" in listed
+    assert "│ 2       │" in listed
+
+    refused = run_cli("models", "promote", "news", "2", "--force", env=env)
+    assert refused.returncode == 2 and "--force needs --reason" in refused.stderr.decode()
+    forced = run_cli("models", "promote", "news", "2", "--force", "--reason", "release", env=env)
+    assert forced.returncode == 0 and "version 2 is now the champion" in forced.stdout.decode()
+    back = run_cli("models", "rollback", "news", env=env)
+    assert back.returncode == 0 and "version 1 is the champion of news again" in back.stdout.decode()
+    again = run_cli("models", "rollback", "news", env=env)
+    assert again.returncode == 2 and "no earlier champion" in again.stderr.decode()

@@ -27,7 +27,11 @@ test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
+	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/continual.py --seeds 0 1 2 --capacity 16000 --ratio 1.5
+	$(BIN)/python bench/active_learning.py
+	$(BIN)/python bench/selection_speed.py
 
 clean:
 	rm -rf $(VENV) .driftloop

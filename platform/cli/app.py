@@ -10,6 +10,7 @@ from driftloop.platform.cli.console import err
 from driftloop.platform.cli.demo import demo_command
 from driftloop.platform.cli.ingest import ingest_command
 from driftloop.platform.cli.jsonl_input import EXIT_USAGE
+from driftloop.platform.cli.select import select_command
 from driftloop.platform.cli.serve import serve_command
 from driftloop.platform.cli.train import train_command
 from driftloop.platform.errors import AlreadyExists, DriftloopError, InvalidInput, NotFound
@@ -28,6 +29,7 @@ app.add_typer(models.app, name="models")
 app.command("ingest")(ingest_command)
 app.command("serve")(serve_command)
 app.command("train")(train_command)
+app.command("select")(select_command)
 app.command("demo")(demo_command)
 
 _USAGE_ERRORS = (NotFound, InvalidInput, AlreadyExists, PromotionRefused)

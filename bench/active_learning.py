@@ -116,7 +116,7 @@ def aulc(counts: list[int], curve: list[float]) -> float:
     return 100 * float(np.trapezoid(curve, counts) / (counts[-1] - counts[0]))
 
 
-def plot(dataset: str, curves: dict[str, list[tuple[list[int], list[float]]]]) -> Path:
+def plot(dataset: str, curves: dict[str, list[tuple[list[int], list[float]]]], suffix: str = "") -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -134,7 +134,7 @@ def plot(dataset: str, curves: dict[str, list[tuple[list[int], list[float]]]]) -
     axis.set_title(f"Active learning on {dataset} (mean ± std over {len(next(iter(curves.values())))} seeds)")
     axis.grid(alpha=0.3)
     axis.legend()
-    path = Path(__file__).parent / f"active_learning_{dataset}.png"
+    path = Path(__file__).parent / f"active_learning_{dataset}{suffix}.png"
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     return path
@@ -160,7 +160,9 @@ def main() -> None:
                 curves.setdefault(name, []).append((counts, accuracy))
                 scores.setdefault(name, []).append((aulc(counts, accuracy), aulc(counts, macro_f1), accuracy[-1]))
             print(f"{dataset} {name}: AULC {np.mean([s[0] for s in scores[name]]):.1f}", flush=True)
-        picture = plot(dataset, curves)
+        # Only a run of every strategy with default options replaces the recorded plot.
+        partial = set(args.strategies) != set(STRATEGY_NAMES) or args.hybrid_multiple is not None
+        picture = plot(dataset, curves, "-partial" if partial else "")
         print(
             f"\n{dataset}: pool {setup.pool:,}, test {setup.test:,}, {setup.seed_labels} seed labels + "
             f"{setup.rounds} rounds × {setup.budget}; seeds {args.seeds}; {time.perf_counter() - started:.0f}s; "

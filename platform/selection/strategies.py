@@ -58,7 +58,7 @@ class KMeansStrategy(SelectionStrategy):
 
     def rank(self, context: SelectionContext, budget: int) -> Ranked:
         centroids, assignment = kmeans(context.embeddings, budget, seed=context.seed)
-        similarity = np.einsum("ij,ij->i", context.embeddings, centroids[assignment])
+        similarity = centroid_similarity(context.embeddings, centroids, assignment)
         order = round_robin(assignment, -similarity, by_size=True)
         return Ranked(order, similarity[order], assignment[order], reason="k-means centroid")
 
@@ -88,6 +88,16 @@ class Hybrid(SelectionStrategy):
         order = round_robin(assignment, -scores[candidates], by_size=False)
         rows = candidates[order]
         return Ranked(rows, scores[rows], assignment[order], reason="hybrid")
+
+
+def centroid_similarity(vectors: np.ndarray, centroids: np.ndarray, assignment: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+    """Each vector's cosine to its own centroid, a chunk at a time: gathering the centroids for
+    a whole pool of millions at once would copy the pool."""
+    similarity = np.empty(len(vectors), dtype=np.float32)
+    for start in range(0, len(vectors), chunk):
+        block = slice(start, start + chunk)
+        similarity[block] = np.einsum("ij,ij->i", vectors[block], centroids[assignment[block]])
+    return similarity
 
 
 def round_robin(assignment: np.ndarray, key: np.ndarray, *, by_size: bool) -> np.ndarray:

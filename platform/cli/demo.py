@@ -12,16 +12,16 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from driftloop.platform import corpora, tasks
-from driftloop.platform.cli.console import count_progress, fraction_progress, out
+from driftloop.platform.cli.console import count_progress, out
 from driftloop.platform.cli.models import models_table
 from driftloop.platform.cli.store import current_engine
-from driftloop.platform.cli.train import gate_table
+from driftloop.platform.cli.train import gate_table, train_with_progress
 from driftloop.platform.config import Settings, get_settings
 from driftloop.platform.errors import NotFound
 from driftloop.platform.ingestion.service import IngestSummary, Status, ingest
 from driftloop.platform.inventory import inventory
 from driftloop.platform.labels.service import import_labels, labelled_ids
-from driftloop.platform.modeling.rounds import RoundRequest, train_round
+from driftloop.platform.modeling.rounds import RoundRequest
 from driftloop.platform.store.engine import session_scope
 
 TASK = "bbc-news"
@@ -87,11 +87,7 @@ def _learning_round(engine: Engine, settings: Settings, articles: list[corpora.L
     answers = enumerate({"id": a.id, "label": a.label, "annotator": "simulated"} for a in batch)
     list(import_labels(engine, TASK, answers, gold=False, default_annotator="simulated", eval_fraction=settings.eval_fraction))
     request = RoundRequest(task=TASK, replay_capacity=settings.replay_capacity, replay_ratio=settings.replay_ratio)
-    with fraction_progress() as progress:
-        bar = progress.add_task("embed, train, gate", total=1.0, summary="")
-        result = train_round(
-            engine, settings, request, on_progress=lambda done, message: progress.update(bar, completed=done, summary=message)
-        )
+    result = train_with_progress(engine, settings, request, "embed, train, gate")
     out.print(f"candidate version {result.version} from {result.init}: {result.n_new} new labels, {result.n_replay} replayed")
     out.print(gate_table(result.gate))
     fate = "promoted to champion" if result.promoted else "rejected by the gate"

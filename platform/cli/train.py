@@ -1,12 +1,13 @@
 import typer
 from rich.table import Table
+from sqlalchemy import Engine
 
 from driftloop.platform.cli.console import fraction_progress, out
 from driftloop.platform.cli.store import current_engine
-from driftloop.platform.config import get_settings
+from driftloop.platform.config import Settings, get_settings
 from driftloop.platform.evaluation.gate import GateOutcome
 from driftloop.platform.modeling.classifier import MODES
-from driftloop.platform.modeling.rounds import REPLAY_STRATEGIES, RoundRequest, train_round
+from driftloop.platform.modeling.rounds import REPLAY_STRATEGIES, RoundRequest, RoundResult, train_round
 from driftloop.platform.modeling.training import TrainingConfig
 
 
@@ -35,11 +36,7 @@ def train_command(
         training=TrainingConfig(epochs=epochs, distill_weight=distill, seed=seed),
         promote=promote,
     )
-    with fraction_progress() as progress:
-        bar = progress.add_task(f"train {name} ({mode}, replay {replay})", total=1.0, summary="")
-        result = train_round(
-            engine, settings, request, on_progress=lambda done, message: progress.update(bar, completed=done, summary=message)
-        )
+    result = train_with_progress(engine, settings, request, f"train {name} ({mode}, replay {replay})")
     out.print(
         f"candidate version {result.version} ({mode}, from {result.init}): "
         f"{result.n_new} new labels, {result.n_replay} replayed, {result.fit.epochs} epochs in {result.fit.seconds:.1f}s"
@@ -48,6 +45,15 @@ def train_command(
     verdict = "passed" if result.gate.passed else "failed"
     fate = "promoted to champion" if result.promoted else ("kept as candidate" if result.gate.passed else "rejected")
     out.print(f"gate {verdict}: version {result.version} {fate}")
+
+
+def train_with_progress(engine: Engine, settings: Settings, request: RoundRequest, description: str) -> RoundResult:
+    """A training round with a bar showing the job's own progress and latest message."""
+    with fraction_progress() as progress:
+        bar = progress.add_task(description, total=1.0, summary="")
+        return train_round(
+            engine, settings, request, on_progress=lambda done, message: progress.update(bar, completed=done, summary=message)
+        )
 
 
 def gate_table(outcome: GateOutcome) -> Table:

@@ -160,7 +160,8 @@ def _run(
     fit_report = fit(model, data, request.training, stage(0.3, 0.85))
 
     report(0.86, "gating the candidate")
-    slice_features = _slice_features(engine, settings, task_id, slices, encoder)
+    uses_embeddings = model.mode == "head" or (champion_model is not None and champion_model.mode == "head")
+    slice_features = _slice_features(engine, settings, task_id, slices, encoder) if uses_embeddings else {}
     outcome = _gate(slices, slice_features, model, champion_model, labels, rules)
     artifact = model.save(
         settings.home / "models" / request.task,

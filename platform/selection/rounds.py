@@ -24,6 +24,7 @@ from driftloop.platform.selection.base import SelectionContext
 from driftloop.platform.selection.picking import get_strategy
 from driftloop.platform.selection.picking import select as select_picks
 from driftloop.platform.selection.scoring import champion_probabilities
+from driftloop.platform.selection.task_index import sync_index
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import Label, SelectionPick, SelectionRound, TextRecord
 from driftloop.platform.store.types import utcnow
@@ -89,6 +90,7 @@ def run_selection(
 
     embeddings = embed_texts(engine, task_id, pool_ids, encoder, settings.home, progress=report("embed pool"))
     taken = embed_texts(engine, task_id, taken_ids, encoder, settings.home, progress=report("embed labeled"))
+    sync_index(engine, settings.home, task_id, encoder)  # the task's index gains what was just embedded
     probabilities = None
     if champion is not None and strategy.needs_probabilities:
         model = load_version(champion, encoder)

@@ -33,6 +33,10 @@ def test_cold_start_picks_diverse_texts_without_a_champion(loop: Loop) -> None:
     assert len(result.picks) == 10 and result.model_version is None
     assert all("cold start" in p.reason for p in result.picks)
     assert len({p.cluster for p in result.picks}) == 10  # one per k-means cluster
+    with session_scope(loop.engine) as session:
+        task_id = get_task(session, loop.task).id
+    # the round kept the task's persisted FAISS index in step with what it embedded
+    assert len(FaissIndex.load(index_path(loop.settings.home, task_id, loop.encoder.id))) == 900
 
 
 def test_champion_scores_the_pool_and_no_text_is_picked_twice(loop: Loop) -> None:

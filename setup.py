@@ -27,5 +27,5 @@ def _packages() -> list[str]:
 setup(
     packages=_packages(),
     package_dir=IMPORT_ROOTS,
-    package_data={"driftloop.migrations": ["script.py.mako"]},
+    package_data={"driftloop.migrations": ["script.py.mako"], "driftloop.labeling.server": ["requirements.txt"]},
 )

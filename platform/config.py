@@ -15,6 +15,18 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(None, description="Celery broker; unset = tasks run in-process.")
     argilla_url: str | None = None
     argilla_api_key: SecretStr | None = None
+    argilla_workspace: str = Field("driftloop", description="Argilla workspace holding the tasks' datasets.")
+    argilla_venv: Path | None = Field(
+        None,
+        description="Virtualenv of the embedded Argilla server (`driftloop argilla up`); unset = one per "
+        "requirements set under ~/.cache/driftloop, shared by every home.",
+    )
+    argilla_port: int = Field(6900, gt=0, lt=65536, description="Port of the embedded Argilla server on 127.0.0.1.")
+    argilla_redis_url: str = Field(
+        "redis://127.0.0.1:6379/5",
+        description="Redis of the embedded Argilla server (its job queues have fixed names: give each home its own "
+        "database index), or 'embedded' for a private redis-server under the home, stopped with the server.",
+    )
 
     ingest_max_text_chars: int = Field(100_000, gt=0, description="Longer texts are rejected.")
     ingest_max_records_per_request: int = Field(1_000, gt=0)

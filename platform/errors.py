@@ -26,3 +26,15 @@ class InvalidInput(DriftloopError):
 
 class SchemaOutOfDate(DriftloopError):
     code = "schema_out_of_date"
+
+
+class Unauthorized(DriftloopError):
+    """A caller that could not prove who it is (e.g. a webhook delivery with a bad signature)."""
+
+    code = "unauthorized"
+
+
+class Unavailable(DriftloopError):
+    """A service driftloop depends on is not configured or does not answer; retry later."""
+
+    code = "unavailable"

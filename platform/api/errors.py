@@ -7,7 +7,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from driftloop.platform.errors import AlreadyExists, DriftloopError, InvalidInput, NotFound, SchemaOutOfDate
+from driftloop.platform.errors import (
+    AlreadyExists,
+    DriftloopError,
+    InvalidInput,
+    NotFound,
+    SchemaOutOfDate,
+    Unauthorized,
+    Unavailable,
+)
 from driftloop.platform.modeling.artifacts import CorruptArtifact
 from driftloop.platform.modeling.registry import PromotionRefused
 
@@ -18,6 +26,8 @@ _STATUS: dict[type[DriftloopError], int] = {
     AlreadyExists: 409,
     InvalidInput: 422,
     SchemaOutOfDate: 503,
+    Unauthorized: 401,
+    Unavailable: 503,
     PromotionRefused: 409,
     CorruptArtifact: 500,
 }
@@ -39,7 +49,7 @@ def error_response(status: int, code: str, message: str, **extra: object) -> JSO
 def install(app: FastAPI) -> None:
     @app.exception_handler(DriftloopError)
     async def _domain(_: Request, error: DriftloopError) -> JSONResponse:
-        status = error.status if isinstance(error, ApiError) else _STATUS.get(type(error), 400)
+        status = error.status if isinstance(error, ApiError) else _status(error)
         return error_response(status, error.code, error.message, **error.detail)
 
     @app.exception_handler(RequestValidationError)
@@ -56,3 +66,10 @@ def install(app: FastAPI) -> None:
     async def _unexpected(_: Request, error: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=error)
         return error_response(500, "internal", "internal error; see the server log")
+
+
+def _status(error: DriftloopError) -> int:
+    for kind in type(error).__mro__:  # subclasses (e.g. the labeling tool being down) map like their base
+        if kind in _STATUS:
+            return _STATUS[kind]  # type: ignore[index]
+    return 400

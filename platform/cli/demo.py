@@ -1,31 +1,40 @@
 """`driftloop demo`: the loop on the embedded default, with real data.
 
-A task, a real stream (BBC News) ingested with progress, then learning rounds: simulated
-annotators (the corpus's own labels) label a batch of texts not labelled yet, a candidate is
-trained from the champion with replay and gated, and the store is shown. Run it again and it
-labels the next batches and keeps learning."""
+A task, a real stream (BBC News) ingested with progress, then learning rounds through a real
+Argilla (the embedded one, started here unless ``DRIFTLOOP_ARGILLA_URL`` names one): select a
+batch (cold start, then the champion's hybrid), push it to the task's dataset, a simulated
+annotator answers it through the REST calls the UI makes (with the corpus's own labels),
+``sync`` brings the answers back as labels, and a candidate is trained from the champion with
+replay and gated. A last round is left in Argilla for a person to label in the UI. Run it again
+and it selects the next batches and keeps learning."""
 
-import random
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from driftloop.platform import corpora, tasks
-from driftloop.platform.cli.console import count_progress, out
+from driftloop.platform.cli.console import count_progress, err, out
 from driftloop.platform.cli.models import models_table
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.cli.train import gate_table, train_with_progress
 from driftloop.platform.config import Settings, get_settings
-from driftloop.platform.errors import NotFound
+from driftloop.platform.errors import DriftloopError, NotFound
 from driftloop.platform.ingestion.service import IngestSummary, Status, ingest
 from driftloop.platform.inventory import inventory
-from driftloop.platform.labels.service import import_labels, labelled_ids
 from driftloop.platform.modeling.rounds import RoundRequest
+from driftloop.platform.selection.rounds import SelectionRequest, run_selection
 from driftloop.platform.store.engine import session_scope
+from driftloop.platform.store.models import TextRecord
+
+if TYPE_CHECKING:
+    from driftloop.labeling.annotator import AnnotatorLogin
 
 TASK = "bbc-news"
 ROUND_SIZE = 250
+LEFT_FOR_PEOPLE = 20
+ANNOTATOR = "annotator-1"
 
 
 def demo_command() -> None:
@@ -57,9 +66,13 @@ def demo_command() -> None:
             progress.update(bar, advance=len(outcomes), summary=str(summary))
     out.print(str(summary))
 
+    argilla = _start_argilla(settings)
+    truth = _truth(engine, articles)
     for round_number in (1, 2):
-        _learning_round(engine, settings, articles, round_number)
+        _learning_round(engine, settings, argilla, truth, round_number)
     out.print(models_table(engine, TASK))
+    if argilla is not None:
+        _leave_a_round_for_people(engine, settings, argilla)
 
     with session_scope(engine) as session:
         held = inventory(session)
@@ -75,20 +88,112 @@ def demo_command() -> None:
     raise typer.Exit(0)
 
 
-def _learning_round(engine: Engine, settings: Settings, articles: list[corpora.LabelledText], number: int) -> None:
+def _start_argilla(settings: Settings) -> "AnnotatorLogin | None":
+    """The Argilla the demo labels in, with an annotator login; None when none can be had."""
+    from driftloop.labeling.annotator import AnnotatorLogin
+    from driftloop.labeling.server import embedded
+    from driftloop.platform.errors import DriftloopError
+
+    if settings.argilla_url:
+        out.print(f"Argilla at {settings.argilla_url} (DRIFTLOOP_ARGILLA_URL); the simulated annotator answers in the store")
+        return None
+    out.rule("embedded Argilla")
+    try:
+        with err.status("starting the embedded Argilla (the first time builds its environment: minutes)") as status:
+            started = embedded.up(settings.home, annotators=[ANNOTATOR], progress=lambda message: status.update(message))
+    except DriftloopError as error:
+        out.print(f"the embedded Argilla did not start ({error.message}); annotators answer in the store instead")
+        return None
+    connection = started.connection
+    out.print(f"Argilla UI at {connection.url}")
+    return AnnotatorLogin(connection.url, ANNOTATOR, connection.annotators[ANNOTATOR])
+
+
+def _truth(engine: Engine, articles: list[corpora.LabelledText]) -> dict[int, str]:
+    """The simulated annotator's answers: each text's corpus label, by text id."""
+    label_of = {a.id: a.label for a in articles}
     with session_scope(engine) as session:
-        labelled = labelled_ids(session, TASK)
-    order = random.Random(0).sample(articles, len(articles))  # the same order on every run
-    batch = [a for a in order if a.id not in labelled][:ROUND_SIZE]
-    if not batch:
+        task_id = tasks.get_task(session, TASK).id
+        rows = session.execute(select(TextRecord.id, TextRecord.external_id).where(TextRecord.task_id == task_id))
+        return {text_id: label_of[external] for text_id, external in rows if external in label_of}
+
+
+def _learning_round(engine: Engine, settings: Settings, argilla: "AnnotatorLogin | None", truth: dict[int, str], number: int) -> None:
+    from driftloop.labeling.annotator import SimulatedAnnotator
+
+    picks = _select(engine, settings, ROUND_SIZE)
+    if not picks:
         out.print("every article is labelled already")
         return
-    out.rule(f"round {number}: {len(batch)} articles labelled by simulated annotators")
-    answers = enumerate({"id": a.id, "label": a.label, "annotator": "simulated"} for a in batch)
-    list(import_labels(engine, TASK, answers, gold=False, default_annotator="simulated", eval_fraction=settings.eval_fraction))
+    annotator = SimulatedAnnotator(truth.get, ANNOTATOR)
+    if argilla is None:
+        out.rule(f"round {number}: {len(picks)} articles labelled by a simulated annotator (in the store)")
+        annotator.label_in_store(engine, TASK, picks, eval_fraction=settings.eval_fraction)
+    else:
+        out.rule(f"round {number}: {len(picks)} articles labelled in Argilla by a simulated annotator")
+        dataset = _push(engine, settings)
+        answered = annotator.label_in_argilla(argilla, dataset)
+        out.print(f"{ANNOTATOR} answered {answered} records in Argilla (the UI's REST calls)")
+        _sync(engine, settings)
     request = RoundRequest(task=TASK, replay_capacity=settings.replay_capacity, replay_ratio=settings.replay_ratio)
     result = train_with_progress(engine, settings, request, "embed, train, gate")
     out.print(f"candidate version {result.version} from {result.init}: {result.n_new} new labels, {result.n_replay} replayed")
     out.print(gate_table(result.gate))
     fate = "promoted to champion" if result.promoted else "rejected by the gate"
     out.print(f"version {result.version} {fate}")
+
+
+def _select(engine: Engine, settings: Settings, budget: int) -> list[int]:
+    from driftloop.platform.errors import InvalidInput
+
+    with count_progress() as progress:
+        bars: dict[str, int] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            bars.setdefault(stage, progress.add_task(stage, total=total, summary=""))
+            progress.update(bars[stage], completed=done, total=total)
+
+        try:
+            result = run_selection(engine, settings, SelectionRequest(task=TASK, budget=budget), progress=report)
+        except InvalidInput:  # nothing left to pick
+            return []
+    who = f"champion v{result.model_version}" if result.model_version else "no champion yet: diversity only"
+    out.print(f"selection round {result.round_id}: {len(result.picks)} picks by {result.strategy} ({who})")
+    return [p.text_id for p in result.picks]
+
+
+def _push(engine: Engine, settings: Settings) -> str:
+    from driftloop.labeling.connection import connect
+    from driftloop.labeling.push import push_pending
+
+    with count_progress() as progress:
+        bar = progress.add_task("push to Argilla", total=None, summary="")
+        result = push_pending(
+            engine, settings, TASK, lambda: connect(settings), progress=lambda d, t: progress.update(bar, completed=d, total=t)
+        )
+    if result.error is not None or result.dataset is None:
+        raise DriftloopError(f"pushing to Argilla failed: {result.error}")
+    out.print(f"pushed {result.pushed} records to dataset {result.dataset}")
+    return result.dataset
+
+
+def _sync(engine: Engine, settings: Settings) -> None:
+    from driftloop.labeling.connection import connect
+    from driftloop.labeling.sync import sync
+
+    result = sync(engine, settings, TASK, lambda: connect(settings))
+    out.print(f"sync: {result.responses} responses read, {result.labels_changed} labels new or changed")
+
+
+def _leave_a_round_for_people(engine: Engine, settings: Settings, argilla: "AnnotatorLogin") -> None:
+    picks = _select(engine, settings, LEFT_FOR_PEOPLE)
+    if not picks:
+        return
+    dataset = _push(engine, settings)
+    out.rule("your turn")
+    out.print(
+        f"{len(picks)} texts wait in Argilla for a person. Open {argilla.url} and log in as "
+        f"{argilla.username} / {argilla.password}, open dataset {dataset}, pick a label and Submit.\n"
+        f"Then `driftloop sync {TASK}` brings the labels into the store, and `driftloop train {TASK}` learns from them.\n"
+        "`driftloop argilla down` stops the embedded Argilla."
+    )

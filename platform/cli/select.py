@@ -45,3 +45,18 @@ def select_command(
             pick.text[:60].replace("\n", " "),
         )
     out.print(table)
+    _push_if_labeling(settings, engine, name)
+
+
+def _push_if_labeling(settings, engine, name: str) -> None:  # type: ignore[no-untyped-def]
+    """Send the round to Argilla when one is configured or running; otherwise the picks wait in
+    the outbox for `driftloop labeling push` or `driftloop sync`."""
+    from driftloop.labeling.connection import connect, target
+    from driftloop.labeling.push import push_pending
+    from driftloop.platform.cli.labeling import print_push
+
+    if target(settings) is None:
+        out.print("no Argilla configured: the picks wait as pending pushes (see `driftloop argilla up`)")
+        return
+    print_push(push_pending(engine, settings, name, lambda: connect(settings)))
+

@@ -42,7 +42,9 @@ class LabelOutcome:
 class Answer:
     text_id: int
     annotator: str
-    label: str
+    label: str | None  # None for a discarded (skipped) text
+    status: AnnotationStatus = AnnotationStatus.submitted
+    source_record: str | None = None
 
 
 def labelled_ids(session: Session, task_name: str) -> set[str]:
@@ -54,20 +56,27 @@ def labelled_ids(session: Session, task_name: str) -> set[str]:
     return set(rows)
 
 
-def record_answers(session: Session, task: Task, answers: Sequence[Answer], *, eval_fraction: float) -> set[int]:
+def record_answers(
+    session: Session, task: Task, answers: Sequence[Answer], *, eval_fraction: float, min_answers: int = 1
+) -> set[int]:
     """Store annotators' answers and re-aggregate the texts they touch; return the ids of texts
-    whose label was created or changed."""
+    whose label was created or changed. A text gets its first label once ``min_answers``
+    submitted answers agree by majority."""
     text_ids = sorted({a.text_id for a in answers})
     existing = {(a.text_id, a.annotator): a for a in _annotations(session, text_ids)}
+    touched: set[int] = set()
     for answer in answers:
         row = existing.get((answer.text_id, answer.annotator))
         if row is None:
             row = Annotation(task_id=task.id, text_id=answer.text_id, annotator=answer.annotator)
             session.add(row)
             existing[(answer.text_id, answer.annotator)] = row
-        row.label, row.status, row.updated_at = answer.label, AnnotationStatus.submitted, utcnow()
+        elif (row.label, row.status, row.source_record) == (answer.label, answer.status, answer.source_record):
+            continue  # seen before: a sync that finds nothing new writes nothing
+        row.label, row.status, row.source_record, row.updated_at = answer.label, answer.status, answer.source_record, utcnow()
+        touched.add(answer.text_id)
     session.flush()
-    return _aggregate(session, task, text_ids, eval_fraction)
+    return _aggregate(session, task, sorted(touched), eval_fraction, min_answers)
 
 
 def record_gold(session: Session, task: Task, items: Sequence[tuple[int, str]]) -> tuple[set[int], dict[int, str]]:
@@ -199,7 +208,7 @@ def _labels(session: Session, text_ids: list[int]) -> dict[int, Label]:
     return labels
 
 
-def _aggregate(session: Session, task: Task, text_ids: list[int], eval_fraction: float) -> set[int]:
+def _aggregate(session: Session, task: Task, text_ids: list[int], eval_fraction: float, min_answers: int = 1) -> set[int]:
     answers: dict[int, list[str]] = {}
     for row in _annotations(session, text_ids):
         if row.status == AnnotationStatus.submitted and row.label is not None:
@@ -216,6 +225,8 @@ def _aggregate(session: Session, task: Task, text_ids: list[int], eval_fraction:
             row.agreement, row.n_annotations = vote.agreement, vote.n
         if vote.label is None:
             continue  # tied: keeps its previous label (if any) until the tie is broken
+        if row is None and vote.n < min_answers:
+            continue  # not enough opinions yet to give the text its first label
         if row is None:
             row = Label(task_id=task.id, text_id=text_id, split=splits.assign(vote.label), source="annotators")
             row.agreement, row.n_annotations = vote.agreement, vote.n

@@ -7,6 +7,7 @@ mistaken for another's.
 """
 
 import hashlib
+import json
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -153,6 +154,12 @@ def default_encoder_path(settings: Settings) -> Path:
             "or set DRIFTLOOP_ENCODER_PATH to a local transformers checkpoint"
         )
     return path
+
+
+def encoder_dimensions(settings: Settings) -> int:
+    """The configured encoder's embedding size, read from its config without loading weights."""
+    path = default_encoder_path(settings)
+    return int(json.loads((path / "config.json").read_text())["hidden_size"])
 
 
 def load_encoder(settings: Settings | None = None) -> Encoder:

@@ -14,6 +14,7 @@ from datetime import timedelta
 import numpy as np
 from sqlalchemy import Engine, exists, select
 
+from driftloop.labeling.outbox import queue_picks
 from driftloop.platform.config import Settings
 from driftloop.platform.errors import InvalidInput
 from driftloop.platform.modeling import registry
@@ -166,6 +167,7 @@ def _record(engine: Engine, task_id: int, request: SelectionRequest, version_id:
             )
             for p in picks
         )
+        queue_picks(session, task_id, round_.id, [p.text_id for p in picks])  # the same transaction: no pick lost
         session.flush()
         rows = session.execute(
             select(TextRecord.id, TextRecord.external_id, TextRecord.text).where(

@@ -217,6 +217,47 @@ class SelectionPick(Base):
     is_random: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class PushState(enum.StrEnum):
+    pending = "pending"  # queued, or a push that failed and will be retried
+    pushed = "pushed"
+
+
+class Push(Base):
+    """A picked text on its way to the labeling tool. One per text: the record id is derived
+    from the text id, so pushing again updates the same record instead of adding one."""
+
+    __tablename__ = "pushes"
+    __table_args__ = (
+        UniqueConstraint("text_id"),
+        Index("ix_pushes_task_id_state", "task_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    text_id: Mapped[int] = mapped_column(ForeignKey("texts.id", ondelete="CASCADE"))
+    round_id: Mapped[int | None] = mapped_column(ForeignKey("selection_rounds.id", ondelete="SET NULL"), nullable=True)
+    record_id: Mapped[str] = mapped_column(String(200))
+    dataset: Mapped[str | None] = mapped_column(String(200), nullable=True)  # where it was last pushed
+    state: Mapped[PushState] = mapped_column(_enum(PushState, "push_state"), default=PushState.pending)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Webhook(Base):
+    """A webhook registered in the labeling tool, with the secret that signs its deliveries."""
+
+    __tablename__ = "webhooks"
+    __table_args__ = (UniqueConstraint("url"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    external_id: Mapped[str] = mapped_column(String(200))
+    secret: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Annotation(Base):
     """One annotator's answer for one text, as last seen in the labeling tool."""
 

@@ -17,21 +17,36 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_demo_ingests_bbc_news_and_learns_in_rounds(tmp_path: Path) -> None:
-    env = {"DRIFTLOOP_HOME": str(tmp_path), "DRIFTLOOP_DATABASE_URL": "", "COLUMNS": "120"}
-    first = run_cli("demo", env=env)
-    assert first.returncode == 0, first.stderr.decode()
-    output = first.stdout.decode()
-    assert "created task bbc-news with labels business, entertainment, politics, sports, tech" in output
-    assert "ingested 2225, duplicates 0, rejected 0" in output
-    assert "│ texts            │ 2,225 │" in output
-    assert "candidate version 1 from scratch: 200 new labels, 0 replayed" in output
-    assert "version 1 promoted to champion" in output
-    assert "candidate version 2 from champion v1: 200 new labels, 200 replayed" in output
+def test_demo_learns_in_rounds_labelled_through_the_embedded_argilla(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {
+        "DRIFTLOOP_HOME": str(tmp_path),
+        "DRIFTLOOP_DATABASE_URL": "",
+        "DRIFTLOOP_ARGILLA_PORT": str(port),
+        # Argilla's job queues have fixed names: a Redis database of its own, apart from the fixture's server
+        "DRIFTLOOP_ARGILLA_REDIS_URL": "redis://127.0.0.1:6379/7",
+        "COLUMNS": "120",
+    }
+    try:
+        first = run_cli("demo", env=env, timeout=900)
+        assert first.returncode == 0, first.stderr.decode()
+        output = first.stdout.decode()
+        assert "created task bbc-news with labels business, entertainment, politics, sports, tech" in output
+        assert "ingested 2225, duplicates 0, rejected 0" in output
+        assert f"Argilla UI at http://127.0.0.1:{port}" in output
+        assert "annotator-1 answered 250 records in Argilla" in output
+        assert "sync: 250 responses read, 250 labels new or changed" in output
+        assert "candidate version 1 from scratch: 200 new labels, 0 replayed" in output
+        assert "version 1 promoted to champion" in output
+        assert "candidate version 2 from champion v1: 200 new labels, 200 replayed" in output
+        assert "20 texts wait in Argilla for a person" in output and "log in as annotator-1 /" in output
 
-    second = run_cli("demo", env=env).stdout.decode()
-    assert "ingested 0, duplicates 2225, rejected 0" in second
-    assert "candidate version 3 from champion v" in second  # it keeps learning on the next batches
+        second = run_cli("demo", env=env, timeout=900).stdout.decode()
+        assert "ingested 0, duplicates 2225, rejected 0" in second
+        assert "annotator-1 answered 270 records in Argilla" in second  # the 20 left for people, too
+        assert "candidate version 3 from champion v" in second  # it keeps learning on the next batches
+    finally:
+        run_cli("argilla", "down", env=env)
 
 
 def test_serve_answers_over_http(tmp_path: Path) -> None:

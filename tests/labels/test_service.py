@@ -7,7 +7,7 @@ from sqlalchemy import Engine, select
 from driftloop.platform.ingestion.service import ingest
 from driftloop.platform.labels.service import Answer, LabelStatus, import_labels, record_answers
 from driftloop.platform.store.engine import session_scope
-from driftloop.platform.store.models import Label, Split, Task, TextRecord
+from driftloop.platform.store.models import Annotation, AnnotationStatus, Label, Split, Task, TextRecord
 from driftloop.platform.tasks import get_task
 from tests.conftest import run_cli, store_env
 
@@ -77,6 +77,22 @@ def test_gold_is_held_out_and_wins_over_annotators(engine: Engine, task_name: st
         changed = record_answers(session, task, [Answer(text_id, "ann", "a")], eval_fraction=0.2)
     assert changed == set()
     assert labels_of(engine, task_name)["x1"] == ("c", Split.gold)
+
+
+def test_a_first_label_waits_for_enough_answers_and_discards_do_not_vote(engine: Engine, task_name: str) -> None:
+    add_texts(engine, task_name, 1)
+    with session_scope(engine) as session:
+        task = get_task(session, task_name)
+        text_id = session.scalar(select(TextRecord.id).where(TextRecord.task_id == task.id))
+        assert record_answers(session, task, [Answer(text_id, "ann", "a")], eval_fraction=0.2, min_answers=2) == set()
+        skip = Answer(text_id, "bob", None, AnnotationStatus.discarded)
+        assert record_answers(session, task, [skip], eval_fraction=0.2, min_answers=2) == set()
+        assert record_answers(session, task, [Answer(text_id, "cy", "a")], eval_fraction=0.2, min_answers=2) == {text_id}
+        # the same answers again change nothing
+        assert record_answers(session, task, [Answer(text_id, "cy", "a")], eval_fraction=0.2, min_answers=2) == set()
+        statuses = dict(session.execute(select(Annotation.annotator, Annotation.status).where(Annotation.text_id == text_id)).all())
+    assert statuses == {"ann": AnnotationStatus.submitted, "bob": AnnotationStatus.discarded, "cy": AnnotationStatus.submitted}
+    assert labels_of(engine, task_name)["x0"][0] == "a"
 
 
 def test_cli_rejects_bad_lines_with_their_numbers(engine: Engine, task_name: str, tmp_path: Path) -> None:

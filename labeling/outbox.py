@@ -1,0 +1,46 @@
+"""The labeling outbox: picks queued for Argilla in the ``pushes`` table, and the record ids
+derived from text ids. Kept free of the Argilla SDK so that selection can queue picks cheaply."""
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from driftloop.platform.store.models import Push, PushState
+
+RECORD_PREFIX = "text-"
+
+
+def record_id(text_id: int) -> str:
+    return f"{RECORD_PREFIX}{text_id}"
+
+
+def text_id_of(record_external_id: str) -> int | None:
+    """The text id a record id was derived from (``text-12``, or ``text-12-r1`` once re-queued);
+    None for records driftloop did not push."""
+    if not record_external_id.startswith(RECORD_PREFIX):
+        return None
+    head = record_external_id[len(RECORD_PREFIX) :].split("-r", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def requeue(session: Session, task_id: int, text_ids: Sequence[int]) -> int:
+    """Ask for more opinions on texts whose answers tie: each goes out again as a new record
+    (``text-<id>-r<n>``), so annotators see it as pending; the earlier record and its answers
+    stay, and an annotator's newer answer replaces their older one."""
+    pushes = session.scalars(select(Push).where(Push.task_id == task_id, Push.text_id.in_(list(text_ids)))).all()
+    for push in pushes:
+        base, _, count = push.record_id.partition("-r")
+        push.record_id = f"{base}-r{int(count or 0) + 1}"
+        push.state, push.dataset = PushState.pending, None
+    session.flush()
+    return len(pushes)
+
+
+def queue_picks(session: Session, task_id: int, round_id: int, text_ids: Sequence[int]) -> None:
+    """Queue a round's picks for labeling (called inside the transaction that records the round)."""
+    session.add_all(Push(task_id=task_id, text_id=t, round_id=round_id, record_id=record_id(t)) for t in text_ids)
+
+
+def pending_count(session: Session, task_id: int) -> int:
+    return int(session.scalar(select(func.count()).where(Push.task_id == task_id, Push.state == PushState.pending)) or 0)

@@ -1,0 +1,36 @@
+"""Argilla's webhook deliveries: verified, then a sync of the task they concern, after the reply."""
+
+from fastapi import APIRouter, BackgroundTasks, Request
+from pydantic import BaseModel
+
+from driftloop.platform.api.deps import EngineDep, SettingsDep
+
+router = APIRouter(tags=["labeling"])
+
+
+class WebhookAccepted(BaseModel):
+    event: str
+    task: str | None  # None: the event is about a dataset no task owns, and is ignored
+
+
+@router.post("/v1/labeling/webhook", status_code=202)
+async def receive_webhook(request: Request, engine: EngineDep, settings: SettingsDep, background: BackgroundTasks) -> WebhookAccepted:
+    from driftloop.labeling import webhooks
+
+    event = webhooks.verify(engine, await request.body(), request.headers)
+    dataset = webhooks.dataset_of(event)
+    task = webhooks.task_of_dataset(engine, dataset) if dataset else None
+    if task is not None:
+        background.add_task(_runner(request, engine, settings).request, task)
+    return WebhookAccepted(event=str(event.get("type")), task=task)
+
+
+def _runner(request: Request, engine, settings):  # type: ignore[no-untyped-def]
+    """One coalescing sync runner per application: bursts of deliveries become one sync."""
+    from driftloop.labeling.connection import connect
+    from driftloop.labeling.sync import sync
+    from driftloop.labeling.webhooks import CoalescingRunner
+
+    if getattr(request.app.state, "sync_runner", None) is None:
+        request.app.state.sync_runner = CoalescingRunner(lambda task: sync(engine, settings, task, lambda: connect(settings)))
+    return request.app.state.sync_runner

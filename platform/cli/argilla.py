@@ -1,0 +1,73 @@
+"""`driftloop argilla up | down | status`: the embedded Argilla server (labeling UI and API) of this
+DRIFTLOOP_HOME, on 127.0.0.1."""
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.text import Text
+
+from driftloop.labeling.server import embedded
+from driftloop.platform.cli.console import err, out
+
+app = typer.Typer(help="The embedded Argilla server: labeling UI and API on this machine.", no_args_is_help=True)
+
+
+def _split(names: str) -> list[str]:
+    return [name for name in (part.strip() for part in names.split(",")) if name]
+
+
+@contextmanager
+def _progress(description: str) -> Iterator[Callable[[str], None]]:
+    """A spinner showing the latest step on a terminal; each step on its own line otherwise (CI logs)."""
+    if not err.is_terminal:
+        yield lambda message: err.print(message, markup=False)
+        return
+    with err.status(description) as status:
+        # Text, not markup: pip's lines hold brackets ("[notice]").
+        yield lambda message: status.update(Text(f"{description} {message[:100]}"))
+
+
+@app.command()
+def up(
+    port: int | None = typer.Option(None, "--port", help="Port on 127.0.0.1 [default: DRIFTLOOP_ARGILLA_PORT, 6900]."),
+    annotators: str = typer.Option("", "--annotators", help="Comma-separated annotator usernames to create."),
+    workspace: str | None = typer.Option(None, "--workspace", help="Workspace of the annotators [default: driftloop]."),
+) -> None:
+    """Start the embedded Argilla server unless it runs (the first time also builds its virtualenv:
+    minutes), and print how to log in."""
+    with _progress("starting Argilla…") as progress:
+        result = embedded.up(port=port, workspace=workspace, annotators=_split(annotators), progress=progress)
+    connection = result.connection
+    state = "already running" if result.already_running else "running"
+    out.print(f"Argilla is {state} at {connection.url}", markup=False)
+    out.print(f"  owner      {connection.owner_username} / {connection.owner_password}", markup=False)
+    for name, password in connection.annotators.items():
+        out.print(f"  annotator  {name} / {password}  (workspace {connection.workspace})", markup=False)
+    out.print("For driftloop's labeling commands:", markup=False)
+    out.print(f"  export DRIFTLOOP_ARGILLA_URL={connection.url}", markup=False)
+    out.print(f"  export DRIFTLOOP_ARGILLA_API_KEY={connection.api_key}", markup=False)
+    out.print("Stop it with: driftloop argilla down", markup=False)
+
+
+@app.command()
+def down() -> None:
+    """Stop the embedded Argilla server, its worker and its private Redis."""
+    stopped = embedded.down()
+    out.print(f"stopped {', '.join(stopped)}" if stopped else "Argilla was not running")
+
+
+@app.command()
+def status() -> None:
+    """Whether the embedded Argilla server runs (exit 0) or not (exit 1)."""
+    current = embedded.status()
+    if not current.running:
+        out.print(f"Argilla is not running (state in {current.state_dir})", markup=False)
+        raise typer.Exit(1)
+    answer = "answering" if current.answering else "NOT answering"
+    out.print(f"Argilla is running at {current.url}, {answer} (server pid {current.server_pid})", markup=False)
+    worker = f"pid {current.worker_pid}" if current.worker_pid else "NOT running"
+    out.print(f"  worker {worker}", markup=False)
+    if current.redis_pid:
+        out.print(f"  private redis-server pid {current.redis_pid}", markup=False)
+    out.print(f"  state in {current.state_dir}", markup=False)

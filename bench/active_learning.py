@@ -146,6 +146,8 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=list(SETUPS), choices=list(SETUPS))
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGY_NAMES), choices=STRATEGY_NAMES)
     parser.add_argument("--hybrid-multiple", type=int, default=None, help="hybrid's candidates per pick (default: the product's)")
+    parser.add_argument("--hybrid-anneal", type=float, default=None, help="hybrid's anneal_per_class (default: off)")
+    parser.add_argument("--hybrid-within", choices=["uncertain", "central"], default=None, help="hybrid's within_cluster order")
     args = parser.parse_args()
     encoder = Encoder.load()
     for dataset in args.datasets:
@@ -155,13 +157,13 @@ def main() -> None:
         started = time.perf_counter()
         for name in args.strategies:
             for seed in args.seeds:
-                options = {"candidate_multiple": args.hybrid_multiple} if name == "hybrid" and args.hybrid_multiple else None
+                options = _hybrid_options(args) if name == "hybrid" else None
                 counts, accuracy, macro_f1 = learning_curve(data, setup, name, seed, encoder, options)
                 curves.setdefault(name, []).append((counts, accuracy))
                 scores.setdefault(name, []).append((aulc(counts, accuracy), aulc(counts, macro_f1), accuracy[-1]))
             print(f"{dataset} {name}: AULC {np.mean([s[0] for s in scores[name]]):.1f}", flush=True)
         # Only a run of every strategy with default options replaces the recorded plot.
-        partial = set(args.strategies) != set(STRATEGY_NAMES) or args.hybrid_multiple is not None
+        partial = set(args.strategies) != set(STRATEGY_NAMES) or bool(_hybrid_options(args))
         picture = plot(dataset, curves, "-partial" if partial else "")
         print(
             f"\n{dataset}: pool {setup.pool:,}, test {setup.test:,}, {setup.seed_labels} seed labels + "
@@ -173,6 +175,11 @@ def main() -> None:
         for name, values in scores.items():
             a = np.array(values)
             print(f"| {name} | {a[:, 0].mean():.1f} ± {a[:, 0].std():.1f} | {a[:, 1].mean():.1f} ± {a[:, 1].std():.1f} | {a[:, 2].mean():.3f} |")
+
+
+def _hybrid_options(args: argparse.Namespace) -> dict[str, object]:
+    options = {"candidate_multiple": args.hybrid_multiple, "anneal_per_class": args.hybrid_anneal, "within_cluster": args.hybrid_within}
+    return {key: value for key, value in options.items() if value is not None}
 
 
 if __name__ == "__main__":

@@ -74,20 +74,50 @@ class KCenterStrategy(SelectionStrategy):
 
 
 class Hybrid(SelectionStrategy):
+    """The most uncertain candidates (``candidate_multiple`` × the budget), clustered into as
+    many clusters as the budget, then round-robin across clusters.
+
+    Two variants, measured in bench/active_learning.py and off by default:
+    - ``anneal_per_class``: while the task has fewer than this many labels per class, the
+      candidate set widens towards the whole pool (diversity matters most on a small budget,
+      uncertainty later: Hacohen et al., 2022), shrinking linearly to ``candidate_multiple``;
+    - ``within_cluster="central"``: from each cluster the candidate nearest its centroid instead
+      of the most uncertain one, which avoids the outliers that noisy labels make uncertain.
+    """
+
     name = "hybrid"
     needs_probabilities = True
 
-    def __init__(self, candidate_multiple: int = 10) -> None:
+    def __init__(
+        self, candidate_multiple: int = 10, *, anneal_per_class: float | None = None, within_cluster: str = "uncertain"
+    ) -> None:
+        if within_cluster not in ("uncertain", "central"):
+            raise ValueError(f"within_cluster must be 'uncertain' or 'central', got {within_cluster!r}")
         self.candidate_multiple = candidate_multiple
+        self.anneal_per_class = anneal_per_class
+        self.within_cluster = within_cluster
 
     def rank(self, context: SelectionContext, budget: int) -> Ranked:
         scores = margin(context.probabilities)
-        n_candidates = min(len(scores), self.candidate_multiple * budget)
+        n_candidates = min(len(scores), self._candidates(context, budget))
         candidates = np.argpartition(-scores, n_candidates - 1)[:n_candidates] if n_candidates < len(scores) else np.arange(len(scores))
-        _, assignment = kmeans(context.embeddings[candidates], budget, seed=context.seed)
-        order = round_robin(assignment, -scores[candidates], by_size=False)
+        centroids, assignment = kmeans(context.embeddings[candidates], budget, seed=context.seed)
+        if self.within_cluster == "central":
+            key = -centroid_similarity(context.embeddings[candidates], centroids, assignment)
+        else:
+            key = -scores[candidates]
+        order = round_robin(assignment, key, by_size=self.within_cluster == "central")
         rows = candidates[order]
         return Ranked(rows, scores[rows], assignment[order], reason="hybrid")
+
+    def _candidates(self, context: SelectionContext, budget: int) -> int:
+        wanted = self.candidate_multiple * budget
+        if self.anneal_per_class is None:
+            return wanted
+        classes = context.probabilities.shape[1] if context.probabilities is not None else 1
+        labels_per_class = len(context.taken_embeddings) / max(classes, 1)
+        wide = max(0.0, 1.0 - labels_per_class / self.anneal_per_class)  # 1 with no labels, 0 once enough
+        return max(wanted, int(wide * len(context.pool_ids)))
 
 
 def centroid_similarity(vectors: np.ndarray, centroids: np.ndarray, assignment: np.ndarray, chunk: int = 65_536) -> np.ndarray:

@@ -1,6 +1,7 @@
 """The README's main job and the API server, each as a real process."""
 
 import os
+import re
 import socket
 import subprocess
 import time
@@ -36,9 +37,10 @@ def test_demo_learns_in_rounds_labelled_through_the_embedded_argilla(tmp_path: P
         assert f"Argilla UI at http://127.0.0.1:{port}" in output
         assert "annotator-1 answered 250 records in Argilla" in output
         assert "sync: 250 responses read, 250 labels new or changed" in output
-        assert "candidate version 1 from scratch: 200 new labels, 0 replayed" in output
+        # ~80% of each round's 250 labels train (the eval split is stratified per class)
+        assert re.search(r"candidate version 1 from scratch: (19\d|20\d) new labels, 0 replayed", output)
         assert "version 1 promoted to champion" in output
-        assert "candidate version 2 from champion v1: 200 new labels, 200 replayed" in output
+        assert re.search(r"candidate version 2 from champion v1: (19\d|20\d) new labels, (19\d|20\d) replayed", output)
         assert "20 texts wait in Argilla for a person" in output and "log in as annotator-1 /" in output
 
         second = run_cli("demo", env=env, timeout=900).stdout.decode()

@@ -110,3 +110,24 @@ def test_invalid_input_is_refused_clearly() -> None:
     bad = SelectionContext(ctx.pool_ids[:5], ctx.embeddings, None)
     with pytest.raises(ValueError, match="embeddings for a pool of 5"):
         select(get_strategy("random"), bad, 2)
+
+
+def test_hybrid_variants_widen_the_candidates_on_a_small_budget_and_pick_central_points() -> None:
+    points, blob = blobs(6, 40, seed=5)
+    proba = np.full((len(points), 2), 0.9, dtype=np.float32)
+    proba[:, 1] = 0.1
+    proba[:40] = [0.5, 0.5]  # blob 0 is all uncertain
+    no_labels = SelectionContext(np.arange(len(points)), points, proba, np.zeros((0, points.shape[1]), dtype=np.float32))
+    narrow = select(get_strategy("hybrid", candidate_multiple=1), no_labels, 6)
+    assert {blob[p.text_id] for p in narrow} == {0}  # only the uncertain blob is a candidate
+    wide = select(get_strategy("hybrid", candidate_multiple=1, anneal_per_class=10), no_labels, 6)
+    assert len({blob[p.text_id] for p in wide}) == 6  # no labels yet: the whole pool is a candidate
+    elsewhere = unit(np.random.default_rng(0).normal(size=(40, points.shape[1])).astype(np.float32))
+    many_labels = SelectionContext(no_labels.pool_ids, points, proba, elsewhere)  # 20 labels per class: annealed away
+    assert {blob[p.text_id] for p in select(get_strategy("hybrid", candidate_multiple=1, anneal_per_class=10), many_labels, 6)} == {0}
+
+    central = select(get_strategy("hybrid", candidate_multiple=40, within_cluster="central"), no_labels, 6)
+    for pick in central:  # each pick is the point of its blob nearest the blob's mean direction
+        members = np.flatnonzero(blob == blob[pick.text_id])
+        mean = points[members].mean(axis=0)
+        assert pick.text_id == members[np.argmax(points[members] @ mean)]

@@ -67,7 +67,7 @@ def _run(home: Path, server: embedded.EmbeddedConnection, texts: list[str], labe
     encoder = Encoder.load()
     with session_scope(engine) as session:
         create_task(session, TASK, label_names)
-    list(ingest(engine, TASK, enumerate({"id": str(i), "text": t} for i, t in enumerate(texts)), max_text_chars=10_000))
+    list(ingest(engine, TASK, enumerate({"id": str(i), "text": t} for i, t in enumerate(texts)), max_text_chars=10_000, batch_size=5_000))
     run_selection(engine, settings, SelectionRequest(task=TASK, budget=len(texts), strategy="random"), encoder=encoder)
     client = connect(settings)
 
@@ -119,7 +119,7 @@ def _run(home: Path, server: embedded.EmbeddedConnection, texts: list[str], labe
 
 
 def _tweets(n: int) -> tuple[list[str], list[str], list[str]]:
-    tweets = random.Random(0).sample(health_tweets(), n)
+    tweets = random.Random(0).sample(list(health_tweets()), n)
     return [t.text for t in tweets], [t.label for t in tweets], sorted({t.label for t in tweets})
 
 

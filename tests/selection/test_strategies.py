@@ -74,14 +74,22 @@ def test_diversity_picks_span_the_clusters(name: str) -> None:
     assert len({blob[p.text_id] for p in picks}) == 8
 
 
-def test_hybrid_covers_clusters_and_prefers_uncertain_points() -> None:
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"candidate_multiple": 4, "anneal_per_class": None, "within_cluster": "uncertain"},  # Cluster-Margin
+        {"candidate_multiple": 1},  # the default, once the task has labels
+    ],
+)
+def test_hybrid_covers_clusters_and_prefers_uncertain_points(options: dict) -> None:  # type: ignore[type-arg]
     points, blob = blobs(6, 40, seed=5)
     confident = np.random.default_rng(5).uniform(0.85, 0.95, size=len(points)).astype(np.float32)
     proba = np.stack([confident, 1 - confident], axis=1)
     uncertain = [b * 40 + 7 for b in range(6)]  # one unsure point per blob
     proba[uncertain] = [0.51, 0.49]
-    ctx = SelectionContext(np.arange(len(points)), points, proba, np.zeros((0, points.shape[1]), dtype=np.float32))
-    picks = select(get_strategy("hybrid", candidate_multiple=4), ctx, 6)
+    labeled = unit(np.random.default_rng(1).normal(size=(60, points.shape[1])).astype(np.float32))  # 30 per class
+    ctx = SelectionContext(np.arange(len(points)), points, proba, labeled)
+    picks = select(get_strategy("hybrid", **options), ctx, 6)
     assert {p.text_id for p in picks} == set(uncertain)
     assert len({blob[p.text_id] for p in picks}) == 6
     assert all(p.cluster is not None and "margin 0.98" in p.reason for p in picks)
@@ -118,7 +126,7 @@ def test_hybrid_variants_widen_the_candidates_on_a_small_budget_and_pick_central
     proba[:, 1] = 0.1
     proba[:40] = [0.5, 0.5]  # blob 0 is all uncertain
     no_labels = SelectionContext(np.arange(len(points)), points, proba, np.zeros((0, points.shape[1]), dtype=np.float32))
-    narrow = select(get_strategy("hybrid", candidate_multiple=1), no_labels, 6)
+    narrow = select(get_strategy("hybrid", candidate_multiple=1, anneal_per_class=None), no_labels, 6)
     assert {blob[p.text_id] for p in narrow} == {0}  # only the uncertain blob is a candidate
     wide = select(get_strategy("hybrid", candidate_multiple=1, anneal_per_class=10), no_labels, 6)
     assert len({blob[p.text_id] for p in wide}) == 6  # no labels yet: the whole pool is a candidate
@@ -126,7 +134,7 @@ def test_hybrid_variants_widen_the_candidates_on_a_small_budget_and_pick_central
     many_labels = SelectionContext(no_labels.pool_ids, points, proba, elsewhere)  # 20 labels per class: annealed away
     assert {blob[p.text_id] for p in select(get_strategy("hybrid", candidate_multiple=1, anneal_per_class=10), many_labels, 6)} == {0}
 
-    central = select(get_strategy("hybrid", candidate_multiple=40, within_cluster="central"), no_labels, 6)
+    central = select(get_strategy("hybrid", candidate_multiple=40), no_labels, 6)  # central is the default
     for pick in central:  # each pick is the point of its blob nearest the blob's mean direction
         members = np.flatnonzero(blob == blob[pick.text_id])
         mean = points[members].mean(axis=0)

@@ -146,7 +146,7 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=list(SETUPS), choices=list(SETUPS))
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGY_NAMES), choices=STRATEGY_NAMES)
     parser.add_argument("--hybrid-multiple", type=int, default=None, help="hybrid's candidates per pick (default: the product's)")
-    parser.add_argument("--hybrid-anneal", type=float, default=None, help="hybrid's anneal_per_class (default: off)")
+    parser.add_argument("--hybrid-anneal", type=float, default=None, help="hybrid's anneal_per_class; 0 turns the anneal off (default: the product's)")
     parser.add_argument("--hybrid-within", choices=["uncertain", "central"], default=None, help="hybrid's within_cluster order")
     args = parser.parse_args()
     encoder = Encoder.load()
@@ -179,7 +179,10 @@ def main() -> None:
 
 def _hybrid_options(args: argparse.Namespace) -> dict[str, object]:
     options = {"candidate_multiple": args.hybrid_multiple, "anneal_per_class": args.hybrid_anneal, "within_cluster": args.hybrid_within}
-    return {key: value for key, value in options.items() if value is not None}
+    options = {key: value for key, value in options.items() if value is not None}
+    if options.get("anneal_per_class") == 0:
+        options["anneal_per_class"] = None
+    return options
 
 
 if __name__ == "__main__":

@@ -93,6 +93,8 @@ class Hybrid(SelectionStrategy):
     def __init__(
         self, candidate_multiple: int = 10, *, anneal_per_class: float | None = 20.0, within_cluster: str = "central"
     ) -> None:
+        if anneal_per_class is not None and anneal_per_class <= 0:
+            raise ValueError(f"anneal_per_class must be positive or None, got {anneal_per_class}")
         if within_cluster not in ("uncertain", "central"):
             raise ValueError(f"within_cluster must be 'uncertain' or 'central', got {within_cluster!r}")
         self.candidate_multiple = candidate_multiple

@@ -32,6 +32,9 @@ def test_embedded_store_is_created_and_migrated_on_first_use(tmp_path: Path) -> 
 
 
 def test_shared_store_behind_is_refused_until_db_upgrade(tmp_path: Path) -> None:
+    from alembic.script import ScriptDirectory
+
+    from driftloop.platform.store.schema import alembic_config
     from tests.conftest import fresh_postgres_database
 
     with fresh_postgres_database() as url:
@@ -41,7 +44,8 @@ def test_shared_store_behind_is_refused_until_db_upgrade(tmp_path: Path) -> None
         assert "run `driftloop db upgrade`" in refused.stderr.decode()
 
         upgraded = run_cli("db", "upgrade", env=env)
-        assert upgraded.returncode == 0 and "revision 0001" in upgraded.stdout.decode()
+        head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+        assert upgraded.returncode == 0 and f"revision {head}" in upgraded.stdout.decode()
         assert run_cli("task", "list", env=env).returncode == 0
 
         down = run_cli("db", "downgrade", "base", env=env)

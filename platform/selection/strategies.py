@@ -89,6 +89,7 @@ class Hybrid(SelectionStrategy):
 
     name = "hybrid"
     needs_probabilities = True
+    max_candidate_multiple: ClassVar[int] = 200  # the annealed candidate set's ceiling, × the budget
 
     def __init__(
         self, candidate_multiple: int = 10, *, anneal_per_class: float | None = 20.0, within_cluster: str = "central"
@@ -121,7 +122,8 @@ class Hybrid(SelectionStrategy):
         classes = context.probabilities.shape[1] if context.probabilities is not None else 1
         labels_per_class = len(context.taken_embeddings) / max(classes, 1)
         wide = max(0.0, 1.0 - labels_per_class / self.anneal_per_class)  # 1 with no labels, 0 once enough
-        return max(wanted, int(wide * len(context.pool_ids)))
+        # Capped: on a pool of millions, clustering all of it would cost what k-means does.
+        return max(wanted, min(int(wide * len(context.pool_ids)), self.max_candidate_multiple * budget))
 
 
 def centroid_similarity(vectors: np.ndarray, centroids: np.ndarray, assignment: np.ndarray, chunk: int = 65_536) -> np.ndarray:

@@ -2,13 +2,13 @@
 the embedded server that ``driftloop argilla up`` started under ``DRIFTLOOP_HOME``."""
 
 from dataclasses import dataclass
-
-import argilla as rg
-import httpx
-from argilla._exceptions import ArgillaError
+from typing import TYPE_CHECKING
 
 from driftloop.platform.config import Settings
 from driftloop.platform.errors import Unavailable
+
+if TYPE_CHECKING:
+    import argilla as rg
 
 
 class LabelingUnavailable(Unavailable):
@@ -35,7 +35,12 @@ def target(settings: Settings) -> ArgillaTarget | None:
     return ArgillaTarget(running.url, running.api_key, embedded=True) if running else None
 
 
-def connect(settings: Settings) -> rg.Argilla:
+def connect(settings: Settings) -> "rg.Argilla":
+    # The SDK takes seconds to import: only pay for it when there is an Argilla to talk to.
+    import argilla as rg
+    import httpx
+    from argilla._exceptions import ArgillaError
+
     where = target(settings)
     if where is None:
         raise LabelingUnavailable(

@@ -108,7 +108,7 @@ def _summary(engine: Engine, task_name: str, pushed: PushResult, *, responses: i
     with session_scope(engine) as session:
         task = get_task(session, task_name)
         rows = _annotation_rows(session, task.id)
-        ties = unresolved(session, task)
+        ties = _ties(rows, _labelled(session, task.id), LabelingConfig.of(task).min_submitted)
     submitted = [(t, a, label) for t, a, label, status in rows if status == AnnotationStatus.submitted and label]
     skipped = len({t for t, _, _, status in rows if status == AnnotationStatus.discarded})
     return SyncResult(pushed, responses, changed, skipped, len(ties), agreement(submitted))
@@ -116,10 +116,12 @@ def _summary(engine: Engine, task_name: str, pushed: PushResult, *, responses: i
 
 def unresolved(session: Session, task: Task) -> list[int]:
     """Texts whose submitted answers tie, or are still too few for a first label."""
-    min_answers = LabelingConfig.of(task).min_submitted
-    labelled = set(session.scalars(select(Label.text_id).where(Label.task_id == task.id)))
+    return _ties(_annotation_rows(session, task.id), _labelled(session, task.id), LabelingConfig.of(task).min_submitted)
+
+
+def _ties(rows: list[tuple[int, str, str | None, AnnotationStatus]], labelled: set[int], min_answers: int) -> list[int]:
     votes: dict[int, list[str]] = {}
-    for text_id, _, label, status in _annotation_rows(session, task.id):
+    for text_id, _, label, status in rows:
         if status == AnnotationStatus.submitted and label:
             votes.setdefault(text_id, []).append(label)
     return sorted(
@@ -127,6 +129,10 @@ def unresolved(session: Session, task: Task) -> list[int]:
         for text_id, answers in votes.items()
         if (vote := majority_vote(answers)).label is None or (text_id not in labelled and vote.n < min_answers)
     )
+
+
+def _labelled(session: Session, task_id: int) -> set[int]:
+    return set(session.scalars(select(Label.text_id).where(Label.task_id == task_id)))
 
 
 def _annotation_rows(session: Session, task_id: int) -> list[tuple[int, str, str | None, AnnotationStatus]]:

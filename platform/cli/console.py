@@ -1,5 +1,8 @@
 """Where the CLI writes: results to stdout, progress and problems to stderr."""
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -51,3 +54,18 @@ def fraction_progress() -> Progress:
         console=err,
         disable=not err.is_terminal,
     )
+
+
+@contextmanager
+def stage_progress() -> Iterator[Callable[[str, int, int], None]]:
+    """One bar per named stage (embed, score…), and the (stage, done, total) callback that moves them."""
+    with count_progress() as progress:
+        bars: dict[str, int] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in bars:
+                bars[stage] = progress.add_task(stage, total=total, summary="")
+            progress.update(bars[stage], completed=done, total=total)
+
+        yield report
+

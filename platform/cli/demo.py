@@ -15,7 +15,7 @@ from rich.table import Table
 from sqlalchemy import Engine, select
 
 from driftloop.platform import corpora, tasks
-from driftloop.platform.cli.console import count_progress, err, out
+from driftloop.platform.cli.console import count_progress, err, out, stage_progress
 from driftloop.platform.cli.models import models_table
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.cli.train import gate_table, train_with_progress
@@ -146,13 +146,7 @@ def _learning_round(engine: Engine, settings: Settings, argilla: "AnnotatorLogin
 def _select(engine: Engine, settings: Settings, budget: int) -> list[int]:
     from driftloop.platform.errors import InvalidInput
 
-    with count_progress() as progress:
-        bars: dict[str, int] = {}
-
-        def report(stage: str, done: int, total: int) -> None:
-            bars.setdefault(stage, progress.add_task(stage, total=total, summary=""))
-            progress.update(bars[stage], completed=done, total=total)
-
+    with stage_progress() as report:
         try:
             result = run_selection(engine, settings, SelectionRequest(task=TASK, budget=budget), progress=report)
         except InvalidInput:  # nothing left to pick

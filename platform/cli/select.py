@@ -1,7 +1,7 @@
 import typer
 from rich.table import Table
 
-from driftloop.platform.cli.console import count_progress, out
+from driftloop.platform.cli.console import out, stage_progress
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import get_settings
 from driftloop.platform.selection.rounds import SelectionRequest, run_selection
@@ -23,14 +23,7 @@ def select_command(
     request = SelectionRequest(
         task=name, budget=budget, strategy=strategy, window_days=window_days, random_fraction=random_fraction, seed=seed
     )
-    with count_progress() as progress:
-        bars: dict[str, int] = {}
-
-        def report(stage: str, done: int, total: int) -> None:
-            if stage not in bars:
-                bars[stage] = progress.add_task(stage, total=total, summary="")
-            progress.update(bars[stage], completed=done, total=total)
-
+    with stage_progress() as report:
         result = run_selection(engine, settings, request, progress=report)
     champion = f"champion v{result.model_version}" if result.model_version else "no champion (cold start)"
     out.print(f"round {result.round_id}: {len(result.picks)} picks by {result.strategy} from a pool of {result.pool_size:,}, {champion}")

@@ -31,6 +31,7 @@ from driftloop.platform.modeling.model import TextClassifier
 from driftloop.platform.modeling.training import TrainingConfig, TrainingData, fit
 from driftloop.platform.selection.base import SelectionContext
 from driftloop.platform.selection.picking import get_strategy, select
+from driftloop.platform.selection.strategies import WITHIN_CLUSTER
 
 OUT = Path(__file__).parent / "out"
 STRATEGY_NAMES = ("random", "least-confidence", "margin", "entropy", "kmeans", "kcenter", "hybrid")
@@ -147,7 +148,7 @@ def main() -> None:
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGY_NAMES), choices=STRATEGY_NAMES)
     parser.add_argument("--hybrid-multiple", type=int, default=None, help="hybrid's candidates per pick (default: the product's)")
     parser.add_argument("--hybrid-anneal", type=float, default=None, help="hybrid's anneal_per_class; 0 turns the anneal off (default: the product's)")
-    parser.add_argument("--hybrid-within", choices=["uncertain", "central"], default=None, help="hybrid's within_cluster order")
+    parser.add_argument("--hybrid-within", choices=list(WITHIN_CLUSTER), default=None, help="hybrid's within_cluster order")
     args = parser.parse_args()
     encoder = Encoder.load()
     for dataset in args.datasets:

@@ -152,3 +152,28 @@ def kmeans(
     model.train(x)
     _, assignment = model.assign(x)
     return model.centroids, assignment.astype(np.int64)
+
+
+def typicality(vectors: np.ndarray, centroids: np.ndarray, *, neighbours: int = 20, nprobe: int = 8) -> np.ndarray:
+    """TypiClust's typicality (Hacohen et al., 2022): the inverse of a point's mean cosine
+    distance to its ``neighbours`` nearest neighbours among ``vectors``; 0 for a point with none.
+
+    The neighbours are searched in an IVF index whose lists are the caller's k-means clusters
+    (``centroids``), probing the ``nprobe`` nearest lists: the cost is a few clusters per point
+    instead of the whole set, which keeps it cheap on a candidate set of many thousands. With
+    ``nprobe`` at least the number of clusters it is the exact k-nearest-neighbour figure.
+    """
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    quantizer = faiss.IndexFlatIP(x.shape[1])
+    quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    index = faiss.IndexIVFFlat(quantizer, x.shape[1], len(centroids), faiss.METRIC_INNER_PRODUCT)
+    index.is_trained = True  # the lists are the caller's clusters: nothing to train
+    index.add(x)
+    index.nprobe = min(nprobe, len(centroids))
+    similarity, found = index.search(x, min(neighbours + 1, len(x)))
+    # A point finds itself (or, among exact duplicates, maybe not); short lists pad with -1.
+    neighbour = (found >= 0) & (found != np.arange(len(x))[:, None])
+    neighbour &= np.cumsum(neighbour, axis=1) <= neighbours
+    count = neighbour.sum(axis=1)
+    mean_distance = np.where(neighbour, 1.0 - similarity, 0.0).sum(axis=1) / np.maximum(count, 1)
+    return np.where(count > 0, 1.0 / (mean_distance + 1e-6), 0.0)

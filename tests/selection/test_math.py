@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from driftloop.platform.selection.coreset import greedy_k_center
-from driftloop.platform.selection.faiss_index import FaissIndex, kmeans
+from driftloop.platform.selection.faiss_index import FaissIndex, kmeans, typicality
 from driftloop.platform.selection.index import ExactIndex
 from driftloop.platform.selection.uncertainty import entropy, least_confidence, margin
 
@@ -72,3 +72,22 @@ def test_kmeans_finds_the_blobs() -> None:
     assert len(set(assignment)) == 6
     _, tiny = kmeans(points[:3], 5, seed=0)
     assert sorted(tiny.tolist()) == [0, 1, 2]
+
+
+def test_typicality_is_the_inverse_mean_distance_to_the_nearest_neighbours() -> None:
+    rng = np.random.default_rng(4)
+    points = unit(np.vstack([rng.normal(size=(300, 16)), rng.normal(loc=3.0, scale=0.2, size=(100, 16))]))
+    centroids, _ = kmeans(points, 8, seed=0)
+    similarity = points @ points.T
+    np.fill_diagonal(similarity, -np.inf)  # a point is not its own neighbour
+    nearest = -np.sort(-similarity, axis=1)[:, :10]
+    expected = 1.0 / (np.mean(1.0 - nearest, axis=1) + 1e-6)
+    # probing every list is the exact figure
+    np.testing.assert_allclose(typicality(points, centroids, neighbours=10, nprobe=8), expected, rtol=1e-4)
+    # probing a few lists finds fewer true neighbours, never closer ones: never more typical
+    probed = typicality(points, centroids, neighbours=10, nprobe=2)
+    assert np.all(probed <= expected * (1 + 1e-4))
+    # the tight group is more typical than the diffuse one, whatever the probes
+    assert probed[300:].min() > probed[:300].max()
+    alone = typicality(points[:1], centroids[:1])
+    assert alone.tolist() == [0.0]  # no neighbour at all

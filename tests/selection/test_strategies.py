@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from driftloop.platform.selection.base import SelectionContext
+from driftloop.platform.selection.faiss_index import kmeans, typicality
 from driftloop.platform.selection.picking import get_strategy, select
 from driftloop.platform.selection.strategies import STRATEGIES
 from tests.selection.test_math import blobs, unit
@@ -134,8 +135,37 @@ def test_hybrid_variants_widen_the_candidates_on_a_small_budget_and_pick_central
     many_labels = SelectionContext(no_labels.pool_ids, points, proba, elsewhere)  # 20 labels per class: annealed away
     assert {blob[p.text_id] for p in select(get_strategy("hybrid", candidate_multiple=1, anneal_per_class=10), many_labels, 6)} == {0}
 
-    central = select(get_strategy("hybrid", candidate_multiple=40), no_labels, 6)  # central is the default
+    central = select(get_strategy("hybrid", candidate_multiple=40, within_cluster="central"), no_labels, 6)
     for pick in central:  # each pick is the point of its blob nearest the blob's mean direction
         members = np.flatnonzero(blob == blob[pick.text_id])
         mean = points[members].mean(axis=0)
         assert pick.text_id == members[np.argmax(points[members] @ mean)]
+
+
+def test_hybrid_representative_picks_are_central_and_in_a_dense_part_of_their_cluster() -> None:
+    # Each cluster: a diffuse shell, a tight knot far off-centre (the densest spot), a dense
+    # group near the centre, and one lone point at the centre itself (the most central spot).
+    rng = np.random.default_rng(0)
+    points, part = [], []
+    for center in unit(rng.normal(size=(4, 32))):
+        points += [
+            center + 0.25 * rng.normal(size=(60, 32)),
+            center + 0.3 * rng.normal(size=32) + 0.002 * rng.normal(size=(24, 32)),
+            center + 0.03 * rng.normal(size=32) + 0.012 * rng.normal(size=(30, 32)),
+            center[None, :],
+        ]
+        part += ["shell"] * 60 + ["knot"] * 24 + ["group"] * 30 + ["lone"]
+    vectors = unit(np.vstack(points))
+    proba = np.full((len(vectors), 2), 0.5, dtype=np.float32)
+    ctx = SelectionContext(np.arange(len(vectors)), vectors, proba, np.zeros((0, 32), dtype=np.float32))
+
+    representative = select(get_strategy("hybrid", candidate_multiple=100), ctx, 4)
+    assert [part[p.text_id] for p in representative] == ["group"] * 4
+    assert len({p.cluster for p in representative}) == 4
+    # either measure alone goes wrong here: the centre alone finds the lone point...
+    central = select(get_strategy("hybrid", candidate_multiple=100, within_cluster="central"), ctx, 4)
+    assert "lone" in {part[p.text_id] for p in central}
+    # ...and density alone the knot
+    centroids, assignment = kmeans(vectors, 4, seed=0)
+    density = typicality(vectors, centroids)
+    assert {part[np.flatnonzero(assignment == c)[np.argmax(density[assignment == c])]] for c in range(4)} == {"knot"}

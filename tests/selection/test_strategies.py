@@ -135,7 +135,7 @@ def test_hybrid_variants_widen_the_candidates_on_a_small_budget_and_pick_central
     many_labels = SelectionContext(no_labels.pool_ids, points, proba, elsewhere)  # 20 labels per class: annealed away
     assert {blob[p.text_id] for p in select(get_strategy("hybrid", candidate_multiple=1, anneal_per_class=10), many_labels, 6)} == {0}
 
-    central = select(get_strategy("hybrid", candidate_multiple=40, within_cluster="central"), no_labels, 6)
+    central = select(get_strategy("hybrid", candidate_multiple=40), no_labels, 6)  # central is the default
     for pick in central:  # each pick is the point of its blob nearest the blob's mean direction
         members = np.flatnonzero(blob == blob[pick.text_id])
         mean = points[members].mean(axis=0)
@@ -159,11 +159,11 @@ def test_hybrid_representative_picks_are_central_and_in_a_dense_part_of_their_cl
     proba = np.full((len(vectors), 2), 0.5, dtype=np.float32)
     ctx = SelectionContext(np.arange(len(vectors)), vectors, proba, np.zeros((0, 32), dtype=np.float32))
 
-    representative = select(get_strategy("hybrid", candidate_multiple=100), ctx, 4)
+    representative = select(get_strategy("hybrid", candidate_multiple=100, within_cluster="representative"), ctx, 4)
     assert [part[p.text_id] for p in representative] == ["group"] * 4
     assert len({p.cluster for p in representative}) == 4
     # either measure alone goes wrong here: the centre alone finds the lone point...
-    central = select(get_strategy("hybrid", candidate_multiple=100, within_cluster="central"), ctx, 4)
+    central = select(get_strategy("hybrid", candidate_multiple=100), ctx, 4)  # central is the default
     assert "lone" in {part[p.text_id] for p in central}
     # ...and density alone the knot
     centroids, assignment = kmeans(vectors, 4, seed=0)

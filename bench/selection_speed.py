@@ -1,6 +1,7 @@
 """Time to pick 100 texts from pools of 100,000 and 1,000,000 vectors.
 
     .venv/bin/python bench/selection_speed.py [--sizes 100000 1000000] [--budget 100] [--repeats 1]
+        [--cases hybrid "hybrid (representative)" ...]   # the baselines always run
 
 Pool: synthetic clustered vectors (1,000 Gaussian clusters on the unit sphere, 384-d, float32,
 seeded, cached in bench/out/) with Dirichlet probabilities over 16 classes for the
@@ -64,6 +65,10 @@ def numpy_k_center_matvec(vectors: np.ndarray, budget: int, seed: int = 0) -> li
     return picks
 
 
+CASES = ["hybrid", "kmeans", "kcenter", "numpy k-center", "numpy k-center (mat-vec)"]
+REPRESENTATIVE = "hybrid (representative)"  # Hybrid(within_cluster="representative"), the opt-in variant
+
+
 def run_case(name: str, n: int, budget: int) -> dict[str, float]:
     """One measurement, in this (child) process. The product's modules are imported before the
     clock starts (importing FAISS and the package takes about 0.3 s, which no baseline pays).
@@ -82,7 +87,8 @@ def run_case(name: str, n: int, budget: int) -> dict[str, float]:
         picked = len(baseline_picks)
     else:
         context = SelectionContext(np.arange(n, dtype=np.int64), vectors, proba, np.zeros((0, DIM), dtype=np.float32))
-        picked = len(select(get_strategy(name), context, budget))
+        strategy = get_strategy("hybrid", within_cluster="representative") if name == REPRESENTATIVE else get_strategy(name)
+        picked = len(select(strategy, context, budget))
     seconds = time.perf_counter() - started
     assert picked == budget, (name, picked)
     result = {"seconds": seconds, "peak_mb": _peak_mb()}
@@ -107,13 +113,14 @@ def main() -> None:
     parser.add_argument(
         "--repeats", type=int, default=1, help="rounds over all cases; each case reports its median round (for a shared machine)"
     )
+    parser.add_argument("--cases", nargs="+", default=CASES, choices=[*CASES, REPRESENTATIVE], help="(default: all but the opt-in variant)")
     parser.add_argument("--case", nargs=2, metavar=("STRATEGY", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
         print(json.dumps(run_case(args.case[0], int(args.case[1]), args.budget)))
         return
 
-    cases = ["hybrid", "kmeans", "kcenter", "numpy k-center", "numpy k-center (mat-vec)"]
+    cases = list(dict.fromkeys([*args.cases, "numpy k-center", "numpy k-center (mat-vec)"]))  # the ratios need both baselines
     runs: dict[tuple[str, int], list[dict[str, float]]] = {}
     for n in args.sizes:
         pool(n)  # build the cache once, outside the timed children

@@ -74,7 +74,13 @@ def select(
 
 class _Guard:
     """Near-duplicate checks: against what is labeled or queued (one batched FAISS range
-    search up front) and against the picks accepted so far (a small growing index)."""
+    search up front) and against the picks accepted so far.
+
+    The picks so far are a few budgets' rows at most, checked with one numpy mat-vec per
+    candidate: a FAISS call per pick (search, then add) cost more than its arithmetic, and on a
+    busy machine each call's thread pool waited to be scheduled (bench/RESULTS.md, selection
+    speed).
+    """
 
     def __init__(self, context: SelectionContext, threshold: float, index_factory: Callable[[int], VectorIndex]) -> None:
         self.context, self.threshold = context, threshold
@@ -85,15 +91,21 @@ class _Guard:
             taken.add(context.taken_embeddings, np.arange(len(context.taken_embeddings)))
             hits = taken.range_search(context.embeddings, threshold)
             self.near_taken = np.array([len(h) > 0 for h in hits])
-        self.picked = index_factory(dim)
+        self._picked = np.empty((64, dim), dtype=np.float32)
+        self._count = 0
 
     def is_duplicate(self, row: int) -> bool:
         if self.near_taken[row]:
             return True
-        return len(self.picked) > 0 and len(self.picked.range_search(self.context.embeddings[row : row + 1], self.threshold)[0]) > 0
+        if not self._count:
+            return False
+        return bool((self._picked[: self._count] @ self.context.embeddings[row]).max() >= self.threshold)
 
     def accept(self, row: int) -> None:
-        self.picked.add(self.context.embeddings[row : row + 1], np.array([row]))
+        if self._count == len(self._picked):
+            self._picked = np.concatenate([self._picked, np.empty_like(self._picked)])
+        self._picked[self._count] = self.context.embeddings[row]
+        self._count += 1
 
 
 def _cluster(ranked: Ranked, position: int) -> int | None:

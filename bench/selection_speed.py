@@ -65,8 +65,14 @@ def numpy_k_center_matvec(vectors: np.ndarray, budget: int, seed: int = 0) -> li
     return picks
 
 
-CASES = ["hybrid", "kmeans", "kcenter", "numpy k-center", "numpy k-center (mat-vec)"]
-REPRESENTATIVE = "hybrid (representative)"  # Hybrid(within_cluster="representative"), the opt-in variant
+BASELINES = ["numpy k-center", "numpy k-center (mat-vec)"]
+STRATEGIES = {  # case name: the product's strategy and its options
+    "hybrid": ("hybrid", {}),
+    "kmeans": ("kmeans", {}),
+    "kcenter": ("kcenter", {}),
+    "hybrid (representative)": ("hybrid", {"within_cluster": "representative"}),  # opt-in: not run by default
+}
+CASES = ["hybrid", "kmeans", "kcenter", *BASELINES]
 
 
 def run_case(name: str, n: int, budget: int) -> dict[str, float]:
@@ -87,8 +93,8 @@ def run_case(name: str, n: int, budget: int) -> dict[str, float]:
         picked = len(baseline_picks)
     else:
         context = SelectionContext(np.arange(n, dtype=np.int64), vectors, proba, np.zeros((0, DIM), dtype=np.float32))
-        strategy = get_strategy("hybrid", within_cluster="representative") if name == REPRESENTATIVE else get_strategy(name)
-        picked = len(select(strategy, context, budget))
+        strategy, options = STRATEGIES[name]
+        picked = len(select(get_strategy(strategy, **options), context, budget))
     seconds = time.perf_counter() - started
     assert picked == budget, (name, picked)
     result = {"seconds": seconds, "peak_mb": _peak_mb()}
@@ -113,14 +119,14 @@ def main() -> None:
     parser.add_argument(
         "--repeats", type=int, default=1, help="rounds over all cases; each case reports its median round (for a shared machine)"
     )
-    parser.add_argument("--cases", nargs="+", default=CASES, choices=[*CASES, REPRESENTATIVE], help="(default: all but the opt-in variant)")
+    parser.add_argument("--cases", nargs="+", default=CASES, choices=[*STRATEGIES, *BASELINES], help="(default: all but the opt-in variant)")
     parser.add_argument("--case", nargs=2, metavar=("STRATEGY", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
         print(json.dumps(run_case(args.case[0], int(args.case[1]), args.budget)))
         return
 
-    cases = list(dict.fromkeys([*args.cases, "numpy k-center", "numpy k-center (mat-vec)"]))  # the ratios need both baselines
+    cases = list(dict.fromkeys([*args.cases, *BASELINES]))  # the ratios need both baselines
     runs: dict[tuple[str, int], list[dict[str, float]]] = {}
     for n in args.sizes:
         pool(n)  # build the cache once, outside the timed children

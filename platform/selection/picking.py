@@ -79,7 +79,8 @@ class _Guard:
     The picks so far are a few budgets' rows at most, checked with one numpy mat-vec per
     candidate: a FAISS call per pick (search, then add) cost more than its arithmetic, and on a
     busy machine each call's thread pool waited to be scheduled (bench/RESULTS.md, selection
-    speed).
+    speed). Not ``ExactIndex`` either: it re-stacks its whole matrix on every add, quadratic in
+    a large budget; this buffer doubles.
     """
 
     def __init__(self, context: SelectionContext, threshold: float, index_factory: Callable[[int], VectorIndex]) -> None:

@@ -6,6 +6,7 @@ scan is a matter of seconds and needs no training. Where FAISS sees a GPU, k-mea
 search run there; range search has no GPU implementation in FAISS and stays on the CPU.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
@@ -90,24 +91,34 @@ def make_index(dim: int) -> VectorIndex:
     return FaissIndex.empty(dim)
 
 
+@dataclass(frozen=True)
+class Clusters:
+    """k-means' result: ``centroids`` (k, d) on the unit sphere, and for each row its nearest
+    centroid (``assignment``, int64) and its cosine similarity to it (``similarity``, float32)."""
+
+    centroids: np.ndarray
+    assignment: np.ndarray
+    similarity: np.ndarray
+
+
 def kmeans(
     vectors: np.ndarray,
     k: int,
     *,
     seed: int,
     niter: int = 20,
-    spherical: bool = True,
     restarts: int = 5,
     training_work: int = 2**24,
-) -> tuple[np.ndarray, np.ndarray]:
-    """FAISS k-means: (centroids (min(k, n), d), assignment (n,) int64, each row's nearest centroid).
+) -> Clusters:
+    """Spherical FAISS k-means of L2-normalised rows into min(k, n) clusters.
 
     Seeding is k-means++: with random seeding two seeds often land in one well-separated group
     and Lloyd's iterations never move one of them out. Even k-means++ sometimes merges two
     groups and splits a third, so ``restarts`` runs are made and the best objective kept.
     Training uses at most 256 points per centroid (FAISS samples them with the seed); every row
-    is then assigned. With ``k ≥ n`` each row is its own cluster. ``spherical`` keeps centroids
-    on the unit sphere, which is what cosine similarity needs.
+    is then assigned, and the assignment's inner products are kept as ``similarity``, so that
+    callers ranking by closeness to the centroid need not compute them again (on a pool of
+    millions that is a second pass over the pool). With ``k ≥ n`` each row is its own cluster.
 
     Training is capped at ``training_work`` point-to-centroid distances, all restarts and
     iterations together (2**24: about 0.2 s of one core at 384-d), because restarts are cheap
@@ -128,10 +139,9 @@ def kmeans(
     n, dim = x.shape
     if k >= n:  # FAISS needs more points than centroids
         centroids = x.copy()
-        if spherical:
-            norms = np.linalg.norm(centroids, axis=1, keepdims=True)
-            np.divide(centroids, norms, out=centroids, where=norms > 0)
-        return centroids, np.arange(n, dtype=np.int64)
+        norms = np.linalg.norm(centroids, axis=1, keepdims=True)
+        np.divide(centroids, norms, out=centroids, where=norms > 0)
+        return Clusters(centroids, np.arange(n, dtype=np.int64), np.einsum("ij,ij->i", x, centroids))
     one_run = min(n, 256 * k) * k * niter
     restarts = max(1, min(restarts, training_work // one_run))
     # rounded up, so that a pool whose single run fits the cap is taken whole
@@ -142,7 +152,7 @@ def kmeans(
         niter=niter,
         nredo=restarts,
         seed=seed % 2**31,  # FAISS takes a C int
-        spherical=spherical,
+        spherical=True,  # centroids stay on the unit sphere, as cosine similarity needs
         init_method=faiss.ClusteringInitMethod_KMEANS_PLUS_PLUS,
         min_points_per_centroid=1,  # small pools are normal here: no "please provide more points" warning
         max_points_per_centroid=per_centroid,
@@ -150,8 +160,8 @@ def kmeans(
         verbose=False,
     )
     model.train(x)
-    _, assignment = model.assign(x)
-    return model.centroids, assignment.astype(np.int64)
+    similarity, assignment = model.assign(x)  # spherical: an inner-product index, so D is the cosine
+    return Clusters(model.centroids, assignment.astype(np.int64), similarity)
 
 
 def typicality(vectors: np.ndarray, centroids: np.ndarray, *, neighbours: int = 20, nprobe: int = 8) -> np.ndarray:

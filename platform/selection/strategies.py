@@ -58,10 +58,9 @@ class KMeansStrategy(SelectionStrategy):
     name = "kmeans"
 
     def rank(self, context: SelectionContext, budget: int) -> Ranked:
-        centroids, assignment = kmeans(context.embeddings, budget, seed=context.seed)
-        similarity = centroid_similarity(context.embeddings, centroids, assignment)
-        order = round_robin(assignment, -similarity, by_size=True)
-        return Ranked(order, similarity[order], assignment[order], reason="k-means centroid")
+        clusters = kmeans(context.embeddings, budget, seed=context.seed)
+        order = round_robin(clusters.assignment, -clusters.similarity, by_size=True)
+        return Ranked(order, clusters.similarity[order].astype(np.float64), clusters.assignment[order], reason="k-means centroid")
 
 
 class KCenterStrategy(SelectionStrategy):
@@ -116,16 +115,16 @@ class Hybrid(SelectionStrategy):
         n_candidates = min(len(scores), self._candidates(context, budget))
         candidates = np.argpartition(-scores, n_candidates - 1)[:n_candidates] if n_candidates < len(scores) else np.arange(len(scores))
         vectors = context.embeddings[candidates]
-        centroids, assignment = kmeans(vectors, budget, seed=context.seed)
+        clusters = kmeans(vectors, budget, seed=context.seed)
         if self.within_cluster == "uncertain":
             key = -scores[candidates]
         elif self.within_cluster == "central":
-            key = -centroid_similarity(vectors, centroids, assignment)
+            key = -clusters.similarity
         else:  # ranks, so that neither measure's scale decides
-            key = -(rankdata(centroid_similarity(vectors, centroids, assignment)) + rankdata(typicality(vectors, centroids)))
-        order = round_robin(assignment, key, by_size=self.within_cluster != "uncertain")
+            key = -(rankdata(clusters.similarity) + rankdata(typicality(vectors, clusters.centroids)))
+        order = round_robin(clusters.assignment, key, by_size=self.within_cluster != "uncertain")
         rows = candidates[order]
-        return Ranked(rows, scores[rows], assignment[order], reason="hybrid")
+        return Ranked(rows, scores[rows], clusters.assignment[order], reason="hybrid")
 
     def _candidates(self, context: SelectionContext, budget: int) -> int:
         wanted = self.candidate_multiple * budget
@@ -136,16 +135,6 @@ class Hybrid(SelectionStrategy):
         wide = max(0.0, 1.0 - labels_per_class / self.anneal_per_class)  # 1 with no labels, 0 once enough
         # Capped: on a pool of millions, clustering all of it would cost what k-means does.
         return max(wanted, min(int(wide * len(context.pool_ids)), self.max_candidate_multiple * budget))
-
-
-def centroid_similarity(vectors: np.ndarray, centroids: np.ndarray, assignment: np.ndarray, chunk: int = 65_536) -> np.ndarray:
-    """Each vector's cosine to its own centroid, a chunk at a time: gathering the centroids for
-    a whole pool of millions at once would copy the pool."""
-    similarity = np.empty(len(vectors), dtype=np.float32)
-    for start in range(0, len(vectors), chunk):
-        block = slice(start, start + chunk)
-        similarity[block] = np.einsum("ij,ij->i", vectors[block], centroids[assignment[block]])
-    return similarity
 
 
 def round_robin(assignment: np.ndarray, key: np.ndarray, *, by_size: bool) -> np.ndarray:

@@ -66,18 +66,24 @@ def test_k_center_covers_every_blob_and_starts_from_labeled_points() -> None:
 
 def test_kmeans_finds_the_blobs() -> None:
     points, blob = blobs(6, 40)
-    _, assignment = kmeans(points, 6, seed=0)
+    clusters = kmeans(points, 6, seed=0)
+    assignment = clusters.assignment
     # every blob lands in one cluster, and clusters do not mix blobs
     assert all(len(set(assignment[blob == b])) == 1 for b in range(6))
     assert len(set(assignment)) == 6
-    _, tiny = kmeans(points[:3], 5, seed=0)
-    assert sorted(tiny.tolist()) == [0, 1, 2]
+    # the similarity kept from the assignment is each row's cosine to its own centroid
+    own = clusters.centroids[assignment]
+    np.testing.assert_allclose(clusters.similarity, np.einsum("ij,ij->i", points, own), rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(clusters.centroids, axis=1), 1.0, rtol=1e-5)
+    tiny = kmeans(points[:3], 5, seed=0)
+    assert sorted(tiny.assignment.tolist()) == [0, 1, 2]
+    np.testing.assert_allclose(tiny.similarity, 1.0, rtol=1e-5)
 
 
 def test_typicality_is_the_inverse_mean_distance_to_the_nearest_neighbours() -> None:
     rng = np.random.default_rng(4)
     points = unit(np.vstack([rng.normal(size=(300, 16)), rng.normal(loc=3.0, scale=0.2, size=(100, 16))]))
-    centroids, _ = kmeans(points, 8, seed=0)
+    centroids = kmeans(points, 8, seed=0).centroids
     similarity = points @ points.T
     np.fill_diagonal(similarity, -np.inf)  # a point is not its own neighbour
     nearest = -np.sort(-similarity, axis=1)[:, :10]

@@ -166,6 +166,6 @@ def test_hybrid_representative_picks_are_central_and_in_a_dense_part_of_their_cl
     central = select(get_strategy("hybrid", candidate_multiple=100), ctx, 4)  # central is the default
     assert "lone" in {part[p.text_id] for p in central}
     # ...and density alone the knot
-    centroids, assignment = kmeans(vectors, 4, seed=0)
-    density = typicality(vectors, centroids)
+    clusters = kmeans(vectors, 4, seed=0)
+    assignment, density = clusters.assignment, typicality(vectors, clusters.centroids)
     assert {part[np.flatnonzero(assignment == c)[np.argmax(density[assignment == c])]] for c in range(4)} == {"knot"}

@@ -3,10 +3,13 @@
 Its ids are the embeddings' vector ids (row numbers of the task's vector file), and the
 ``embeddings`` table maps them to text ids, so the mapping is stable and lives in SQL. The
 index is brought up to date incrementally (vectors recorded since it was last saved are
-added), and rebuilt from scratch when the encoder changes or the two disagree.
+added), and rebuilt from scratch when the two disagree. Each encoder has its own index file:
+after the encoder changes, ``driftloop index rebuild`` embeds the task's texts with the new one
+and builds its index in one go, instead of leaving that to the next selection rounds.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,14 +57,39 @@ def rebuild_index(
     embed_missing: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> VectorIndex:
-    """A fresh index of the task's texts for ``encoder``, embedding those it lacks first."""
+    """A fresh index of the task's texts for ``encoder``, embedding those it lacks first.
+
+    ``progress(done, total)`` counts the task's texts, those already embedded included.
+    """
     if embed_missing:
-        with session_scope(engine) as session:
-            text_ids = list(session.scalars(select(TextRecord.id).where(TextRecord.task_id == task_id).order_by(TextRecord.id)))
-        embed_texts(engine, task_id, text_ids, encoder, home, progress=progress)
+        _embed_all(engine, home, task_id, encoder, progress)
     path = index_path(home, task_id, encoder.id)
     path.unlink(missing_ok=True)
     return sync_index(engine, home, task_id, encoder)
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    encoder_id: str
+    path: Path
+    texts: int  # the task's texts
+    embedded: int  # of them, with a vector for this encoder
+    indexed: int  # vectors in the saved index (0 when there is none)
+    other_encoders: list[str]  # index files left by earlier encoders
+
+
+def index_status(engine: Engine, home: Path, task_id: int, encoder_id: str) -> IndexStatus:
+    """What the task's saved index holds against the store, without changing either."""
+    path = index_path(home, task_id, encoder_id)
+    others = sorted(p.stem for p in path.parent.glob("*.faiss") if p != path) if path.parent.exists() else []
+    return IndexStatus(
+        encoder_id=encoder_id,
+        path=path,
+        texts=len(_text_ids(engine, task_id)),
+        embedded=len(_recorded(engine, task_id, encoder_id)),
+        indexed=len(FaissIndex.load(path)) if path.exists() else 0,
+        other_encoders=others,
+    )
 
 
 def text_ids_for(engine: Engine, task_id: int, encoder_id: str, vector_ids: np.ndarray) -> dict[int, int]:
@@ -83,3 +111,23 @@ def _recorded(engine: Engine, task_id: int, encoder_id: str) -> np.ndarray:
             select(Embedding.vector_id).where(Embedding.task_id == task_id, Embedding.encoder_id == encoder_id)
         )
         return np.sort(np.fromiter(ids, dtype=np.int64))
+
+
+def _embed_all(engine: Engine, home: Path, task_id: int, encoder: Encoder, progress: Callable[[int, int], None] | None) -> None:
+    """Vectors for every text of the task, a chunk at a time: ``embed_texts`` returns all the
+    vectors it is asked for, and a task of millions of texts would hold them at once for nothing."""
+    text_ids = _text_ids(engine, task_id)
+    for start in range(0, len(text_ids), _CHUNK):
+        chunk = text_ids[start : start + _CHUNK]
+
+        def report(done: int, _encoding: int, start: int = start) -> None:
+            if progress is not None:
+                progress(start + done, len(text_ids))
+
+        embed_texts(engine, task_id, chunk, encoder, home, progress=report)
+        report(len(chunk), 0)
+
+
+def _text_ids(engine: Engine, task_id: int) -> list[int]:
+    with session_scope(engine) as session:
+        return list(session.scalars(select(TextRecord.id).where(TextRecord.task_id == task_id).order_by(TextRecord.id)))

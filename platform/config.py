@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,6 +38,15 @@ class Settings(BaseSettings):
 
     replay_capacity: int = Field(2000, gt=0, description="Labels kept per replay buffer and task.")
     replay_ratio: float = Field(1.0, ge=0.0, description="Replayed examples per new example in a training round.")
+
+    selection_duplicate_threshold: float = Field(
+        0.95, gt=0.0, le=1.0, description="Picks at this cosine similarity or more to a labeled, queued or picked text are skipped."
+    )
+    selection_max_pool: int = Field(200_000, gt=0, description="Newest unlabeled texts a selection round considers at most.")
+    selection_hybrid_within_cluster: Literal["central", "representative", "uncertain"] = Field(
+        "central",
+        description="Which candidate of a cluster the hybrid strategy takes first (bench/RESULTS.md compares them).",
+    )
 
     encoder_path: Path | None = Field(
         None, description="Local transformers checkpoint of the base encoder; unset = all-MiniLM-L6-v2 from its package."

@@ -1,7 +1,7 @@
 """Selection rounds: build the pool from the store, let a strategy pick, record the round.
 
 The pool is the task's texts that have no label and were never picked, received within the
-window (newest first, at most ``max_pool``), so a stream of millions stays cheap. Texts already
+window (newest first, at most ``selection_max_pool``), so a stream of millions stays cheap. Texts already
 labeled or queued are "taken": picks must not be near-duplicates of them. Picks are recorded
 with their score, cluster, reason and strategy in one transaction; the store's unique
 (task, text) key on picks guarantees a text is never picked twice, even by concurrent rounds.
@@ -40,9 +40,7 @@ class SelectionRequest:
     budget: int
     strategy: str = "hybrid"
     window_days: float | None = None
-    max_pool: int = 200_000
     random_fraction: float = 0.0
-    duplicate_threshold: float = 0.95
     seed: int = 0
 
 
@@ -72,8 +70,9 @@ def run_selection(
 ) -> SelectionResult:
     if request.budget < 1:
         raise InvalidInput("the budget must be at least 1")
+    options = strategy_options(request.strategy, settings)
     try:
-        strategy = get_strategy(request.strategy)
+        strategy = get_strategy(request.strategy, **options)
     except ValueError as error:
         raise InvalidInput(str(error), field="strategy") from None
     encoder = encoder or load_encoder(settings)
@@ -81,7 +80,7 @@ def run_selection(
         task = get_task(session, request.task)
         task_id = task.id
         champion = registry.champion(session, task_id)
-        pool_ids = _pool(session, task_id, request)
+        pool_ids = _pool(session, task_id, request, settings.selection_max_pool)
         taken_ids = _taken(session, task_id)
     if not pool_ids:
         raise InvalidInput(f"task {request.task} has no unlabeled, unpicked texts in the selection window")
@@ -110,12 +109,19 @@ def run_selection(
         context,
         request.budget,
         random_fraction=request.random_fraction,
-        duplicate_threshold=request.duplicate_threshold,
+        duplicate_threshold=settings.selection_duplicate_threshold,
     )
-    return _record(engine, task_id, request, champion.id if champion else None, champion.version if champion else None, len(pool_ids), picks)
+    params = {"duplicate_threshold": settings.selection_duplicate_threshold, **options}
+    version_id, version = (champion.id, champion.version) if champion else (None, None)
+    return _record(engine, task_id, request, version_id, version, len(pool_ids), params, picks)
 
 
-def _pool(session, task_id: int, request: SelectionRequest) -> list[int]:  # type: ignore[no-untyped-def]
+def strategy_options(strategy: str, settings: Settings) -> dict[str, object]:
+    """The settings that tune a strategy, as its keyword arguments."""
+    return {"within_cluster": settings.selection_hybrid_within_cluster} if strategy == "hybrid" else {}
+
+
+def _pool(session, task_id: int, request: SelectionRequest, max_pool: int) -> list[int]:  # type: ignore[no-untyped-def]
     query = (
         select(TextRecord.id)
         .where(
@@ -124,7 +130,7 @@ def _pool(session, task_id: int, request: SelectionRequest) -> list[int]:  # typ
             ~exists().where(SelectionPick.task_id == task_id, SelectionPick.text_id == TextRecord.id),
         )
         .order_by(TextRecord.received_at.desc(), TextRecord.id.desc())
-        .limit(request.max_pool)
+        .limit(max_pool)
     )
     if request.window_days is not None:
         query = query.where(TextRecord.received_at >= utcnow() - timedelta(days=request.window_days))
@@ -137,7 +143,16 @@ def _taken(session, task_id: int) -> list[int]:  # type: ignore[no-untyped-def]
     return sorted(set(session.scalars(labeled)) | set(session.scalars(queued)))
 
 
-def _record(engine: Engine, task_id: int, request: SelectionRequest, version_id: int | None, version: int | None, pool_size: int, picks: list) -> SelectionResult:  # type: ignore[type-arg]
+def _record(
+    engine: Engine,
+    task_id: int,
+    request: SelectionRequest,
+    version_id: int | None,
+    version: int | None,
+    pool_size: int,
+    params: dict[str, object],
+    picks: list,  # type: ignore[type-arg]
+) -> SelectionResult:
     with session_scope(engine) as session:
         round_ = SelectionRound(
             task_id=task_id,
@@ -147,9 +162,9 @@ def _record(engine: Engine, task_id: int, request: SelectionRequest, version_id:
             params={
                 "window_days": request.window_days,
                 "random_fraction": request.random_fraction,
-                "duplicate_threshold": request.duplicate_threshold,
                 "seed": request.seed,
                 "pool_size": pool_size,
+                **params,
             },
         )
         session.add(round_)

@@ -3,6 +3,7 @@
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import Engine, func, select, update
 
@@ -12,7 +13,7 @@ from driftloop.platform.selection.faiss_index import FaissIndex
 from driftloop.platform.selection.rounds import SelectionRequest, run_selection
 from driftloop.platform.selection.task_index import index_path, sync_index, text_ids_for
 from driftloop.platform.store.engine import session_scope
-from driftloop.platform.store.models import Prediction, SelectionPick, TextRecord
+from driftloop.platform.store.models import Prediction, SelectionPick, SelectionRound, TextRecord
 from driftloop.platform.store.types import utcnow
 from driftloop.platform.tasks import get_task
 from tests.conftest import run_cli
@@ -68,8 +69,30 @@ def test_the_window_keeps_old_texts_out(loop: Loop) -> None:
     result = select_(loop, budget=30, strategy="kcenter", window_days=7)
     assert len(result.picks) == 30 and result.pool_size == 50
     assert not {p.external_id for p in result.picks} & set(old)
+    # the pool is the newest texts, at most DRIFTLOOP_SELECTION_MAX_POOL of them
+    capped_settings = loop.settings.model_copy(update={"selection_max_pool": 10})
+    capped = run_selection(loop.engine, capped_settings, SelectionRequest(task=loop.task, budget=5, strategy="random"), encoder=loop.encoder)
+    recent = {i for i, _, _ in loop.headlines[850:]}
+    assert capped.pool_size == 10 and {p.external_id for p in capped.picks} <= recent
+    with session_scope(loop.engine) as session:
+        session.execute(update(TextRecord).values(received_at=utcnow() - timedelta(days=30)))
     with pytest.raises(InvalidInput, match="no unlabeled, unpicked texts"):
-        select_(loop, budget=5, window_days=7, max_pool=0)
+        select_(loop, budget=5, window_days=7)
+
+
+def test_settings_tune_the_round_and_are_recorded_with_it(loop: Loop) -> None:
+    loop.label(loop.headlines[:300])
+    loop.train()
+    tuned = loop.settings.model_copy(update={"selection_duplicate_threshold": 0.9, "selection_hybrid_within_cluster": "uncertain"})
+    result = run_selection(loop.engine, tuned, SelectionRequest(task=loop.task, budget=10), encoder=loop.encoder)
+    with session_scope(loop.engine) as session:
+        params = session.get(SelectionRound, result.round_id).params
+        scores = dict(session.execute(select(SelectionPick.text_id, SelectionPick.score).where(SelectionPick.round_id == result.round_id)).all())
+    assert params["duplicate_threshold"] == 0.9 and params["within_cluster"] == "uncertain"
+    # "uncertain" is Cluster-Margin: the first picks are their clusters' most uncertain candidates,
+    # so the batch is far more uncertain than the default's central picks would be
+    central = run_selection(loop.engine, loop.settings, SelectionRequest(task=loop.task, budget=10), encoder=loop.encoder)
+    assert np.mean(list(scores.values())) > np.mean([p.score for p in central.picks])
 
 
 def test_task_index_survives_a_restart_and_follows_incremental_adds(loop: Loop) -> None:

@@ -1,10 +1,11 @@
 """`driftloop index`: each task's FAISS index of its texts' embeddings."""
 
 import typer
+from sqlalchemy import Engine
 
 from driftloop.platform.cli.console import count_progress, out
 from driftloop.platform.cli.store import current_engine
-from driftloop.platform.config import get_settings
+from driftloop.platform.config import Settings, get_settings
 from driftloop.platform.modeling.encoder import load_encoder
 from driftloop.platform.selection.task_index import index_status, rebuild_index
 from driftloop.platform.store.engine import session_scope
@@ -16,10 +17,7 @@ app = typer.Typer(help="The vector index selection searches: status, rebuild aft
 @app.command()
 def status(name: str = typer.Argument(..., help="Task.")) -> None:
     """How many of task NAME's texts have a vector for the configured encoder, and how many the index holds."""
-    settings = get_settings()
-    engine = current_engine()
-    with session_scope(engine) as session:
-        task_id = get_task(session, name).id
+    settings, engine, task_id = _task(name)
     state = index_status(engine, settings.home, task_id, load_encoder(settings).id)
     out.print(f"encoder {state.encoder_id}: {state.embedded:,} of {state.texts:,} texts embedded, {state.indexed:,} in the index")
     out.print(f"index file {state.path}" if state.indexed else "no index file yet: `driftloop select` or `driftloop index rebuild` builds it")
@@ -32,10 +30,7 @@ def status(name: str = typer.Argument(..., help="Task.")) -> None:
 @app.command()
 def rebuild(name: str = typer.Argument(..., help="Task.")) -> None:
     """Embed every text of task NAME with the configured encoder, then build its index afresh."""
-    settings = get_settings()
-    engine = current_engine()
-    with session_scope(engine) as session:
-        task_id = get_task(session, name).id
+    settings, engine, task_id = _task(name)
     encoder = load_encoder(settings)
     with count_progress() as progress:
         bar = progress.add_task(f"embed {name}", total=None, summary=encoder.id)
@@ -43,3 +38,10 @@ def rebuild(name: str = typer.Argument(..., help="Task.")) -> None:
             engine, settings.home, task_id, encoder, progress=lambda done, total: progress.update(bar, completed=done, total=total)
         )
     out.print(f"rebuilt the index of {name} for {encoder.id}: {len(index):,} vectors")
+
+
+def _task(name: str) -> tuple[Settings, Engine, int]:
+    settings = get_settings()
+    engine = current_engine()
+    with session_scope(engine) as session:
+        return settings, engine, get_task(session, name).id

@@ -29,9 +29,9 @@ from typing import ClassVar, TypeVar
 
 import numpy as np
 from sqlalchemy import Select, delete, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from driftloop.platform.store.inserts import insert_unless_present
 from driftloop.platform.store.models import Label, ReplayBuffer, Split
 from driftloop.platform.store.models import ReplayItem as ReplayItemRow
 from driftloop.platform.store.types import utcnow
@@ -359,10 +359,8 @@ def _lock_buffer(session: Session, task_id: int, strategy: str, capacity: int) -
     Insert-if-absent comes first so that two first updates cannot both create the row, and so
     that on SQLite the transaction holds the write lock before it reads the buffer.
     """
-    # The store runs on these two; both spell "insert unless the unique key exists" the same way.
-    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     values = {"task_id": task_id, "strategy": strategy, "capacity": capacity, "state": {}, "updated_at": utcnow()}
-    session.execute(dialect_insert(ReplayBuffer).values(values).on_conflict_do_nothing())
+    session.execute(insert_unless_present(session, ReplayBuffer).values(values))
     # populate_existing: a copy of the row already in the session must not hide the latest one.
     query = _buffer_query(task_id, strategy).with_for_update().execution_options(populate_existing=True)
     return session.scalars(query).one()

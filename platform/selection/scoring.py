@@ -8,11 +8,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, select
 
 from driftloop.platform.modeling.embeddings import embed_texts
 from driftloop.platform.modeling.model import TextClassifier
 from driftloop.platform.store.engine import session_scope
+from driftloop.platform.store.inserts import insert_unless_present
 from driftloop.platform.store.models import ModelVersion, Prediction, TextRecord
 
 _CHUNK = 900
@@ -78,4 +79,6 @@ def _store(engine: Engine, version: ModelVersion, text_ids: list[int], proba: np
         for text_id, p in zip(text_ids, proba, strict=True)
     ]
     with session_scope(engine) as session:
-        session.execute(insert(Prediction), rows)
+        # Two rounds may score the same version at once; whichever stores a text first wins,
+        # and the other's row (the same model, so the same probabilities) is dropped.
+        session.execute(insert_unless_present(session, Prediction), rows)

@@ -126,7 +126,8 @@ def promote(
 
 def remember_in_replay(session: Session, version: ModelVersion, capacity: int, seed: int = 0) -> None:
     """Offer the labels a newly promoted model learned from to every replay buffer of its task,
-    so later rounds can replay them. A model without a training run (none yet) offers nothing."""
+    so later rounds can replay them, once per version. A model without a training run (none
+    yet) offers nothing."""
     run = session.get(TrainingRun, version.training_run_id) if version.training_run_id else None
     if run is None or not run.params.get("data_until"):
         return
@@ -139,7 +140,8 @@ def remember_in_replay(session: Session, version: ModelVersion, capacity: int, s
         query = query.where(Label.created_at > parse_time(run.params["data_from"]))
     items = [replay.ReplayItem(text_id, label) for text_id, label in session.execute(query.order_by(Label.id))]
     for strategy in replay.STRATEGIES:
-        replay.update_buffer(session, version.task_id, strategy, capacity, items, seed=seed)
+        # keyed by version: a version promoted again (after a rollback) has nothing new to teach
+        replay.update_buffer(session, version.task_id, strategy, capacity, items, seed=seed, offer_key=f"version-{version.id}")
 
 
 def parse_time(value: str) -> datetime:

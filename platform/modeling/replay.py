@@ -286,9 +286,14 @@ def update_buffer(
     new: Sequence[ReplayItem],
     *,
     seed: int = 0,
+    offer_key: str | None = None,
 ) -> BufferState:
     """Offer ``new`` to the task's buffer for ``strategy`` (created on first use) and return
     its state. Runs in the caller's transaction and does not commit.
+
+    ``offer_key`` names the offer so that making it again changes nothing: the buffer keeps the
+    keys it has taken. Texts already in the buffer are ignored anyway, but one evicted since
+    would come back and count as seen twice, which biases the reservoir towards that offer.
 
     Each offered text takes its train label from ``labels``; texts without one are ignored.
     The buffer row is locked first, so concurrent updates of one buffer take turns (on SQLite
@@ -309,11 +314,16 @@ def update_buffer(
         seen=int(buffer.state.get("seen", 0)),
         seen_per_class={k: int(v) for k, v in buffer.state.get("seen_per_class", {}).items()},
     )
+    offers = list(buffer.state.get("offers", []))
+    if offer_key is not None:
+        if offer_key in offers:
+            return before
+        offers.append(offer_key)
     after = chosen.offer(before, _with_train_labels(session, task_id, new), _rng(seed, before.seen, _UPDATE_STREAM))
     after.items = _assign_slots({s.text_id: s.slot for s in stored}, after.items)
     _write_items(session, buffer.id, stored, after.items)
     buffer.capacity = capacity
-    buffer.state = {"seen": after.seen, "seen_per_class": after.seen_per_class}
+    buffer.state = {"seen": after.seen, "seen_per_class": after.seen_per_class, "offers": offers}
     buffer.updated_at = utcnow()
     session.flush()
     return after

@@ -107,10 +107,10 @@ def labelled(engine: Engine, task_name: str, labels: Sequence[str], *, split: Sp
 
 
 def run_update(
-    engine: Engine, task_id: int, strategy: str, capacity: int, new: Sequence[ReplayItem], seed: int = 0
+    engine: Engine, task_id: int, strategy: str, capacity: int, new: Sequence[ReplayItem], seed: int = 0, offer_key: str | None = None
 ) -> BufferState:
     with session_scope(engine) as session:
-        return update_buffer(session, task_id, strategy, capacity, new, seed=seed)
+        return update_buffer(session, task_id, strategy, capacity, new, seed=seed, offer_key=offer_key)
 
 
 def contents(engine: Engine, task_id: int, strategy: str) -> list[ReplayItem]:
@@ -323,7 +323,7 @@ def test_updates_persist_across_sessions_within_capacity(engine: Engine, task_na
     assert second == state.items and len(second) == 20 and set(second) <= set(items)
     assert set(second) & set(items[30:]), "the second round's items can enter the buffer"
     assert [row.slot for row in item_rows(engine, task_id, strategy)] == list(range(20))
-    assert stored_state(engine, task_id, strategy) == {"seen": 60, "seen_per_class": dict(class_counts(items))}
+    assert stored_state(engine, task_id, strategy) == {"seen": 60, "seen_per_class": dict(class_counts(items)), "offers": []}
 
 
 def test_same_seed_and_history_give_the_same_buffer(engine: Engine, task_name: str) -> None:
@@ -417,6 +417,19 @@ def test_reoffering_stored_items_does_not_duplicate_them(engine: Engine, task_na
     rows = item_rows(engine, task_id, "balanced")
     assert sorted(row.text_id for row in rows) == sorted(item.text_id for item in items)
     assert state.seen == 20 and stored_state(engine, task_id, "balanced")["seen"] == 20
+
+
+@pytest.mark.parametrize("strategy", ["reservoir", "balanced"])
+def test_an_offer_made_again_under_its_key_changes_nothing(engine: Engine, task_name: str, strategy: str) -> None:
+    task_id = task_id_of(engine, task_name)
+    items = labelled(engine, task_name, ["a", "b"] * 20)
+    first = run_update(engine, task_id, strategy, 8, items, offer_key="version-7")
+    again = run_update(engine, task_id, strategy, 8, items, offer_key="version-7")
+    assert again.seen == first.seen == 40 and again.items == first.items == contents(engine, task_id, strategy)
+    assert stored_state(engine, task_id, strategy)["offers"] == ["version-7"]
+    # without the key, the 32 evicted items come back as if new: what the key prevents
+    unkeyed = run_update(engine, task_id, strategy, 8, items)
+    assert unkeyed.seen == 72
 
 
 def test_an_update_rewrites_only_the_items_that_changed(engine: Engine, task_name: str) -> None:

@@ -16,7 +16,15 @@ from driftloop.platform.modeling import registry, replay
 from driftloop.platform.modeling.registry import PromotionRefused
 from driftloop.platform.modeling.rounds import RoundRequest, train_round
 from driftloop.platform.store.engine import session_scope
-from driftloop.platform.store.models import GateDecision, Job, JobState, ModelStatus, ModelVersion, TrainingRun
+from driftloop.platform.store.models import (
+    GateDecision,
+    Job,
+    JobState,
+    ModelStatus,
+    ModelVersion,
+    ReplayBuffer,
+    TrainingRun,
+)
 from driftloop.platform.tasks import create_task, get_task
 
 TOPICS = ["business", "entertainment", "politics", "sports", "tech"]
@@ -110,6 +118,18 @@ def test_override_is_recorded_and_rollback_restores_the_previous_champion(loop: 
     with session_scope(loop.engine) as session:
         statuses = dict(session.execute(select(ModelVersion.version, ModelVersion.status)).all())
     assert statuses[rejected.version] == ModelStatus.rejected
+
+    # promoted again by force after the rollback: its labels are already in the replay buffers
+    def buffers() -> dict:  # type: ignore[type-arg]
+        with session_scope(loop.engine) as session:
+            task_id = get_task(session, loop.task).id
+            states = dict(session.execute(select(ReplayBuffer.strategy, ReplayBuffer.state).where(ReplayBuffer.task_id == task_id)).all())
+            return {s: (states[s], replay.buffer_contents(session, task_id, s)) for s in replay.STRATEGIES}
+
+    before = buffers()
+    with session_scope(loop.engine) as session:
+        registry.promote(session, loop.task, rejected.version, replay_capacity=100, force_reason="second look")
+    assert buffers() == before
 
 
 def test_a_failed_training_leaves_no_artifact_and_no_new_version(loop: Loop) -> None:

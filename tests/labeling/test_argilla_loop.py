@@ -83,13 +83,21 @@ class LabelingLoop(Loop):
 
 
 @pytest.fixture
-def labeling(sqlite_engine: Engine, tmp_path: Path, headlines, encoder, argilla_server) -> LabelingLoop:  # type: ignore[no-untyped-def]
-    return LabelingLoop(sqlite_engine, tmp_path, headlines, encoder, argilla_server)
+def labeling(request: pytest.FixtureRequest, tmp_path: Path, headlines, encoder, argilla_server) -> LabelingLoop:  # type: ignore[no-untyped-def]
+    """On the SQLite store; tests marked with ``BOTH_STORES`` run on PostgreSQL too."""
+    engine = request.getfixturevalue(f"{getattr(request, 'param', 'sqlite')}_engine")
+    return LabelingLoop(engine, tmp_path, headlines, encoder, argilla_server)
+
+
+# The tests whose sync writes most (annotations updated in place, majority labels, agreement,
+# re-queues) also run against the production store.
+BOTH_STORES = pytest.mark.parametrize("labeling", ["sqlite", "postgresql"], indirect=True)
 
 
 ANNOTATOR, OTHER = "annotator-1", "annotator-2"
 
 
+@BOTH_STORES
 def test_round_goes_to_argilla_and_answers_come_back_as_labels(labeling: LabelingLoop) -> None:
     picked = labeling.select(12)
     result = labeling.push()
@@ -127,6 +135,7 @@ def test_round_goes_to_argilla_and_answers_come_back_as_labels(labeling: Labelin
     assert labeling.sync().labels_changed == 0
 
 
+@BOTH_STORES
 def test_a_response_changed_in_argilla_updates_the_store(labeling: LabelingLoop) -> None:
     picked = labeling.select(3)
     labeling.push()
@@ -152,6 +161,7 @@ def test_a_response_changed_in_argilla_updates_the_store(labeling: LabelingLoop)
     assert label.label == wrong and label.split == split_before  # the split is fixed on arrival
 
 
+@BOTH_STORES
 def test_disagreeing_annotators_leave_the_label_unresolved_and_agreement_drops(labeling: LabelingLoop) -> None:
     with session_scope(labeling.engine) as session:
         configure(session, get_task(session, labeling.task), min_submitted=2)

@@ -6,8 +6,6 @@ scan is a matter of seconds and needs no training. Where FAISS sees a GPU, k-mea
 search run there; range search has no GPU implementation in FAISS and stays on the CPU.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,28 +159,9 @@ def kmeans(
         gpu=use_gpu(),
         verbose=False,
     )
-    with _one_thread(unless=use_gpu()):
-        model.train(x)
+    model.train(x)
     similarity, assignment = model.assign(x)  # spherical: an inner-product index, so D is the cosine
     return Clusters(model.centroids, assignment.astype(np.int64), similarity)
-
-
-@contextmanager
-def _one_thread(*, unless: bool) -> Iterator[None]:
-    """FAISS on one thread while inside, process-wide. Training on the capped sample is a few
-    hundred short parallel steps, and each waits for every thread to be scheduled: on a busy
-    2-core machine that wait is most of the time (bench/RESULTS.md, selection speed: k-means
-    at 100,000 went from 0.56 s to 0.35 s beside one busy core, and lost nothing when idle).
-    The assignment, one large product, keeps every thread."""
-    if unless:
-        yield
-        return
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(threads)
 
 
 def typicality(vectors: np.ndarray, centroids: np.ndarray, *, neighbours: int = 20, nprobe: int = 8) -> np.ndarray:

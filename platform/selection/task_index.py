@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Select, func, select
 
 from driftloop.platform.modeling.embeddings import embed_texts, read_vectors
 from driftloop.platform.modeling.encoder import Encoder
@@ -85,9 +85,11 @@ def index_status(engine: Engine, home: Path, task_id: int, encoder_id: str) -> I
     return IndexStatus(
         encoder_id=encoder_id,
         path=path,
-        texts=len(_text_ids(engine, task_id)),
-        embedded=len(_recorded(engine, task_id, encoder_id)),
-        indexed=len(FaissIndex.load(path)) if path.exists() else 0,
+        texts=_count(engine, select(func.count()).select_from(TextRecord).where(TextRecord.task_id == task_id)),
+        embedded=_count(
+            engine, select(func.count()).select_from(Embedding).where(Embedding.task_id == task_id, Embedding.encoder_id == encoder_id)
+        ),
+        indexed=FaissIndex.saved_count(path) if path.exists() else 0,
         other_encoders=others,
     )
 
@@ -126,6 +128,11 @@ def _embed_all(engine: Engine, home: Path, task_id: int, encoder: Encoder, progr
 
         embed_texts(engine, task_id, chunk, encoder, home, progress=report)
         report(len(chunk), 0)
+
+
+def _count(engine: Engine, query: Select[tuple[int]]) -> int:
+    with session_scope(engine) as session:
+        return int(session.scalar(query) or 0)
 
 
 def _text_ids(engine: Engine, task_id: int) -> list[int]:

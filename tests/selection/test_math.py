@@ -97,3 +97,14 @@ def test_typicality_is_the_inverse_mean_distance_to_the_nearest_neighbours() -> 
     assert probed[300:].min() > probed[:300].max()
     alone = typicality(points[:1], centroids[:1])
     assert alone.tolist() == [0.0]  # no neighbour at all
+
+
+def test_a_saved_faiss_index_is_counted_from_its_header(tmp_path: Path) -> None:
+    index = FaissIndex.empty(16)
+    index.add(unit(np.random.default_rng(1).normal(size=(321, 16))), np.arange(321))
+    index.remove(np.arange(21))
+    index.save(tmp_path / "index")
+    assert FaissIndex.saved_count(tmp_path / "index") == len(FaissIndex.load(tmp_path / "index")) == 300
+    (tmp_path / "other").write_bytes(b"not an index at all")
+    with pytest.raises(ValueError, match="not a flat inner-product index"):
+        FaissIndex.saved_count(tmp_path / "other")

@@ -6,7 +6,7 @@ from sqlalchemy import Engine
 from driftloop.platform.cli.console import count_progress, out
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import Settings, get_settings
-from driftloop.platform.modeling.encoder import load_encoder
+from driftloop.platform.modeling.encoder import checkpoint_id, default_encoder_path, load_encoder
 from driftloop.platform.selection.task_index import index_status, rebuild_index
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.tasks import get_task
@@ -18,7 +18,8 @@ app = typer.Typer(help="The vector index selection searches: status, rebuild aft
 def status(name: str = typer.Argument(..., help="Task.")) -> None:
     """How many of task NAME's texts have a vector for the configured encoder, and how many the index holds."""
     settings, engine, task_id = _task(name)
-    state = index_status(engine, settings.home, task_id, load_encoder(settings).id)
+    # the id is a hash of the weight files: no need to load the model to learn it
+    state = index_status(engine, settings.home, task_id, checkpoint_id(default_encoder_path(settings)))
     out.print(f"encoder {state.encoder_id}: {state.embedded:,} of {state.texts:,} texts embedded, {state.indexed:,} in the index")
     out.print(f"index file {state.path}" if state.indexed else "no index file yet: `driftloop select` or `driftloop index rebuild` builds it")
     if state.embedded < state.texts:

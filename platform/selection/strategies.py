@@ -91,7 +91,7 @@ class Hybrid(SelectionStrategy):
       a pick is both in the middle of its cluster and in a dense part of it. It measured a
       little better on the noisy health tweets and a little worse on BBC News, both within
       noise, and its neighbour search adds about a second on a wide candidate set (20,000),
-      so it is an option, not the default.
+      so it is an option (``DRIFTLOOP_SELECTION_HYBRID_WITHIN_CLUSTER``), not the default.
     ``anneal_per_class=None, within_cluster="uncertain"`` is the original Cluster-Margin.
     """
 

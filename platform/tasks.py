@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from driftloop.platform.errors import AlreadyExists, InvalidInput, NotFound
+from driftloop.platform.storable import text_problem
 from driftloop.platform.store.models import Task, TaskLabel, TextRecord
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -24,7 +25,7 @@ class TaskSummary:
 
 
 def create_task(session: Session, name: str, labels: Sequence[str]) -> Task:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise InvalidInput(
             f"task name {name!r} is not valid: use 1-100 letters, digits, '_', '.' or '-', "
             "starting with a letter or digit",
@@ -53,10 +54,13 @@ def add_labels(session: Session, name: str, labels: Sequence[str]) -> Task:
 
 
 def get_task(session: Session, name: str, *, lock: bool = False) -> Task:
-    query = select(Task).where(Task.name == name).options(selectinload(Task.labels))
-    if lock:
-        query = query.with_for_update()
-    task = session.scalar(query)
+    # A name no task can have is not looked up: it may hold what the database refuses (a NUL).
+    task = None
+    if _NAME.fullmatch(name):
+        query = select(Task).where(Task.name == name).options(selectinload(Task.labels))
+        if lock:
+            query = query.with_for_update()
+        task = session.scalar(query)
     if task is None:
         raise NotFound(f"no task named {name!r} (see `driftloop task list`)", task=name)
     return task
@@ -80,6 +84,8 @@ def _clean_labels(labels: Sequence[str]) -> list[str]:
         label = raw.strip() if isinstance(raw, str) else raw
         if not isinstance(label, str) or not label:
             raise InvalidInput(f"label {raw!r} is empty or not a string", field="labels")
+        if problem := text_problem(label):
+            raise InvalidInput(f"label {label[:40]!r} {problem}", field="labels")
         if len(label) > 200:
             raise InvalidInput(f"label {label[:40]!r}... is over 200 characters", field="labels")
         if label in clean:

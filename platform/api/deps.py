@@ -3,7 +3,7 @@
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -26,4 +26,10 @@ def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Sess
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the transaction commits when the route returns and before the response is
+# sent. With the default ("request") FastAPI runs the commit after sending, so a client could
+# read its own write too early, or get a 2xx for a write whose commit then failed.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+# Job ids and version numbers are 32-bit columns: a larger number names no row, and PostgreSQL
+# would refuse the comparison (a 500) rather than find nothing.
+RowNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]

@@ -22,9 +22,27 @@ class TaskPublic(BaseModel):
     texts: int | None = None
 
 
+class RecordIn(BaseModel):
+    """One record of ``POST /v1/tasks/{task}/texts`` (documentation only: the route reads the
+    body itself, so that a bad record is rejected alone instead of failing the request)."""
+
+    text: str = Field(description="the text; NUL and lone surrogates are rejected")
+    id: str | int | None = Field(None, description="your id; without one, the text's sha256 is its id")
+    ts: datetime | None = Field(None, description="event time, ISO-8601; without a zone, UTC")
+    meta: dict | None = Field(None, description="any JSON object, at most 32 levels deep")
+
+
+RECORDS_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "array", "items": RecordIn.model_json_schema()}}},
+    }
+}
+
+
 class RecordResult(BaseModel):
     index: int
-    status: Literal["stored", "duplicate", "rejected"]
+    status: Literal["stored", "duplicate", "conflict", "rejected"]
     id: str | None = None
     error: str | None = None
     reason: str | None = None
@@ -34,4 +52,5 @@ class IngestResponse(BaseModel):
     stored: int
     duplicates: int
     rejected: int
+    conflicts: int = Field(description="records whose id the task holds (or the request gave earlier) with another text")
     results: list[RecordResult]

@@ -60,7 +60,7 @@ def demo_command() -> None:
         bar = progress.add_task(f"ingest {TASK}", total=len(articles), summary="")
         batches = ingest(engine, TASK, enumerate(records, 1), max_text_chars=settings.ingest_max_text_chars, batch_size=500)
         for outcomes in batches:
-            for rejected in (o for o in outcomes if o.status is Status.rejected):
+            for rejected in (o for o in outcomes if o.status in (Status.rejected, Status.conflict)):
                 progress.console.print(f"article {rejected.position}: {rejected.reason}", markup=False)
             summary.count(outcomes)
             progress.update(bar, advance=len(outcomes), summary=str(summary))

@@ -12,8 +12,8 @@ def ingest_command(
 ) -> None:
     """Ingest JSON Lines records {"text", "id"?, "ts"?, "meta"?} into task NAME.
 
-    Exit status: 0 all stored or duplicate, 3 some lines rejected (the valid ones are stored),
-    2 usage error (unknown task, unreadable file).
+    Exit status: 0 all stored or duplicate, 3 some lines rejected or in conflict (an id already
+    given to another text; the valid ones are stored), 2 usage error (unknown task, unreadable file).
     """
     settings = get_settings()
     engine = current_engine()
@@ -23,6 +23,6 @@ def ingest_command(
         lambda entries: ingest(
             engine, name, entries, max_text_chars=settings.ingest_max_text_chars, batch_size=settings.ingest_batch_size
         ),
-        lambda outcome: outcome.status is Status.rejected,
+        lambda outcome: outcome.status in (Status.rejected, Status.conflict),
         IngestSummary(),
     )

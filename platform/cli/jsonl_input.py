@@ -24,8 +24,6 @@ class LineOutcome(Protocol):
 
 
 class Tally(Protocol):
-    rejected: int
-
     def count(self, outcomes: Iterable) -> None: ...  # type: ignore[type-arg]
 
 
@@ -41,6 +39,7 @@ def consume_jsonl(
 ) -> None:
     stream, size = _open(source)
     bytes_read = 0
+    refused = 0
 
     def count_bytes(n: int) -> None:
         nonlocal bytes_read
@@ -51,11 +50,12 @@ def consume_jsonl(
         for outcomes in process(read_jsonl(stream, on_bytes=count_bytes)):
             for outcome in outcomes:
                 if is_rejected(outcome):
+                    refused += 1
                     progress.console.print(f"line {outcome.position}: {outcome.reason}", markup=False)
             tally.count(outcomes)
             progress.update(bar, completed=bytes_read, summary=str(tally))
     out.print(str(tally))
-    raise typer.Exit(EXIT_SOME_REJECTED if tally.rejected else 0)
+    raise typer.Exit(EXIT_SOME_REJECTED if refused else 0)
 
 
 def _open(source: str) -> tuple[BinaryIO, int | None]:

@@ -1,10 +1,10 @@
 """Streaming JSON Lines reader: one line at a time, so memory stays bounded whatever the
 file size, and a broken line (bad UTF-8, bad JSON) is reported by number without stopping."""
 
-import json
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
+from driftloop.platform.ingestion.decoding import decode
 from driftloop.platform.ingestion.records import Rejection
 
 _BOM = b"\xef\xbb\xbf"
@@ -24,7 +24,4 @@ def read_jsonl(stream: BinaryIO, on_bytes: Callable[[int], None] | None = None) 
         except UnicodeDecodeError as error:
             yield line_no, Rejection("invalid_utf8", f"invalid UTF-8 at byte {error.start + 1}")
             continue
-        try:
-            yield line_no, json.loads(decoded)
-        except json.JSONDecodeError as error:
-            yield line_no, Rejection("invalid_json", f"invalid JSON: {error.msg} (column {error.colno})")
+        yield line_no, decode(decoded)

@@ -7,8 +7,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from driftloop.platform.storable import text_problem
+
 MAX_ID_CHARS = 256
 DERIVED_ID_PREFIX = "sha256:"
+# Producers' metadata is a few levels deep; a bound keeps every later reader (json.dumps,
+# PostgreSQL's jsonb, the API's responses) far from its own recursion limits.
+MAX_META_DEPTH = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +30,13 @@ class Record:
 class Rejection:
     code: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unrepresentable:
+    """A JSON number that driftloop cannot store (see ``decoding``), kept to say why."""
+
+    description: str
 
 
 def content_hash(text: str) -> bytes:
@@ -44,6 +56,8 @@ def parse_record(raw: object, *, max_text_chars: int) -> Record | Rejection:
         return Rejection("empty_text", '"text" is empty')
     if len(text) > max_text_chars:
         return Rejection("text_too_long", f'"text" has {len(text)} characters, over the limit of {max_text_chars}')
+    if problem := text_problem(text):
+        return Rejection("invalid_text", f'"text" {problem}')
 
     digest = content_hash(text)
     external_id = _parse_id(raw.get("id"))
@@ -55,6 +69,8 @@ def parse_record(raw: object, *, max_text_chars: int) -> Record | Rejection:
     meta = raw.get("meta")
     if meta is not None and not isinstance(meta, dict):
         return Rejection("bad_meta", f'"meta" must be an object, got {_json_type(meta)}')
+    if meta and (problem := _meta_problem(meta)):
+        return problem
 
     return Record(
         external_id=external_id if external_id is not None else DERIVED_ID_PREFIX + digest.hex(),
@@ -72,13 +88,40 @@ def _parse_id(value: object) -> str | None | Rejection:
     # Integer ids are common in exports; they are the same id as their decimal string.
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
+    if isinstance(value, Unrepresentable):
+        return Rejection("bad_id", f'"id" is {value.description}: use a string of at most {MAX_ID_CHARS} characters')
     if not isinstance(value, str) or not value.strip():
         return Rejection("bad_id", f'"id" must be a non-empty string, got {_json_type(value)}')
     if len(value) > MAX_ID_CHARS:
         return Rejection("bad_id", f'"id" has {len(value)} characters, over the limit of {MAX_ID_CHARS}')
     if value.startswith(DERIVED_ID_PREFIX):
         return Rejection("bad_id", f'"id" may not start with {DERIVED_ID_PREFIX!r}: that prefix marks content ids')
+    if problem := text_problem(value):
+        return Rejection("bad_id", f'"id" {problem}')
     return value
+
+
+def _meta_problem(meta: dict[str, Any]) -> Rejection | None:
+    """Why ``meta`` cannot be stored: a key or string it cannot hold, a number it cannot
+    represent, or nesting over :data:`MAX_META_DEPTH`. Walked with an explicit stack, so any
+    depth the decoder let through is measured without recursion."""
+    stack: list[tuple[str, object, int]] = [("meta", meta, 1)]
+    while stack:
+        where, value, depth = stack.pop()
+        if isinstance(value, dict | list) and depth > MAX_META_DEPTH:
+            return Rejection("too_deep", f'"meta" is nested more than {MAX_META_DEPTH} levels deep (at {where})')
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if problem := text_problem(key):
+                    return Rejection("bad_meta", f"a key of {where} {problem}")
+                stack.append((f"{where}.{key[:40]}", item, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{i}]", item, depth + 1) for i, item in enumerate(value))
+        elif isinstance(value, str) and (problem := text_problem(value)):
+            return Rejection("bad_meta", f"{where} {problem}")
+        elif isinstance(value, Unrepresentable):
+            return Rejection("bad_meta", f"{where} is {value.description}")
+    return None
 
 
 def _parse_ts(value: object) -> datetime | None | Rejection:
@@ -99,7 +142,7 @@ def _json_type(value: object) -> str:
             return "null"
         case bool():
             return "a boolean"
-        case int() | float():
+        case int() | float() | Unrepresentable():
             return "a number"
         case str():
             return "a string" if value.strip() else "an empty string"

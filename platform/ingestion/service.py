@@ -21,7 +21,8 @@ from driftloop.platform.tasks import get_task
 
 class Status(StrEnum):
     stored = "stored"
-    duplicate = "duplicate"
+    duplicate = "duplicate"  # the same record again: nothing to do
+    conflict = "conflict"  # a known id with another text: not stored, the first text stands
     rejected = "rejected"
 
 
@@ -41,6 +42,7 @@ class IngestSummary:
     ingested: int = 0
     duplicates: int = 0
     rejected: int = 0
+    conflicts: int = 0
 
     def count(self, outcomes: Iterable[Outcome]) -> None:
         for outcome in outcomes:
@@ -51,9 +53,13 @@ class IngestSummary:
                     self.duplicates += 1
                 case Status.rejected:
                     self.rejected += 1
+                case Status.conflict:
+                    self.conflicts += 1
 
     def __str__(self) -> str:
-        return f"ingested {self.ingested}, duplicates {self.duplicates}, rejected {self.rejected}"
+        # Conflicts are named only when there are some, so the line scripts read stays as documented.
+        line = f"ingested {self.ingested}, duplicates {self.duplicates}, rejected {self.rejected}"
+        return line + (f", conflicts {self.conflicts}" if self.conflicts else "")
 
 
 def ingest(
@@ -106,16 +112,23 @@ class _Batch:
     def validate(cls, entries: list[tuple[int, object]], max_text_chars: int) -> "_Batch":
         decided: dict[int, Outcome] = {}
         fresh: list[tuple[int, Record]] = []
-        ids: set[str] = set()
+        first: dict[str, tuple[int, bytes]] = {}  # id -> (position, content hash) of its first record
         hashes: set[bytes] = set()
         for position, raw in entries:
             parsed = raw if isinstance(raw, Rejection) else parse_record(raw, max_text_chars=max_text_chars)
             if isinstance(parsed, Rejection):
                 decided[position] = Outcome(position, Status.rejected, code=parsed.code, reason=parsed.reason)
-            elif parsed.external_id in ids or (not parsed.has_given_id and parsed.content_hash in hashes):
+            elif parsed.external_id in first:
+                earlier, earlier_hash = first[parsed.external_id]
+                decided[position] = (
+                    Outcome(position, Status.duplicate, parsed.external_id)
+                    if earlier_hash == parsed.content_hash
+                    else _conflict(position, parsed.external_id, f"an earlier record of this input (at {earlier}) has it with another text")
+                )
+            elif not parsed.has_given_id and parsed.content_hash in hashes:
                 decided[position] = Outcome(position, Status.duplicate, parsed.external_id)
             else:
-                ids.add(parsed.external_id)
+                first[parsed.external_id] = (position, parsed.content_hash)
                 hashes.add(parsed.content_hash)
                 fresh.append((position, parsed))
         return cls([position for position, _ in entries], decided, fresh)
@@ -126,6 +139,16 @@ class _Batch:
             with connection.begin():
                 stored = store_records(connection, task_id, [r for _, r in self.fresh], utcnow())
         outcomes = dict(self.decided)
-        for (position, record), is_new in zip(self.fresh, stored, strict=True):
-            outcomes[position] = Outcome(position, Status.stored if is_new else Status.duplicate, record.external_id)
+        for position, record in self.fresh:
+            if record.external_id in stored.new:
+                outcomes[position] = Outcome(position, Status.stored, record.external_id)
+            elif record.external_id in stored.conflicting:
+                outcomes[position] = _conflict(position, record.external_id, "the task already holds it with another text")
+            else:
+                outcomes[position] = Outcome(position, Status.duplicate, record.external_id)
         return [outcomes[position] for position in self.positions]
+
+
+def _conflict(position: int, external_id: str, where: str) -> Outcome:
+    reason = f"duplicate id with different text: id {external_id!r} is not stored again, {where} (the first text stands)"
+    return Outcome(position, Status.conflict, external_id, code="id_conflict", reason=reason)

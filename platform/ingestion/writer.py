@@ -9,19 +9,22 @@ Both backends do the same two steps:
 The rule is in that one statement: a record whose (task, external id) exists is a duplicate,
 and a record without a given id is also a duplicate when its content hash exists in the task.
 Records without an id carry ``sha256:<hash>`` as external id, so the unique index settles
-races between concurrent ingests of the same content as well.
+races between concurrent ingests of the same content as well. A third statement, still on the
+staging table, finds the given ids that the store holds with another text: those are conflicts
+(ingest never overwrites a stored text), not silent duplicates.
 """
 
 import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import Connection
 
 from driftloop.platform.ingestion.records import Record
 from driftloop.platform.store.models import TextRecord
 
-BatchWriter = Callable[[Connection, int, Sequence[Record], datetime], set[str]]
+BatchWriter = Callable[[Connection, int, Sequence[Record], datetime], tuple[set[str], set[str]]]
 
 _COLUMNS = "external_id, has_given_id, text, content_hash, event_time, meta"
 
@@ -35,16 +38,28 @@ _MERGE = (
     "RETURNING external_id"
 )
 
+_CONFLICTS = (
+    "SELECT s.external_id FROM ingest_stage s "
+    "JOIN texts t ON t.task_id = {task} AND t.external_id = s.external_id "
+    "WHERE s.has_given_id AND t.content_hash <> s.content_hash"
+)
 
-def store_records(connection: Connection, task_id: int, records: Sequence[Record], received_at: datetime) -> list[bool]:
-    """Store what is new among ``records`` (ids unique within the batch); return stored flags."""
+
+class Stored(NamedTuple):
+    """Which of a batch's records were stored, and which ids the store holds with another text."""
+
+    new: set[str]
+    conflicting: set[str]
+
+
+def store_records(connection: Connection, task_id: int, records: Sequence[Record], received_at: datetime) -> Stored:
+    """Store what is new among ``records`` (ids unique within the batch)."""
     if not records:
-        return []
+        return Stored(set(), set())
     writer = _WRITERS.get(connection.dialect.name)
     if writer is None:
         raise NotImplementedError(f"bulk ingest supports PostgreSQL and SQLite, not {connection.dialect.name}")
-    stored = writer(connection, task_id, records, received_at)
-    return [r.external_id in stored for r in records]
+    return Stored(*writer(connection, task_id, records, received_at))
 
 
 def _store_postgresql(connection: Connection, task_id: int, records: Sequence[Record], received_at: datetime) -> set[str]:
@@ -62,7 +77,9 @@ def _store_postgresql(connection: Connection, task_id: int, records: Sequence[Re
                     (r.external_id, r.has_given_id, r.text, r.content_hash, r.event_time or received_at, r.meta)
                 )
         cursor.execute(_MERGE.format(task="%(task)s", received="%(received)s"), {"task": task_id, "received": received_at})
-        return {row[0] for row in cursor.fetchall()}
+        new = {row[0] for row in cursor.fetchall()}
+        cursor.execute(_CONFLICTS.format(task="%(task)s"), {"task": task_id})
+        return new, {row[0] for row in cursor.fetchall()}
 
 
 def _store_sqlite(connection: Connection, task_id: int, records: Sequence[Record], received_at: datetime) -> set[str]:
@@ -90,7 +107,9 @@ def _store_sqlite(connection: Connection, task_id: int, records: Sequence[Record
         cursor.execute("DELETE FROM ingest_stage")
         cursor.executemany(f"INSERT INTO ingest_stage ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", rows)
         cursor.execute(_MERGE.format(task=":task", received=":received"), {"task": task_id, "received": received})
-        return {row[0] for row in cursor.fetchall()}
+        new = {row[0] for row in cursor.fetchall()}
+        cursor.execute(_CONFLICTS.format(task=":task"), {"task": task_id})
+        return new, {row[0] for row in cursor.fetchall()}
     finally:
         cursor.close()
 

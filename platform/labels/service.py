@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from driftloop.platform.labels.aggregation import majority_vote
 from driftloop.platform.labels.splits import SplitAssigner
+from driftloop.platform.storable import text_problem
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import Annotation, AnnotationStatus, Label, Split, Task, TextRecord
 from driftloop.platform.store.types import utcnow
@@ -169,6 +170,8 @@ def _parse(raw: object, known_labels: list[str], default_annotator: str) -> tupl
         external_id = str(external_id)
     if not isinstance(external_id, str) or not external_id:
         return 'missing or empty "id"'
+    if problem := text_problem(external_id):
+        return f'"id" {problem}'
     label = raw.get("label")
     if not isinstance(label, str) or not label:
         return 'missing or empty "label"'
@@ -177,6 +180,10 @@ def _parse(raw: object, known_labels: list[str], default_annotator: str) -> tupl
     annotator = raw.get("annotator", default_annotator)
     if not isinstance(annotator, str) or not annotator:
         return '"annotator" must be a non-empty string'
+    if len(annotator) > 200:
+        return f'"annotator" has {len(annotator)} characters, over the limit of 200'
+    if problem := text_problem(annotator):
+        return f'"annotator" {problem}'
     return external_id, label, annotator
 
 

@@ -1,5 +1,7 @@
+import json
 import uuid
 
+import pytest
 from fastapi.testclient import TestClient
 
 
@@ -31,3 +33,71 @@ def test_errors_are_json_with_a_code(client: TestClient) -> None:
     no_labels = client.post("/v1/tasks", json={"name": "x"})
     assert (no_labels.status_code, no_labels.json()["error"]) == (422, "invalid_request")
     assert no_labels.json()["problems"][0]["loc"] == ["body", "labels"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "t-nul", "labels": ["a\u0000"]},
+        {"name": "t-sur", "labels": ["a\ud800"]},
+        {"name": "t\u0000nul", "labels": ["a"]},
+        {"name": "t\ud800", "labels": ["a"]},
+        {"name": "trailing-newline\n", "labels": ["a"]},
+    ],
+)
+def test_names_and_labels_the_store_cannot_hold_are_422(client: TestClient, body: dict) -> None:
+    # json.dumps writes a lone surrogate as the escape a client would send
+    response = client.post("/v1/tasks", content=json.dumps(body), headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == "invalid_input"
+    assert client.get("/v1/tasks").status_code == 200
+
+
+def test_labels_the_store_cannot_hold_are_refused_when_added(client: TestClient) -> None:
+    name = f"api-{uuid.uuid4().hex[:8]}"
+    client.post("/v1/tasks", json={"name": name, "labels": ["a"]})
+    for label in ["b\u0000", "b\ud800"]:
+        response = client.post(f"/v1/tasks/{name}/labels", content=json.dumps({"labels": [label]}), headers={"content-type": "application/json"})
+        assert (response.status_code, response.json()["error"]) == (422, "invalid_input")
+    assert client.get(f"/v1/tasks/{name}").json()["labels"] == ["a"]
+
+
+@pytest.mark.parametrize("path", ["/v1/tasks/a%00b", "/v1/tasks/%ED%A0%80", "/v1/tasks/a%00b/models", "/v1/tasks/x%00/labels"])
+def test_task_names_no_task_can_have_are_404(client: TestClient, path: str) -> None:
+    response = client.post(path, json={"labels": ["a"]}) if path.endswith("/labels") else client.get(path)
+    assert (response.status_code, response.json()["error"]) == (404, "not_found")
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/jobs/2147483648", "/v1/jobs/0", "/v1/jobs/-1", "/v1/jobs/99999999999999999999999"],
+)
+def test_out_of_range_job_ids_are_422(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    assert (response.status_code, response.json()["error"]) == (422, "invalid_request")
+    assert response.json()["problems"][0]["loc"] == ["path", "job_id"]
+
+
+def test_out_of_range_versions_are_422(client: TestClient) -> None:
+    name = f"api-{uuid.uuid4().hex[:8]}"
+    client.post("/v1/tasks", json={"name": name, "labels": ["a"]})
+    response = client.post(f"/v1/tasks/{name}/models/275394665541036900352/promote")
+    assert (response.status_code, response.json()["error"]) == (422, "invalid_request")
+    assert client.post(f"/v1/tasks/{name}/models/2147483647/promote").status_code == 404
+
+
+def test_every_error_matches_the_published_error_model(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    error_model = spec["components"]["schemas"]["ErrorBody"]
+    assert error_model["properties"]["detail"]["type"] == "string"
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            declared = {code for code in operation["responses"] if code.startswith(("4", "5"))}
+            if operation.get("parameters") or operation.get("requestBody"):
+                assert "422" in declared, f"{method} {path}"
+            for code in declared:
+                schema = operation["responses"][code]["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/ErrorBody"}, f"{method} {path} {code}"
+    invalid = client.post("/v1/tasks", json={"name": "x"}).json()
+    assert isinstance(invalid["detail"], str) and invalid["problems"][0]["loc"] == ["body", "labels"]

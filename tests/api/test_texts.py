@@ -23,9 +23,10 @@ def test_each_record_gets_its_outcome(client: TestClient, task: str) -> None:
     response = client.post(f"/v1/tasks/{task}/texts", json=body)
     assert response.status_code == 200
     payload = response.json()
-    assert (payload["stored"], payload["duplicates"], payload["rejected"]) == (2, 1, 2)
+    assert (payload["stored"], payload["duplicates"], payload["rejected"], payload["conflicts"]) == (2, 0, 2, 1)
     results = payload["results"]
-    assert [r["status"] for r in results] == ["stored", "rejected", "stored", "rejected", "duplicate"]
+    assert [r["status"] for r in results] == ["stored", "rejected", "stored", "rejected", "conflict"]
+    assert results[4]["error"] == "id_conflict" and results[4]["reason"].startswith("duplicate id with different text")
     assert results[1] == {
         "index": 1,
         "status": "rejected",
@@ -36,7 +37,7 @@ def test_each_record_gets_its_outcome(client: TestClient, task: str) -> None:
     assert results[3]["error"] == "missing_text"
 
     resent = client.post(f"/v1/tasks/{task}/texts", json=body).json()
-    assert (resent["stored"], resent["duplicates"]) == (0, 3)
+    assert (resent["stored"], resent["duplicates"], resent["conflicts"]) == (0, 2, 1)
 
 
 def test_too_many_records_is_413_naming_the_first_index_over(client: TestClient, task: str) -> None:

@@ -38,25 +38,35 @@ def test_ingest_is_idempotent_on_id_and_on_content(engine: Engine, task_name: st
     assert [o.status for o in run(engine, task_name, first)] == [Status.stored] * 3
 
     again = [
-        {"text": "one, edited", "id": "1"},  # same id: duplicate whatever the text
+        {"text": "one", "id": "1"},  # same id, same text: duplicate
         {"text": " two "},  # no id, same content: duplicate
         {"text": "three"},  # no id, content already stored under id 3: duplicate
         {"text": "one", "id": "1b"},  # a new id with old content is a new text
         {"text": "four"},
+        {"text": "three, edited", "id": "3"},  # a stored id with another text: a conflict, not a silent duplicate
     ]
-    statuses = [o.status for o in run(engine, task_name, again)]
-    assert statuses == [Status.duplicate, Status.duplicate, Status.duplicate, Status.stored, Status.stored]
+    outcomes = run(engine, task_name, again)
+    assert [o.status for o in outcomes] == [Status.duplicate] * 3 + [Status.stored] * 2 + [Status.conflict]
+    assert outcomes[5].code == "id_conflict"
+    assert "duplicate id with different text" in outcomes[5].reason and "already holds it" in outcomes[5].reason
     assert [t.text for t in stored_texts(engine, task_name)] == ["one", "two", "three", "one", "four"]
 
 
-def test_repeats_inside_one_batch_are_duplicates(engine: Engine, task_name: str) -> None:
-    records = [{"text": "a", "id": "1"}, {"text": "b", "id": "1"}, {"text": "c"}, {"text": "c"}]
-    assert [o.status for o in run(engine, task_name, records)] == [
+def test_repeats_inside_one_batch_are_duplicates_or_conflicts(engine: Engine, task_name: str) -> None:
+    records = [{"text": "a", "id": "1"}, {"text": "b", "id": "1"}, {"text": "c"}, {"text": "c"}, {"text": "a", "id": "1"}]
+    outcomes = run(engine, task_name, records)
+    assert [o.status for o in outcomes] == [
+        Status.stored,
+        Status.conflict,  # id 1 again with another text: reported, the first text stands
         Status.stored,
         Status.duplicate,
-        Status.stored,
-        Status.duplicate,
+        Status.duplicate,  # id 1 again with its own text
     ]
+    assert outcomes[1].reason.startswith("duplicate id with different text") and "(at 0)" in outcomes[1].reason
+    assert [t.text for t in stored_texts(engine, task_name)] == ["a", "c"]
+    summary = IngestSummary()
+    summary.count(outcomes)
+    assert str(summary) == "ingested 2, duplicates 2, rejected 0, conflicts 1"
 
 
 def test_bad_records_are_rejected_alone_and_outcomes_keep_input_order(engine: Engine, task_name: str) -> None:

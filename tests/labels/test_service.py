@@ -117,3 +117,20 @@ def test_cli_rejects_bad_lines_with_their_numbers(engine: Engine, task_name: str
     ]
     gold = run_cli("label", "import", task_name, "-", "--split", "gold", env=store_env(engine, tmp_path), stdin=b'{"id": "x1", "label": "b"}\n')
     assert gold.returncode == 0 and gold.stdout.decode().strip() == "labelled 1, unchanged 0, rejected 0"
+
+
+def test_ids_and_annotators_the_store_cannot_hold_are_rejected_alone(engine: Engine, task_name: str) -> None:
+    add_texts(engine, task_name, 2)
+    records = [
+        {"id": "x0", "label": "a"},
+        {"id": "x\u0000", "label": "a"},  # PostgreSQL used to fail the whole batch on the lookup
+        {"id": "x1", "label": "a", "annotator": "ann\u0000"},
+        {"id": "x1", "label": "a", "annotator": "ann\ud800"},
+        {"id": "x1", "label": "a", "annotator": "a" * 201},
+        {"id": "x1", "label": "b"},
+    ]
+    outcomes = [o for batch in import_labels(engine, task_name, enumerate(records), gold=False, default_annotator="ops", eval_fraction=0.2) for o in batch]
+    assert [o.status for o in outcomes] == [LabelStatus.labelled] + [LabelStatus.rejected] * 4 + [LabelStatus.labelled]
+    assert "NUL character" in outcomes[1].reason and "lone surrogate" in outcomes[3].reason
+    assert "over the limit of 200" in outcomes[4].reason
+    assert {k: label for k, (label, _) in labels_of(engine, task_name).items()} == {"x0": "a", "x1": "b"}

@@ -3,12 +3,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from driftloop.platform.api.deps import EngineDep
-from driftloop.platform.api.errors import error_response
+from driftloop.platform.api.errors import declare, error_response
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", response_model=None)
+@router.get("/healthz", response_model=None, responses=declare(503))
 def healthz(engine: EngineDep) -> dict[str, str] | Response:
     try:
         with engine.connect() as connection:

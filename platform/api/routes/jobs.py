@@ -3,7 +3,8 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from driftloop.platform.api.deps import SessionDep
+from driftloop.platform.api.deps import RowNumber, SessionDep
+from driftloop.platform.api.errors import declare
 from driftloop.platform.jobs import get_job
 
 router = APIRouter(tags=["jobs"])
@@ -22,8 +23,8 @@ class JobPublic(BaseModel):
     finished_at: datetime | None
 
 
-@router.get("/v1/jobs/{job_id}")
-def read_job(job_id: int, session: SessionDep) -> JobPublic:
+@router.get("/v1/jobs/{job_id}", responses=declare(404, 422))
+def read_job(job_id: RowNumber, session: SessionDep) -> JobPublic:
     job = get_job(session, job_id)
     return JobPublic(
         id=job.id,

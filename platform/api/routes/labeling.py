@@ -4,6 +4,7 @@ from fastapi import APIRouter, BackgroundTasks, Request
 from pydantic import BaseModel
 
 from driftloop.platform.api.deps import EngineDep, SettingsDep
+from driftloop.platform.api.errors import declare
 
 router = APIRouter(tags=["labeling"])
 
@@ -13,7 +14,7 @@ class WebhookAccepted(BaseModel):
     task: str | None  # None: the event is about a dataset no task owns, and is ignored
 
 
-@router.post("/v1/labeling/webhook", status_code=202)
+@router.post("/v1/labeling/webhook", status_code=202, responses=declare(401, 409, 422))
 async def receive_webhook(request: Request, engine: EngineDep, settings: SettingsDep, background: BackgroundTasks) -> WebhookAccepted:
     from driftloop.labeling import webhooks
 

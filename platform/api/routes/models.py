@@ -1,7 +1,8 @@
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from driftloop.platform.api.deps import SessionDep, SettingsDep
+from driftloop.platform.api.deps import RowNumber, SessionDep, SettingsDep
+from driftloop.platform.api.errors import declare
 from driftloop.platform.modeling import registry
 
 router = APIRouter(tags=["models"])
@@ -22,13 +23,13 @@ class ModelPublic(BaseModel):
     promoted_at: str | None
 
 
-@router.get("/v1/tasks/{task}/models")
+@router.get("/v1/tasks/{task}/models", responses=declare(404, 422))
 def list_models(task: str, session: SessionDep) -> list[ModelPublic]:
     return [ModelPublic(**vars(v)) for v in registry.list_versions(session, task)]
 
 
-@router.post("/v1/tasks/{task}/models/{version}/promote")
-def promote(task: str, version: int, session: SessionDep, settings: SettingsDep, body: PromoteRequest | None = None) -> ModelPublic:
+@router.post("/v1/tasks/{task}/models/{version}/promote", responses=declare(400, 404, 409, 422))
+def promote(task: str, version: RowNumber, session: SessionDep, settings: SettingsDep, body: PromoteRequest | None = None) -> ModelPublic:
     registry.promote(
         session, task, version, replay_capacity=settings.replay_capacity, force_reason=body.force_reason if body else None
     )

@@ -2,12 +2,13 @@ from fastapi import APIRouter, status
 
 from driftloop.platform import tasks
 from driftloop.platform.api.deps import SessionDep
+from driftloop.platform.api.errors import declare
 from driftloop.platform.api.schemas import LabelsAdd, TaskCreate, TaskPublic
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=declare(400, 409, 422))
 def create_task(body: TaskCreate, session: SessionDep) -> TaskPublic:
     task = tasks.create_task(session, body.name, body.labels)
     return TaskPublic(name=task.name, labels=tasks.label_names(task), created_at=task.created_at, texts=0)
@@ -18,13 +19,13 @@ def list_tasks(session: SessionDep) -> list[TaskPublic]:
     return [TaskPublic(name=t.name, labels=t.labels, created_at=t.created_at, texts=t.texts) for t in tasks.list_tasks(session)]
 
 
-@router.get("/{task}")
+@router.get("/{task}", responses=declare(404, 422))
 def get_task(task: str, session: SessionDep) -> TaskPublic:
     found = tasks.get_task(session, task)
     return TaskPublic(name=found.name, labels=tasks.label_names(found), created_at=found.created_at)
 
 
-@router.post("/{task}/labels")
+@router.post("/{task}/labels", responses=declare(400, 404, 422))
 def add_labels(task: str, body: LabelsAdd, session: SessionDep) -> TaskPublic:
     found = tasks.add_labels(session, task, body.labels)
     return TaskPublic(name=found.name, labels=tasks.label_names(found), created_at=found.created_at)

@@ -4,21 +4,20 @@ The body is read and parsed here rather than by a pydantic model so that one bad
 rejected alone (with its index and reason) instead of failing the whole request.
 """
 
-import json
-
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
 from driftloop.platform.api.deps import EngineDep, SettingsDep
-from driftloop.platform.api.errors import ApiError
+from driftloop.platform.api.errors import ApiError, declare
 from driftloop.platform.api.metrics import INGESTED
-from driftloop.platform.api.schemas import IngestResponse, RecordResult
+from driftloop.platform.api.schemas import RECORDS_BODY, IngestResponse, RecordResult
+from driftloop.platform.ingestion.decoding import decode_array
 from driftloop.platform.ingestion.service import IngestSummary, ingest
 
 router = APIRouter(prefix="/v1/tasks", tags=["texts"])
 
 
-@router.post("/{task}/texts")
+@router.post("/{task}/texts", responses=declare(404, 413, 422), openapi_extra=RECORDS_BODY)
 async def post_texts(task: str, request: Request, engine: EngineDep, settings: SettingsDep) -> IngestResponse:
     records = await _read_records(request, settings.ingest_max_request_bytes, settings.ingest_max_records_per_request)
     batches = await run_in_threadpool(
@@ -41,6 +40,7 @@ async def post_texts(task: str, request: Request, engine: EngineDep, settings: S
         stored=summary.ingested,
         duplicates=summary.duplicates,
         rejected=summary.rejected,
+        conflicts=summary.conflicts,
         results=[
             RecordResult(index=o.position, status=o.status.value, id=o.external_id, error=o.code, reason=o.reason)
             for o in outcomes
@@ -57,12 +57,7 @@ async def _read_records(request: Request, max_bytes: int, max_records: int) -> l
         body += chunk
         if len(body) > max_bytes:
             raise _too_large(len(body), max_bytes)
-    try:
-        records = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ApiError(422, "invalid_json", f"the body is not valid JSON: {error}") from None
-    if not isinstance(records, list):
-        raise ApiError(422, "invalid_body", "the body must be a JSON array of records")
+    records = decode_array(bytes(body))
     if len(records) > max_records:
         raise ApiError(
             413,

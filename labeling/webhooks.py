@@ -1,15 +1,16 @@
 """Argilla's webhooks into the same sync that ``driftloop sync`` runs.
 
 ``register`` creates the webhook in Argilla once (idempotent on the URL) and keeps the secret
-Argilla signs deliveries with. A delivery is verified with that secret (Standard Webhooks: id,
-timestamp and HMAC signature headers; a replayed or forged one is refused), mapped from its
-dataset to the task, and a sync of that task is run. Deliveries come in bursts (one per
-response), so syncs of one task are coalesced: while one runs, further deliveries only ask for
-one more run after it.
+Argilla signs deliveries with, encrypted (driftloop.platform.secrets). A delivery is verified with
+that secret (Standard Webhooks: id, timestamp and HMAC signature headers; a forged one is
+refused), mapped from its dataset to the task, and a sync of that task is run. Deliveries come
+in bursts (one per response), so syncs of one task are coalesced: while one runs, further
+deliveries only ask for one more run after it.
 """
 
+import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import argilla as rg
@@ -18,9 +19,13 @@ from standardwebhooks.webhooks import Webhook as Verifier
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from driftloop.labeling.dataset import generations
+from driftloop.platform.config import Settings
 from driftloop.platform.errors import Unauthorized
+from driftloop.platform.secrets import WrongSecretKey, decrypt, encrypt
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import Task, Webhook
+
+log = logging.getLogger(__name__)
 
 EVENTS = ["response.created", "response.updated", "response.deleted", "record.completed"]
 
@@ -29,33 +34,54 @@ class InvalidSignature(Unauthorized):
     code = "invalid_signature"
 
 
-def register(client: rg.Argilla, engine: Engine, url: str) -> Webhook:
+def register(client: rg.Argilla, engine: Engine, settings: Settings, url: str) -> Webhook:
     with session_scope(engine) as session:
         stored = session.scalar(select(Webhook).where(Webhook.url == url))
-        known = {str(hook.id) for hook in client.webhooks}
+        known = {str(hook.id): hook for hook in client.webhooks}
         if stored is not None and stored.external_id in known:
+            try:
+                decrypt(settings, stored.secret_encrypted)
+            except WrongSecretKey:  # stored under another key: the same webhook, its secret under this one
+                stored.secret_encrypted = encrypt(settings, known[stored.external_id].secret)
+                session.flush()
             session.expunge(stored)
             return stored
         created = rg.Webhook(url=url, events=EVENTS, description="driftloop: sync annotations", _client=client).create()  # type: ignore[arg-type]
+        secret = encrypt(settings, created.secret)
         if stored is None:
-            stored = Webhook(url=url, external_id=str(created.id), secret=created.secret)
+            stored = Webhook(url=url, external_id=str(created.id), secret_encrypted=secret)
             session.add(stored)
         else:  # deleted in Argilla (or a new Argilla): the new one has a new secret
-            stored.external_id, stored.secret = str(created.id), created.secret
+            stored.external_id, stored.secret_encrypted = str(created.id), secret
         session.flush()
         session.expunge(stored)
         return stored
 
 
-def verify(engine: Engine, body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
+def verify(engine: Engine, settings: Settings, body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
     """The delivery's event, if one of the registered webhooks' secrets signed it."""
     with session_scope(engine) as session:
-        secrets = list(session.scalars(select(Webhook.secret)))
-    for secret in secrets:
+        tokens = list(session.scalars(select(Webhook.secret_encrypted)))
+    return _verified(settings, tokens, body, dict(headers))
+
+
+def _verified(settings: Settings, tokens: Sequence[str], body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+    undecryptable: list[WrongSecretKey] = []
+    for token in tokens:
         try:
-            return Verifier(secret).verify(body, dict(headers))  # type: ignore[no-any-return]
-        except WebhookVerificationError:
+            verifier = Verifier(decrypt(settings, token))
+        except WrongSecretKey as error:  # another webhook's secret may still verify the delivery
+            undecryptable.append(error)
             continue
+        try:
+            return verifier.verify(body, headers)  # type: ignore[no-any-return]
+        # the library lets malformed signature headers or bodies through as ValueError
+        except (WebhookVerificationError, ValueError):
+            continue
+    if undecryptable and len(undecryptable) == len(tokens):
+        raise undecryptable[0]  # this host has the wrong key: nothing could verify any delivery
+    if undecryptable:
+        log.warning("%d registered webhooks' secrets were encrypted with another key: %s", len(undecryptable), undecryptable[0])
     raise InvalidSignature("the webhook delivery is not signed by a registered webhook's secret")
 
 

@@ -18,6 +18,7 @@ from driftloop.platform.errors import (
 )
 from driftloop.platform.modeling.artifacts import CorruptArtifact
 from driftloop.platform.modeling.registry import PromotionRefused
+from driftloop.platform.secrets import InvalidSecretKey, WrongSecretKey
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,10 @@ _STATUS: dict[type[DriftloopError], int] = {
     Unavailable: 503,
     PromotionRefused: 409,
     CorruptArtifact: 500,
+    # The server's key does not fit its store: nothing the caller can fix, and a retry after the
+    # operator sets the right key succeeds.
+    WrongSecretKey: 503,
+    InvalidSecretKey: 503,
 }
 
 

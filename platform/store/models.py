@@ -246,7 +246,8 @@ class Push(Base):
 
 
 class Webhook(Base):
-    """A webhook registered in the labeling tool, with the secret that signs its deliveries."""
+    """A webhook registered in the labeling tool, with the secret that signs its deliveries,
+    encrypted (driftloop.platform.secrets): the store alone does not reveal it."""
 
     __tablename__ = "webhooks"
     __table_args__ = (UniqueConstraint("url"),)
@@ -254,7 +255,7 @@ class Webhook(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     url: Mapped[str] = mapped_column(String(2000))
     external_id: Mapped[str] = mapped_column(String(200))
-    secret: Mapped[str] = mapped_column(String(200))
+    secret_encrypted: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

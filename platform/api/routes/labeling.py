@@ -17,7 +17,7 @@ class WebhookAccepted(BaseModel):
 async def receive_webhook(request: Request, engine: EngineDep, settings: SettingsDep, background: BackgroundTasks) -> WebhookAccepted:
     from driftloop.labeling import webhooks
 
-    event = webhooks.verify(engine, await request.body(), request.headers)
+    event = webhooks.verify(engine, settings, await request.body(), request.headers)
     dataset = webhooks.dataset_of(event)
     task = webhooks.task_of_dataset(engine, dataset) if dataset else None
     if task is not None:

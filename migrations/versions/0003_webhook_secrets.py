@@ -1,4 +1,4 @@
-"""webhook secrets encrypted at rest
+"""webhook secrets encrypted at rest, and the ids of accepted deliveries (replays are refused)
 
 Revision ID: 0003s
 Revises: 0002
@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 import sqlalchemy as sa
 from alembic import context, op
 
+import driftloop.platform.store.types
 from driftloop.platform import secrets
 from driftloop.platform.config import Settings, get_settings
 
@@ -30,8 +31,20 @@ def upgrade() -> None:
         batch.alter_column('secret_encrypted', existing_type=sa.Text(), nullable=False)
         batch.drop_column('secret')
 
+    op.create_table('webhook_deliveries',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('message_id', sa.String(length=255), nullable=False),
+    sa.Column('received_at', driftloop.platform.store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_deliveries')),
+    sa.UniqueConstraint('message_id', name=op.f('uq_webhook_deliveries_message_id'))
+    )
+    op.create_index('ix_webhook_deliveries_received_at', 'webhook_deliveries', ['received_at'], unique=False)
+
 
 def downgrade() -> None:
+    op.drop_index('ix_webhook_deliveries_received_at', table_name='webhook_deliveries')
+    op.drop_table('webhook_deliveries')
+
     with op.batch_alter_table('webhooks') as batch:
         batch.add_column(sa.Column('secret', sa.String(length=200), nullable=True))
     _convert('secret_encrypted', 'secret', secrets.decrypt)

@@ -12,6 +12,7 @@ from driftloop.platform.errors import (
     DriftloopError,
     InvalidInput,
     NotFound,
+    ReplayedDelivery,
     SchemaOutOfDate,
     Unauthorized,
     Unavailable,
@@ -31,6 +32,7 @@ _STATUS: dict[type[DriftloopError], int] = {
     Unavailable: 503,
     PromotionRefused: 409,
     CorruptArtifact: 500,
+    ReplayedDelivery: 409,
     # The server's key does not fit its store: nothing the caller can fix, and a retry after the
     # operator sets the right key succeeds.
     WrongSecretKey: 503,

@@ -259,6 +259,21 @@ class Webhook(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class WebhookDelivery(Base):
+    """The id of a webhook delivery that was accepted, kept while a replay of it could still pass
+    the signature check, so that the replay is refused. Older ones are deleted as new ones come."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("message_id"),
+        Index("ix_webhook_deliveries_received_at", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(255))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Annotation(Base):
     """One annotator's answer for one text, as last seen in the labeling tool."""
 

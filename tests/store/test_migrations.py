@@ -108,11 +108,13 @@ def test_webhook_secrets_are_encrypted_by_the_upgrade_and_decrypted_by_the_downg
         row = connection.execute(text("SELECT * FROM webhooks")).mappings().one()
     assert "secret" not in row and "c2VjcmV0" not in row["secret_encrypted"]
     assert decrypt(settings, row["secret_encrypted"]) == "whsec_c2VjcmV0"
+    assert {"webhook_deliveries"} <= set(inspect(empty_engine).get_table_names())
     assert not (tmp_path / "home").exists()  # the configured key was used, no key file written
 
     schema.downgrade(empty_engine, "0002", settings=settings)
     with empty_engine.connect() as connection:
         assert connection.execute(text("SELECT url, secret FROM webhooks")).one() == ("http://api/hook", "whsec_c2VjcmV0")
+    assert "webhook_deliveries" not in inspect(empty_engine).get_table_names()
 
 
 def test_a_downgrade_with_another_key_fails_and_changes_nothing(empty_engine: Engine, tmp_path: Path) -> None:

@@ -13,6 +13,11 @@ class Settings(BaseSettings):
 
     home: Path = Field(Path(".driftloop"), description="State folder: SQLite store, indexes, artifacts.")
     database_url: str | None = Field(None, description="SQLAlchemy URL; unset = SQLite file under home.")
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Fernet key that encrypts the secrets kept in the store (the webhook's signing secret); every "
+        "API host of one store needs the same. Unset = the key file home/secret.key, generated on first use.",
+    )
     broker_url: str | None = Field(None, description="Celery broker; unset = tasks run in-process.")
     argilla_url: str | None = None
     argilla_api_key: SecretStr | None = None

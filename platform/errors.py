@@ -38,3 +38,9 @@ class Unavailable(DriftloopError):
     """A service driftloop depends on is not configured or does not answer; retry later."""
 
     code = "unavailable"
+
+
+class ReplayedDelivery(DriftloopError):
+    """A signed delivery (e.g. a webhook's) that was already accepted once: a replay, refused."""
+
+    code = "replayed_delivery"

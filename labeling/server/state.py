@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from driftloop.platform.home import private_home
+
 OWNER_USERNAME = "argilla"  # the name `database users create_default` gives the owner
 DEFAULT_WORKSPACE = "driftloop"
 
@@ -74,7 +76,8 @@ class StateDir:
         return self.root / f"{name}.log"
 
     def create(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_home(self.root.parent)
+        self.root.mkdir(exist_ok=True, mode=0o700)
 
     @property
     def lock_file(self) -> Path:

@@ -12,7 +12,7 @@ from driftloop.platform.store.schema import ensure_current
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = get_engine(settings)
-    ensure_current(engine, auto_upgrade=settings.is_embedded_store)
+    ensure_current(engine, auto_upgrade=settings.is_embedded_store, settings=settings)
     app = FastAPI(title="driftloop", version="0.1.0")
     app.state.settings = settings
     app.state.engine = engine

@@ -15,12 +15,14 @@ from driftloop.platform.errors import (
     DriftloopError,
     InvalidInput,
     NotFound,
+    ReplayedDelivery,
     SchemaOutOfDate,
     Unauthorized,
     Unavailable,
 )
 from driftloop.platform.modeling.artifacts import CorruptArtifact
 from driftloop.platform.modeling.registry import PromotionRefused
+from driftloop.platform.secrets import InvalidSecretKey, WrongSecretKey
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,11 @@ _STATUS: dict[type[DriftloopError], int] = {
     Unavailable: 503,
     PromotionRefused: 409,
     CorruptArtifact: 500,
+    ReplayedDelivery: 409,
+    # The server's key does not fit its store: nothing the caller can fix, and a retry after the
+    # operator sets the right key succeeds.
+    WrongSecretKey: 503,
+    InvalidSecretKey: 503,
 }
 
 

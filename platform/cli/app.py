@@ -1,5 +1,6 @@
 """Entry point of the `driftloop` command."""
 
+import os
 import sys
 
 import typer
@@ -40,6 +41,9 @@ _USAGE_ERRORS = (NotFound, InvalidInput, AlreadyExists, PromotionRefused)
 
 
 def main() -> None:
+    # Like ssh-keygen: this process writes secrets (the key file, Argilla's credentials) and user
+    # data (the store, models, indexes, logs), so nothing it creates is readable by other users.
+    os.umask(0o077)
     # transformers draws a bar for every checkpoint it loads; our own progress is what users read.
     transformers_logging.disable_progress_bar()
     try:

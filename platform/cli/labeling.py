@@ -93,7 +93,7 @@ def webhook_command(
     from driftloop.labeling.webhooks import register
 
     settings = get_settings()
-    hook = register(connect(settings), current_engine(), url)
+    hook = register(connect(settings), current_engine(), settings, url)
     out.print(f"webhook {hook.external_id} posts to {hook.url}")
 
 

@@ -11,5 +11,5 @@ from driftloop.platform.store.schema import ensure_current
 def current_engine() -> Engine:
     settings = get_settings()
     engine = get_engine(settings)
-    ensure_current(engine, auto_upgrade=settings.is_embedded_store)
+    ensure_current(engine, auto_upgrade=settings.is_embedded_store, settings=settings)
     return engine

@@ -29,6 +29,7 @@ from sqlalchemy import Connection, Engine, func, insert, select
 
 from driftloop.platform.durability import fsync
 from driftloop.platform.errors import DriftloopError, NotFound
+from driftloop.platform.home import private_home
 from driftloop.platform.modeling.encoder import Encoder, Progress
 from driftloop.platform.store.engine import write_locked
 from driftloop.platform.store.models import Embedding, TextRecord
@@ -104,6 +105,7 @@ def _append(
 ) -> dict[int, int]:
     """Store ``vectors`` for the texts still without one; return every text's vector_id."""
     path = vector_file(home, task_id, encoder.id)
+    private_home(home)
     path.parent.mkdir(parents=True, exist_ok=True)
     row_bytes = encoder.dim * _FLOAT32.itemsize
     with _exclusive(path.with_suffix(".lock")), engine.connect() as connection:

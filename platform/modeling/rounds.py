@@ -20,6 +20,7 @@ from driftloop.platform.config import Settings
 from driftloop.platform.errors import InvalidInput
 from driftloop.platform.evaluation.gate import EvalSlice, GateOutcome, GateRules, evaluate_gate
 from driftloop.platform.evaluation.slices import SliceSpec, eval_slices
+from driftloop.platform.home import private_home
 from driftloop.platform.jobs import create_job, fail_job, finish_job, progress_reporter, start_job
 from driftloop.platform.modeling import registry, replay
 from driftloop.platform.modeling.artifacts import path_from_uri
@@ -164,7 +165,7 @@ def _run(
     slice_features = _slice_features(engine, settings, task_id, slices, encoder) if uses_embeddings else {}
     outcome = _gate(slices, slice_features, model, champion_model, labels, rules)
     artifact = model.save(
-        settings.home / "models" / request.task,
+        private_home(settings.home) / "models" / request.task,
         f"run-{run_id}",
         {"training_run": run_id, "init": init, "fit": asdict(fit_report) | {"history": fit_report.history[-5:]}},
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import Engine, Select, func, select
 
+from driftloop.platform.home import private_home
 from driftloop.platform.modeling.embeddings import embed_texts, read_vectors
 from driftloop.platform.modeling.encoder import Encoder
 from driftloop.platform.selection.faiss_index import FaissIndex
@@ -43,6 +44,7 @@ def sync_index(engine: Engine, home: Path, task_id: int, encoder: Encoder) -> Ve
         ids = missing[start : start + _CHUNK]
         index.add(read_vectors(home, task_id, encoder.id, encoder.dim, ids), ids)
     if len(missing):
+        private_home(home)
         path.parent.mkdir(parents=True, exist_ok=True)
         index.save(path)
     return index

@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from driftloop.platform.config import Settings, get_settings
+from driftloop.platform.home import private_sqlite_store
 
 _SQLITE_BEGIN = "driftloop_sqlite_begin"
 
@@ -24,7 +25,7 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite_store(Path(parsed.database))
     # isolation_level=None hands transaction control to the events below, which is the
     # documented way to get correct BEGIN handling from pysqlite.
     engine = create_engine(url, isolation_level=None, connect_args={"timeout": 60})

@@ -246,7 +246,8 @@ class Push(Base):
 
 
 class Webhook(Base):
-    """A webhook registered in the labeling tool, with the secret that signs its deliveries."""
+    """A webhook registered in the labeling tool, with the secret that signs its deliveries,
+    encrypted (driftloop.platform.secrets): the store alone does not reveal it."""
 
     __tablename__ = "webhooks"
     __table_args__ = (UniqueConstraint("url"),)
@@ -254,8 +255,23 @@ class Webhook(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     url: Mapped[str] = mapped_column(String(2000))
     external_id: Mapped[str] = mapped_column(String(200))
-    secret: Mapped[str] = mapped_column(String(200))
+    secret_encrypted: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """The id of a webhook delivery that was accepted, kept while a replay of it could still pass
+    the signature check, so that the replay is refused. Older ones are deleted as new ones come."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("message_id"),
+        Index("ix_webhook_deliveries_received_at", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(255))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Annotation(Base):

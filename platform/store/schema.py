@@ -8,6 +8,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from driftloop.platform.config import Settings
 from driftloop.platform.errors import SchemaOutOfDate
 
 
@@ -18,18 +19,20 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    _run(engine, command.upgrade, revision)
+def upgrade(engine: Engine, revision: str = "head", settings: Settings | None = None) -> None:
+    _run(engine, command.upgrade, revision, settings)
 
 
-def downgrade(engine: Engine, revision: str) -> None:
-    _run(engine, command.downgrade, revision)
+def downgrade(engine: Engine, revision: str, settings: Settings | None = None) -> None:
+    _run(engine, command.downgrade, revision, settings)
 
 
-def _run(engine: Engine, step, revision: str) -> None:  # type: ignore[no-untyped-def]
+def _run(engine: Engine, step, revision: str, settings: Settings | None) -> None:  # type: ignore[no-untyped-def]
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
+        # Revisions that move secrets need the key; the caller's settings, else the environment's.
+        config.attributes["settings"] = settings
         step(config, revision)
 
 
@@ -43,13 +46,13 @@ def head_revision(engine: Engine) -> str | None:
     return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
 
 
-def ensure_current(engine: Engine, *, auto_upgrade: bool) -> None:
+def ensure_current(engine: Engine, *, auto_upgrade: bool, settings: Settings | None = None) -> None:
     """Bring an embedded store to head, or refuse to work on a shared store that is behind."""
     current, head = current_revision(engine), head_revision(engine)
     if current == head:
         return
     if auto_upgrade:
-        upgrade(engine)
+        upgrade(engine, settings=settings)
         return
     raise SchemaOutOfDate(
         f"the database schema is at revision {current or 'none'}, this driftloop needs {head}: "

@@ -7,7 +7,7 @@ from pathlib import Path
 import argilla as rg
 import httpx
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 
 from driftloop.labeling.annotator import AnnotatorLogin, SimulatedAnnotator
 from driftloop.labeling.connection import connect
@@ -290,12 +290,20 @@ def driftloop_api(labeling: LabelingLoop):  # type: ignore[no-untyped-def]
 
 
 def test_a_webhook_delivery_syncs_the_task_and_forged_ones_are_refused(labeling: LabelingLoop, driftloop_api: str) -> None:
+    from cryptography.fernet import Fernet
+    from pydantic import SecretStr
+
     from driftloop.labeling.webhooks import register
+    from driftloop.platform.secrets import decrypt
 
     url = f"{driftloop_api}/v1/labeling/webhook"
-    hook = register(labeling.connect(), labeling.engine, url)
+    hook = register(labeling.connect(), labeling.engine, labeling.settings, url)
     try:
-        assert register(labeling.connect(), labeling.engine, url).external_id == hook.external_id  # idempotent
+        assert register(labeling.connect(), labeling.engine, labeling.settings, url).external_id == hook.external_id  # idempotent
+        secret = next(h for h in labeling.connect().webhooks if str(h.id) == hook.external_id).secret
+        with labeling.engine.connect() as connection:  # the store alone does not give the secret away
+            stored = [str(value) for row in connection.execute(text("SELECT * FROM webhooks")) for value in row]
+        assert secret and not any(secret.removeprefix("whsec_") in value for value in stored)
         picked = labeling.select(2)
         labeling.push()
         labeling.annotate(ANNOTATOR)  # Argilla's worker now posts response.created to the API
@@ -310,6 +318,11 @@ def test_a_webhook_delivery_syncs_the_task_and_forged_ones_are_refused(labeling:
             headers={"webhook-id": "msg_1", "webhook-timestamp": str(int(time.time())), "webhook-signature": "v1,Zm9yZ2Vk"},
         )
         assert forged.status_code == 401 and forged.json()["error"] == "invalid_signature"
+
+        # registering again on a host with another key keeps the webhook and stores its secret under that key
+        other_host = labeling.settings.model_copy(update={"secret_key": SecretStr(Fernet.generate_key().decode())})
+        again = register(labeling.connect(), labeling.engine, other_host, url)
+        assert again.external_id == hook.external_id and decrypt(other_host, again.secret_encrypted) == secret
     finally:
         client = labeling.connect()
         next(h for h in client.webhooks if str(h.id) == hook.external_id).delete()

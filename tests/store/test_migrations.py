@@ -1,11 +1,12 @@
 from collections.abc import Iterator
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from driftloop.platform.errors import SchemaOutOfDate
@@ -86,3 +87,50 @@ def _model(task_id: int, version: int, status: ModelStatus) -> ModelVersion:
         metrics={},
         status=status,
     )
+
+
+def test_webhook_secrets_are_encrypted_by_the_upgrade_and_decrypted_by_the_downgrade(empty_engine: Engine, tmp_path: Path) -> None:
+    from cryptography.fernet import Fernet
+
+    from driftloop.platform.config import Settings
+    from driftloop.platform.secrets import decrypt
+
+    settings = Settings(home=tmp_path / "home", secret_key=Fernet.generate_key().decode())
+    schema.upgrade(empty_engine, "0002")
+    with empty_engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO webhooks (url, external_id, secret, created_at) VALUES ('http://api/hook', 'w1', 'whsec_c2VjcmV0', :at)"),
+            {"at": datetime(2026, 11, 22, tzinfo=UTC)},
+        )
+
+    schema.upgrade(empty_engine, "0003s", settings=settings)
+    with empty_engine.connect() as connection:
+        row = connection.execute(text("SELECT * FROM webhooks")).mappings().one()
+    assert "secret" not in row and "c2VjcmV0" not in row["secret_encrypted"]
+    assert decrypt(settings, row["secret_encrypted"]) == "whsec_c2VjcmV0"
+    assert {"webhook_deliveries"} <= set(inspect(empty_engine).get_table_names())
+    assert not (tmp_path / "home").exists()  # the configured key was used, no key file written
+
+    schema.downgrade(empty_engine, "0002", settings=settings)
+    with empty_engine.connect() as connection:
+        assert connection.execute(text("SELECT url, secret FROM webhooks")).one() == ("http://api/hook", "whsec_c2VjcmV0")
+    assert "webhook_deliveries" not in inspect(empty_engine).get_table_names()
+
+
+def test_a_downgrade_with_another_key_fails_and_changes_nothing(empty_engine: Engine, tmp_path: Path) -> None:
+    from cryptography.fernet import Fernet
+
+    from driftloop.platform.config import Settings
+    from driftloop.platform.secrets import WrongSecretKey
+
+    schema.upgrade(empty_engine, "0002")
+    with empty_engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO webhooks (url, external_id, secret, created_at) VALUES ('http://api/hook', 'w1', 'whsec_c2VjcmV0', :at)"),
+            {"at": datetime(2026, 11, 22, tzinfo=UTC)},
+        )
+    schema.upgrade(empty_engine, "0003s", settings=Settings(home=tmp_path, secret_key=Fernet.generate_key().decode()))
+    with pytest.raises(WrongSecretKey):
+        schema.downgrade(empty_engine, "0002", settings=Settings(home=tmp_path, secret_key=Fernet.generate_key().decode()))
+    assert schema.current_revision(empty_engine) == "0003s"
+    assert "secret_encrypted" in {c["name"] for c in inspect(empty_engine).get_columns("webhooks")}

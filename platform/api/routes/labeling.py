@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter, BackgroundTasks, Request
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from driftloop.platform.api.deps import EngineDep, SettingsDep
 from driftloop.platform.api.errors import declare
@@ -18,12 +19,12 @@ class WebhookAccepted(BaseModel):
 async def receive_webhook(request: Request, engine: EngineDep, settings: SettingsDep, background: BackgroundTasks) -> WebhookAccepted:
     from driftloop.labeling import webhooks
 
-    event = webhooks.verify(engine, await request.body(), request.headers)
-    dataset = webhooks.dataset_of(event)
-    task = webhooks.task_of_dataset(engine, dataset) if dataset else None
-    if task is not None:
-        background.add_task(_runner(request, engine, settings).request, task)
-    return WebhookAccepted(event=str(event.get("type")), task=task)
+    body = await request.body()
+    # Off the event loop: recording the delivery may wait for SQLite's write lock (e.g. behind an ingest batch).
+    delivery = await run_in_threadpool(webhooks.accept, engine, settings, body, request.headers)
+    if delivery.task is not None:
+        background.add_task(_runner(request, engine, settings).request, delivery.task)
+    return WebhookAccepted(event=str(delivery.event.get("type")), task=delivery.task)
 
 
 def _runner(request: Request, engine, settings):  # type: ignore[no-untyped-def]

@@ -6,6 +6,8 @@ the declared schema. A task with texts, a model-less job id and so on are not se
 is what a client can send, and most of it is wrong.
 """
 
+from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -15,33 +17,32 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
-from sqlalchemy import Engine
 
 from driftloop.platform.api.app import create_app
 from driftloop.platform.config import Settings
-from driftloop.platform.errors import NotFound
-from driftloop.platform.store.engine import session_scope
-from driftloop.platform.tasks import create_task, get_task
+from driftloop.platform.store import schema
+from driftloop.platform.store.engine import make_engine, session_scope
+from driftloop.platform.tasks import create_task
+from tests.conftest import fresh_postgres_database
 
 EXAMPLES_PER_OPERATION = 60
 
 
-@pytest.fixture
-def api_schema(engine: Engine, tmp_path: Path) -> schemathesis.BaseSchema:
-    # A task that generated names hit now and then ("a" is among the first strings tried), so
-    # that the routes behind a found task are reached too.
-    with session_scope(engine) as session:
-        try:
-            get_task(session, "a")
-        except NotFound:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def api_schema(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[schemathesis.BaseSchema]:
+    """The API on a store of its own: rows other tests leave (a webhook registered under another
+    home's key, say) would answer differently than a fresh deployment."""
+    with ExitStack() as stack:
+        url = f"sqlite:///{tmp_path / 'fuzz.db'}" if request.param == "sqlite" else stack.enter_context(fresh_postgres_database())
+        engine = make_engine(url)
+        stack.callback(engine.dispose)
+        schema.upgrade(engine)
+        # A task that generated names hit now and then ("a" is among the first strings tried), so
+        # that the routes behind a found task are reached too.
+        with session_scope(engine) as session:
             create_task(session, "a", ["x", "y"])
-    settings_ = Settings(
-        home=tmp_path,
-        database_url=engine.url.render_as_string(hide_password=False),
-        ingest_max_records_per_request=20,
-        ingest_max_request_bytes=50_000,
-    )
-    return schemathesis.openapi.from_asgi("/openapi.json", create_app(settings_))
+        settings_ = Settings(home=tmp_path, database_url=url, ingest_max_records_per_request=20, ingest_max_request_bytes=50_000)
+        yield schemathesis.openapi.from_asgi("/openapi.json", create_app(settings_))
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=lambda m: m.value)

@@ -15,7 +15,7 @@ class WebhookAccepted(BaseModel):
     task: str | None  # None: the event is about a dataset no task owns, and is ignored
 
 
-@router.post("/v1/labeling/webhook", status_code=202, responses=declare(401, 409, 422))
+@router.post("/v1/labeling/webhook", status_code=202, responses=declare(401, 409, 422, 503))
 async def receive_webhook(request: Request, engine: EngineDep, settings: SettingsDep, background: BackgroundTasks) -> WebhookAccepted:
     from driftloop.labeling import webhooks
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from driftloop.platform.errors import SchemaOutOfDate
@@ -37,6 +37,33 @@ def test_upgrade_to_head_then_downgrade_to_base(empty_engine: Engine) -> None:
     schema.downgrade(empty_engine, "base")
     assert schema.current_revision(empty_engine) is None
     assert set(inspect(empty_engine).get_table_names()) <= {"alembic_version"}
+
+
+def test_job_owners_downgrade_keeps_the_jobs_training_runs_refer_to(empty_engine: Engine) -> None:
+    # SQLite's batch mode would copy the table and drop the old one, which its foreign keys forbid
+    schema.upgrade(empty_engine)
+    with empty_engine.begin() as connection:
+        task = connection.execute(text("INSERT INTO tasks (name, created_at, settings) VALUES ('t', '2026-01-01', '{}') RETURNING id")).scalar()
+        job = connection.execute(
+            text(
+                "INSERT INTO jobs (kind, task_id, state, progress, params, created_at, updated_at, owner_pid) "
+                "VALUES ('train', :task, 'failed', 1, '{}', '2026-01-01', '2026-01-01', 42) RETURNING id"
+            ),
+            {"task": task},
+        ).scalar()
+        connection.execute(
+            text(
+                "INSERT INTO training_runs (task_id, job_id, mode, replay, params, state, metrics, started_at) "
+                "VALUES (:task, :job, 'head', 'none', '{}', 'failed', '{}', '2026-01-01')"
+            ),
+            {"task": task, "job": job},
+        )
+    schema.downgrade(empty_engine, "0002")
+    assert "owner_pid" not in {c["name"] for c in inspect(empty_engine).get_columns("jobs")}
+    with empty_engine.connect() as connection:
+        assert connection.execute(text("SELECT j.state FROM training_runs r JOIN jobs j ON j.id = r.job_id")).scalars().all() == ["failed"]
+    schema.upgrade(empty_engine)
+    assert "owner_pid" in {c["name"] for c in inspect(empty_engine).get_columns("jobs")}
 
 
 def test_migrations_match_the_models(empty_engine: Engine) -> None:

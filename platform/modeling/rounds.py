@@ -3,7 +3,10 @@ arrived since the champion's data was cut off, plus a replay sample of older lab
 against the champion on every eval slice; promote it if it passed.
 
 Failure is clean: the training run and its job are marked failed with the error, no artifact
-is left behind and no model version is registered.
+is left behind and no model version is registered. The version, the gate decision, the run's
+and the job's success commit in one transaction, so they cannot disagree. A round that is
+killed outright cannot clean up after itself: its job is reaped as lost by the next look, see
+:mod:`driftloop.platform.jobs`.
 """
 
 import math
@@ -20,7 +23,7 @@ from driftloop.platform.config import Settings
 from driftloop.platform.errors import InvalidInput
 from driftloop.platform.evaluation.gate import EvalSlice, GateOutcome, GateRules, evaluate_gate
 from driftloop.platform.evaluation.slices import SliceSpec, eval_slices
-from driftloop.platform.jobs import create_job, fail_job, finish_job, progress_reporter, start_job
+from driftloop.platform.jobs import complete_job, create_job, fail_job, lock_running, progress_reporter, running
 from driftloop.platform.modeling import registry, replay
 from driftloop.platform.modeling.artifacts import path_from_uri
 from driftloop.platform.modeling.embeddings import embed_texts
@@ -88,23 +91,21 @@ def train_round(
     if request.replay not in REPLAY_STRATEGIES:
         raise InvalidInput(f"unknown replay strategy {request.replay!r}: use one of {', '.join(REPLAY_STRATEGIES)}")
     encoder = encoder or load_encoder(settings)
-    with session_scope(engine) as session:
+    with session_scope(engine, write=True) as session:
         task = get_task(session, request.task)
-        job = create_job(session, "train", task.id, {**asdict(request), "training": asdict(request.training)})
+        job = create_job(session, "train", task.id, {**asdict(request), "training": asdict(request.training)}, start=True)
         run = TrainingRun(
             task_id=task.id, job_id=job.id, mode=request.mode, replay=request.replay, params={}, state=JobState.running
         )
         session.add(run)
         session.flush()
         job_id, run_id, task_id = job.id, run.id, task.id
-    start_job(engine, job_id)
     try:
-        result = _run(engine, settings, request, encoder, task_id, job_id, run_id, on_progress)
-    except Exception as error:
+        with running(engine, job_id, settings.job_heartbeat_seconds):
+            return _run(engine, settings, request, encoder, task_id, job_id, run_id, on_progress)
+    except BaseException as error:  # an interrupted round (Ctrl-C) is a failed one too
         _mark_failed(engine, job_id, run_id, error)
         raise
-    finish_job(engine, job_id, {"version": result.version, "promoted": result.promoted, "passed": result.gate.passed})
-    return result
 
 
 def _run(
@@ -169,7 +170,8 @@ def _run(
         {"training_run": run_id, "init": init, "fit": asdict(fit_report) | {"history": fit_report.history[-5:]}},
     )
     try:
-        with session_scope(engine) as session:
+        with session_scope(engine, write=True) as session:
+            lock_running(session, job_id)  # first, as the reaper does: then the two cannot deadlock
             task = get_task(session, request.task)
             parent = session.get(ModelVersion, champion_row[0]) if champion_row else None
             all_metrics = next((s.candidate.to_dict() for s in outcome.slices if s.name == "all"), {})
@@ -205,6 +207,7 @@ def _run(
                 registry.promote(session, request.task, version.version, replay_capacity=request.replay_capacity)
                 promoted = True
             number = version.version
+            complete_job(session, job_id, {"version": number, "promoted": promoted, "passed": outcome.passed})
     except BaseException:
         shutil.rmtree(artifact.path, ignore_errors=True)
         raise
@@ -295,8 +298,9 @@ def _gate(slices: list[SliceSpec], features: dict[str, np.ndarray], candidate: T
 def _mark_failed(engine: Engine, job_id: int, run_id: int, error: BaseException) -> None:
     message = f"{type(error).__name__}: {error}"
     with session_scope(engine) as session:
-        run = session.get(TrainingRun, run_id)
-        run.state, run.error, run.finished_at = JobState.failed, message + "\n" + traceback.format_exc(limit=5), utcnow()
-    fail_job(engine, job_id, message)
+        # the job first, as the reaper does; a job it reaped meanwhile keeps its run as the reaper left it
+        if fail_job(session, job_id, message):
+            run = session.get(TrainingRun, run_id)
+            run.state, run.error, run.finished_at = JobState.failed, message + "\n" + traceback.format_exc(limit=5), utcnow()
 
 

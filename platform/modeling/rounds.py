@@ -5,8 +5,9 @@ against the champion on every eval slice; promote it if it passed.
 Failure is clean: the training run and its job are marked failed with the error, no artifact
 is left behind and no model version is registered. The version, the gate decision, the run's
 and the job's success commit in one transaction, so they cannot disagree. A round that is
-killed outright cannot clean up after itself: its job is reaped as lost by the next look, see
-:mod:`driftloop.platform.jobs`.
+killed outright cannot clean up after itself: its job is reaped as lost by the next look (the
+next round of the task starts with it) and its artifact swept, see
+:mod:`driftloop.platform.recovery`.
 """
 
 import math
@@ -31,6 +32,7 @@ from driftloop.platform.modeling.encoder import Encoder, load_encoder
 from driftloop.platform.modeling.model import TextClassifier
 from driftloop.platform.modeling.registry import parse_time
 from driftloop.platform.modeling.training import FitReport, Progress, TrainingConfig, TrainingData, fit
+from driftloop.platform.recovery import recover
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import (
     GateDecision,
@@ -90,6 +92,7 @@ def train_round(
     """Run one round; progress goes to the job row (for ops and the API) and to ``on_progress``."""
     if request.replay not in REPLAY_STRATEGIES:
         raise InvalidInput(f"unknown replay strategy {request.replay!r}: use one of {', '.join(REPLAY_STRATEGIES)}")
+    recover(engine, settings, request.task)  # what an earlier round of the task left when it was killed
     encoder = encoder or load_encoder(settings)
     with session_scope(engine, write=True) as session:
         task = get_task(session, request.task)
@@ -165,8 +168,8 @@ def _run(
     slice_features = _slice_features(engine, settings, task_id, slices, encoder) if uses_embeddings else {}
     outcome = _gate(slices, slice_features, model, champion_model, labels, rules)
     artifact = model.save(
-        settings.home / "models" / request.task,
-        f"run-{run_id}",
+        registry.artifact_folder(settings.home, request.task),
+        registry.run_artifact_name(run_id),
         {"training_run": run_id, "init": init, "fit": asdict(fit_report) | {"history": fit_report.history[-5:]}},
     )
     try:

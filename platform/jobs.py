@@ -112,8 +112,11 @@ def create_job(session: Session, kind: str, task_id: int | None, params: dict[st
 
 def start_job(engine: Engine, job_id: int) -> None:
     """Mark a queued job running, owned by this process (which then beats with :func:`running`)."""
-    with session_scope(engine) as session:
-        _own(_load(session, job_id), Owner.this_process())
+    with session_scope(engine, write=True) as session:
+        job = _load(session, job_id)
+        if job.state != JobState.queued:
+            raise InvalidInput(f"job {job_id} is {job.state.value}, not queued: it cannot be started", job=job_id)
+        _own(job, Owner.this_process())
 
 
 def complete_job(session: Session, job_id: int, result: dict[str, Any]) -> None:

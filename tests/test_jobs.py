@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from driftloop.platform.config import Settings
+from driftloop.platform.errors import InvalidInput
 from driftloop.platform.jobs import (
     JobLost,
     Owner,
@@ -168,6 +169,8 @@ def test_the_heartbeat_is_written_while_the_work_runs_and_a_lost_job_cannot_succ
     start_job(engine, queued)
     started = _job_row(engine, queued)
     assert (started.state, started.owner_host, started.owner_pid) == (JobState.running, socket.gethostname(), os.getpid())
+    with pytest.raises(InvalidInput, match="is running, not queued"):
+        start_job(engine, queued)  # another worker's job is not taken over
 
 
 def _job_row(engine: Engine, job_id: int) -> Job:

@@ -303,6 +303,8 @@ def sweep_orphan_artifacts(engine: Engine, home: Path, task: str | None = None) 
         reason = f"{what}, of training run {run_id} ({state.value})"
         try:
             shutil.rmtree(path)
+        except FileNotFoundError:
+            continue  # a training renamed its finished artifact into place since it was listed
         except OSError as error:
             swept.append(SweptArtifact(str(path), task_name, run_id, "error", f"{reason}: could not remove it: {error}"))
             continue

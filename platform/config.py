@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -57,6 +57,25 @@ class Settings(BaseSettings):
         None, description="Local transformers checkpoint of the base encoder; unset = all-MiniLM-L6-v2 from its package."
     )
     device: str | None = Field(None, description="torch device for encoding and training; unset = cuda if present, else cpu.")
+
+    job_heartbeat_seconds: float = Field(
+        10.0, gt=0.0, description="How often a running job's process writes its heartbeat to the store."
+    )
+    job_lost_after_seconds: float = Field(
+        60.0,
+        gt=0.0,
+        description="A job whose heartbeat is older than this is lost (when its process cannot be checked on this host).",
+    )
+
+    @model_validator(mode="after")
+    def _heartbeat_beats_the_lost_rule(self) -> "Settings":
+        # otherwise every healthy job would be declared lost between two heartbeats
+        if self.job_lost_after_seconds <= self.job_heartbeat_seconds:
+            raise ValueError(
+                f"DRIFTLOOP_JOB_LOST_AFTER_SECONDS ({self.job_lost_after_seconds:g}) must be greater than "
+                f"DRIFTLOOP_JOB_HEARTBEAT_SECONDS ({self.job_heartbeat_seconds:g})"
+            )
+        return self
 
     @property
     def resolved_database_url(self) -> str:

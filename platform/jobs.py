@@ -3,59 +3,243 @@
 Progress is written in its own short transaction, so it is visible while the work itself is
 still inside a longer one, and at most every ``_MIN_INTERVAL`` seconds, so reporting never
 slows the work down.
+
+A job records the process that runs it (its owner: host, pid and the process's creation time)
+and that process writes a heartbeat while it works (:func:`running`). A process can die without
+a word (``kill -9``, the out-of-memory killer, a lost machine), so a job that says ``running``
+is believed only while its owner lives: whoever looks next (:func:`get_job`, :func:`list_jobs`,
+:func:`reap_lost_jobs`, a new training) marks a *lost* job failed, with an error that starts
+with ``lost:`` and says what happened, and fails its training run with it. A job is lost when
+
+- its owner is on this host and that process is gone, a zombie, or another process now holds
+  its pid (its creation time differs): the process table is the truth, whatever the heartbeat;
+- its owner is on another host (or cannot be checked here) and its heartbeat is older than
+  ``DRIFTLOOP_JOB_LOST_AFTER_SECONDS``;
+- it has no owner (started before owners were recorded) and has shown no sign of life for as
+  long.
+
+Every change of a job's state is conditional on the state it was seen in, so a reaper and a
+job that finishes at the same moment cannot both win: a job that was declared lost cannot
+succeed afterwards (:func:`complete_job` raises :class:`JobLost`).
 """
 
+import os
+import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine
+import psutil
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from driftloop.platform.errors import NotFound
+from driftloop.platform.errors import DriftloopError, InvalidInput, NotFound
 from driftloop.platform.store.engine import session_scope
-from driftloop.platform.store.models import Job, JobState
+from driftloop.platform.store.models import Job, JobState, Task, TrainingRun
 from driftloop.platform.store.types import utcnow
+from driftloop.platform.tasks import get_task
 
 _MIN_INTERVAL = 0.5
+# psutil derives a creation time from the boot time, which the kernel may report a little
+# differently from one read to the next; a pid reused within a second is not a real risk.
+_CREATION_TOLERANCE = 1.0
+# States in which a job may have a process working on it.
+_LIVE = (JobState.queued, JobState.running)
 
 
-def create_job(session: Session, kind: str, task_id: int | None, params: dict[str, Any]) -> Job:
+class JobLost(DriftloopError):
+    """The job was declared lost (its owner seemed dead) while it was still working."""
+
+    code = "job_lost"
+
+
+@dataclass(frozen=True)
+class Owner:
+    host: str
+    pid: int
+    started_at: float
+
+    @classmethod
+    def this_process(cls) -> "Owner":
+        return cls(socket.gethostname(), os.getpid(), psutil.Process().create_time())
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A job as the CLI shows it."""
+
+    id: int
+    kind: str
+    task: str | None
+    state: str
+    progress: float
+    message: str | None
+    error: str | None
+    result: dict[str, Any] | None
+    owner_host: str | None
+    owner_pid: int | None
+    heartbeat_at: str | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+
+
+@dataclass(frozen=True)
+class LostJob:
+    """A job marked failed because its process is gone, and the training runs failed with it."""
+
+    id: int
+    kind: str
+    task: str | None
+    error: str
+    training_runs: list[int]
+
+
+def create_job(session: Session, kind: str, task_id: int | None, params: dict[str, Any], *, start: bool = False) -> Job:
+    """A new job; with ``start`` it is running already, owned by this process, so that a crash
+    right after the transaction that creates it still leaves a job that can be judged."""
     job = Job(kind=kind, task_id=task_id, params=params, state=JobState.queued, progress=0.0)
+    if start:
+        _own(job, Owner.this_process())
     session.add(job)
     session.flush()
     return job
 
 
-def get_job(session: Session, job_id: int) -> Job:
-    job = session.get(Job, job_id)
-    if job is None:
-        raise NotFound(f"no job {job_id}", job=job_id)
-    return job
-
-
 def start_job(engine: Engine, job_id: int) -> None:
-    with session_scope(engine) as session:
-        job = get_job(session, job_id)
-        job.state, job.started_at, job.message = JobState.running, utcnow(), "started"
+    """Mark a queued job running, owned by this process (which then beats with :func:`running`)."""
+    with session_scope(engine, write=True) as session:
+        job = _load(session, job_id)
+        if job.state != JobState.queued:
+            raise InvalidInput(f"job {job_id} is {job.state.value}, not queued: it cannot be started", job=job_id)
+        _own(job, Owner.this_process())
 
 
-def finish_job(engine: Engine, job_id: int, result: dict[str, Any]) -> None:
-    with session_scope(engine) as session:
-        job = get_job(session, job_id)
-        job.state, job.progress, job.result, job.finished_at, job.message = (
-            JobState.succeeded,
-            1.0,
-            result,
-            utcnow(),
-            "done",
+def complete_job(session: Session, job_id: int, result: dict[str, Any]) -> None:
+    """Mark the job succeeded inside the caller's transaction, so that its success commits with
+    the work's own results or not at all. Raises :class:`JobLost` if the job no longer runs."""
+    lock_running(session, job_id)
+    now = utcnow()
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(state=JobState.succeeded, progress=1.0, result=result, finished_at=now, heartbeat_at=now, message="done")
+    )
+
+
+def lock_running(session: Session, job_id: int) -> None:
+    """Lock the job's row until the caller's transaction ends (call it first in a transaction
+    that also changes the job's training run, as the reaper does, so the two never deadlock);
+    raise :class:`JobLost` if the job is not running any more."""
+    state, error = session.execute(select(Job.state, Job.error).where(Job.id == job_id).with_for_update()).one()
+    if state != JobState.running:
+        raise JobLost(
+            f"job {job_id} is {state.value}, not running, so its result is discarded: {error or 'no error recorded'}",
+            job=job_id,
         )
 
 
-def fail_job(engine: Engine, job_id: int, error: str) -> None:
-    with session_scope(engine) as session:
-        job = get_job(session, job_id)
-        job.state, job.error, job.finished_at = JobState.failed, error, utcnow()
+def fail_job(session: Session, job_id: int, error: str) -> bool:
+    """Mark a queued or running job failed; False if it had ended already (e.g. reaped)."""
+    changed = session.execute(
+        update(Job).where(Job.id == job_id, Job.state.in_(_LIVE)).values(state=JobState.failed, error=error, finished_at=utcnow())
+    )
+    return changed.rowcount == 1
+
+
+def get_job(session: Session, job_id: int, *, lost_after: float) -> Job:
+    """The job, marked failed first if it is lost (see the module's docstring)."""
+    job = _load(session, job_id)
+    if job.state in _LIVE:
+        _reap_if_lost(session, job, lost_after)
+    return job
+
+
+def job_info(session: Session, job_id: int, *, lost_after: float) -> JobInfo:
+    job = get_job(session, job_id, lost_after=lost_after)
+    task = session.get(Task, job.task_id) if job.task_id is not None else None
+    return _info(job, task.name if task else None)
+
+
+def list_jobs(
+    session: Session, *, task: str | None = None, state: str | None = None, limit: int = 50, lost_after: float
+) -> list[JobInfo]:
+    """The newest jobs first, lost ones reaped before they are shown."""
+    if state is not None and state not in JobState.__members__:
+        raise InvalidInput(f"unknown job state {state!r}: use one of {', '.join(JobState.__members__)}")
+    task_id = get_task(session, task).id if task is not None else None
+    reap_lost_jobs(session, lost_after=lost_after, task_id=task_id)
+    query = select(Job, Task.name).outerjoin(Task, Task.id == Job.task_id).order_by(Job.id.desc()).limit(limit)
+    if task_id is not None:
+        query = query.where(Job.task_id == task_id)
+    if state is not None:
+        query = query.where(Job.state == JobState(state))
+    return [_info(job, name) for job, name in session.execute(query)]
+
+
+def reap_lost_jobs(session: Session, *, lost_after: float, task_id: int | None = None) -> list[LostJob]:
+    """Mark every lost job (of one task, or all) failed, with its training runs."""
+    query = select(Job).where(Job.state.in_(_LIVE)).order_by(Job.id)
+    if task_id is not None:
+        query = query.where(Job.task_id == task_id)
+    lost = []
+    for job in session.scalars(query).all():
+        reaped = _reap_if_lost(session, job, lost_after)
+        if reaped is not None:
+            lost.append(reaped)
+    return lost
+
+
+def lost_reason(job: Job, *, lost_after: float, now: datetime | None = None) -> str | None:
+    """Why ``job`` is lost (the error it gets, starting with ``lost:``), or None if it is not."""
+    if job.state not in _LIVE:
+        return None
+    now = now or utcnow()
+    if job.owner_pid is None:
+        if job.state == JobState.queued:
+            return None  # waiting for a worker: nobody owns it yet
+        quiet = (now - job.updated_at).total_seconds()
+        if quiet <= lost_after:
+            return None
+        return (
+            f"lost: it records no process (it was started before driftloop recorded owners) and has shown no sign "
+            f"of life for {quiet:.0f}s, since {_time(job.updated_at)}"
+        )
+    who = f"pid {job.owner_pid} on host {job.owner_host}"
+    last = job.heartbeat_at or job.started_at or job.created_at
+    beat = f"last heartbeat at {_time(last)}"
+    if job.owner_host == socket.gethostname():
+        fate = _local_fate(job.owner_pid, job.owner_started_at)
+        if fate == "alive":
+            return None
+        if fate is not None:
+            return f"lost: the process that ran it ({who}) {fate}; {beat}"
+    quiet = (now - last).total_seconds()
+    if quiet <= lost_after:
+        return None
+    return (
+        f"lost: the process that ran it ({who}) has sent no heartbeat for {quiet:.0f}s, more than "
+        f"DRIFTLOOP_JOB_LOST_AFTER_SECONDS ({lost_after:g}); {beat}"
+    )
+
+
+@contextmanager
+def running(engine: Engine, job_id: int, interval: float) -> Iterator[None]:
+    """Write the job's heartbeat every ``interval`` seconds while the body runs."""
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=_beat, args=(engine, job_id, interval, stop), name=f"driftloop-job-{job_id}-heartbeat", daemon=True
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def progress_reporter(engine: Engine, job_id: int, low: float = 0.0, high: float = 1.0) -> Callable[[float, str], None]:
@@ -69,8 +253,106 @@ def progress_reporter(engine: Engine, job_id: int, low: float = 0.0, high: float
             return
         last = now
         with session_scope(engine) as session:
-            job = get_job(session, job_id)
-            job.progress = min(1.0, max(0.0, low + (high - low) * fraction))
-            job.message = message[:500]
+            # a progress report is a sign of life too; a job reaped meanwhile keeps what it said last
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.state == JobState.running)
+                .values(progress=min(1.0, max(0.0, low + (high - low) * fraction)), message=message[:500], heartbeat_at=utcnow())
+            )
 
     return report
+
+
+def _load(session: Session, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}", job=job_id)
+    return job
+
+
+def _own(job: Job, owner: Owner) -> None:
+    now = utcnow()
+    job.state, job.started_at, job.message = JobState.running, now, "started"
+    job.owner_host, job.owner_pid, job.owner_started_at, job.heartbeat_at = owner.host, owner.pid, owner.started_at, now
+
+
+def _local_fate(pid: int, started_at: float | None) -> str | None:
+    """What became of a process of this host: "alive", what happened to it, or None when it
+    cannot be told from here (another user's process we may not inspect)."""
+    try:
+        process = psutil.Process(pid)
+        status, created = process.status(), process.create_time()
+    except psutil.ZombieProcess:
+        return "has exited (a zombie its parent has not collected)"
+    except psutil.NoSuchProcess:
+        return "is gone"
+    except psutil.AccessDenied:
+        return None
+    if started_at is not None and abs(created - started_at) > _CREATION_TOLERANCE:
+        return f"is gone: pid {pid} now belongs to another process, started at {_time(datetime.fromtimestamp(created, UTC))}"
+    if status == psutil.STATUS_ZOMBIE:
+        return "has exited (a zombie its parent has not collected)"
+    return "alive"
+
+
+def _reap_if_lost(session: Session, job: Job, lost_after: float) -> LostJob | None:
+    reason = lost_reason(job, lost_after=lost_after)
+    if reason is None:
+        return None
+    now = utcnow()
+    # Only as it was seen: a heartbeat or a new owner since then means it is not lost after all.
+    seen = update(Job).where(
+        Job.id == job.id,
+        Job.state == job.state,
+        Job.owner_pid.is_(None) if job.owner_pid is None else Job.owner_pid == job.owner_pid,
+        Job.heartbeat_at.is_(None) if job.heartbeat_at is None else Job.heartbeat_at == job.heartbeat_at,
+    )
+    if session.execute(seen.values(state=JobState.failed, error=reason, finished_at=now)).rowcount != 1:
+        session.refresh(job)
+        return None
+    runs = list(
+        session.scalars(select(TrainingRun.id).where(TrainingRun.job_id == job.id, TrainingRun.state == JobState.running))
+    )
+    if runs:
+        session.execute(
+            update(TrainingRun).where(TrainingRun.id.in_(runs)).values(state=JobState.failed, error=reason, finished_at=now)
+        )
+    session.refresh(job)
+    task = session.get(Task, job.task_id) if job.task_id is not None else None
+    return LostJob(job.id, job.kind, task.name if task else None, reason, runs)
+
+
+def _beat(engine: Engine, job_id: int, interval: float, stop: threading.Event) -> None:
+    while not stop.wait(interval):
+        try:
+            with session_scope(engine) as session:
+                beaten = session.execute(
+                    update(Job).where(Job.id == job_id, Job.state == JobState.running).values(heartbeat_at=utcnow())
+                )
+            if beaten.rowcount == 0:
+                return  # ended, or declared lost: the work learns it when it tries to finish
+        except Exception:  # a store that does not answer now may answer at the next beat
+            continue
+
+
+def _info(job: Job, task: str | None) -> JobInfo:
+    return JobInfo(
+        id=job.id,
+        kind=job.kind,
+        task=task,
+        state=job.state.value,
+        progress=job.progress,
+        message=job.message,
+        error=job.error,
+        result=job.result,
+        owner_host=job.owner_host,
+        owner_pid=job.owner_pid,
+        heartbeat_at=_time(job.heartbeat_at) if job.heartbeat_at else None,
+        created_at=_time(job.created_at),
+        started_at=_time(job.started_at) if job.started_at else None,
+        finished_at=_time(job.finished_at) if job.finished_at else None,
+    )
+
+
+def _time(value: datetime) -> str:
+    return value.isoformat(timespec="seconds")

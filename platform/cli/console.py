@@ -1,7 +1,10 @@
 """Where the CLI writes: results to stdout, progress and problems to stderr."""
 
+import json
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -17,6 +20,11 @@ from rich.progress import (
 out = Console(highlight=False)
 # Problems are one line each, never wrapped: scripts and people grep them.
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    """``--json`` output: plain JSON on stdout, never wrapped or coloured by rich."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def byte_progress() -> Progress:

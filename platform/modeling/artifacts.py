@@ -5,26 +5,32 @@ An artifact is a folder. It is written under a temporary name, every file is fsy
 checksum is computed, and only then is it renamed into place, so a crash never leaves a
 half-written artifact where a model version could point. The checksum (sha256 over the sorted
 file names and their contents) is stored with the model version in SQL; loading recomputes
-it and refuses an artifact that does not match.
+it and refuses an artifact that does not match. A folder left by a training that died (a
+``.tmp-*`` one, or one no version points at) is removed by the registry's sweep.
+
+torch is imported only to read and write weights: the registry and the reaper of dead jobs,
+which name artifacts but never open them, stay light.
 """
 
 import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
-
-import torch
-from safetensors.torch import load_file, save_file
 
 from driftloop.platform.durability import fsync
 from driftloop.platform.errors import DriftloopError
 
+if TYPE_CHECKING:
+    import torch
+
 CONFIG_FILE = "config.json"
+_TEMPORARY = re.compile(r"\.tmp-(?P<name>.+)-[0-9a-f]{8}")
 
 
 class CorruptArtifact(DriftloopError):
@@ -41,13 +47,15 @@ class Artifact:
         return self.path.resolve().as_uri()
 
 
-def write_artifact(root: Path, name: str, weights: dict[str, dict[str, torch.Tensor]], config: dict[str, Any]) -> Artifact:
+def write_artifact(root: Path, name: str, weights: dict[str, dict[str, "torch.Tensor"]], config: dict[str, Any]) -> Artifact:
     """Write ``weights`` (file stem → state dict) and ``config`` as ``root/name``."""
+    from safetensors.torch import save_file
+
     root.mkdir(parents=True, exist_ok=True)
     final = root / name
     if final.exists():
         raise FileExistsError(f"artifact {final} already exists")
-    temporary = root / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
+    temporary = root / f".tmp-{name}-{uuid.uuid4().hex[:8]}"  # see temporary_of
     temporary.mkdir()
     try:
         for stem, tensors in weights.items():
@@ -64,8 +72,17 @@ def write_artifact(root: Path, name: str, weights: dict[str, dict[str, torch.Ten
     return Artifact(final, digest)
 
 
-def read_artifact(path: Path, expected_sha256: str) -> tuple[dict[str, Any], dict[str, dict[str, torch.Tensor]]]:
+def temporary_of(folder: str) -> str | None:
+    """The artifact name a folder left by an interrupted :func:`write_artifact` was for, or
+    None if ``folder`` is not such a leftover."""
+    match = _TEMPORARY.fullmatch(folder)
+    return match["name"] if match else None
+
+
+def read_artifact(path: Path, expected_sha256: str) -> tuple[dict[str, Any], dict[str, dict[str, "torch.Tensor"]]]:
     """The config and weights of a verified artifact."""
+    from safetensors.torch import load_file
+
     if not path.is_dir():
         raise CorruptArtifact(f"model artifact {path} is missing", path=str(path))
     actual = checksum(path)

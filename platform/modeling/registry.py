@@ -6,19 +6,29 @@ happens. A candidate may be promoted only on a passed gate decision taken agains
 that is current at promotion time: if another candidate was promoted in between, the decision
 is stale and the promotion is refused. Ops can override with a reason, which is recorded as a
 gate decision of its own.
+
+Every artifact under ``DRIFTLOOP_HOME/models/<task>/`` is a training run's (``run-<id>``) and
+is either registered (a version points at it) or its run is still working on it. Anything
+else was left by a training that died before it could register or clean up, and
+:func:`sweep_orphan_artifacts` removes it.
 """
 
+import re
+import shutil
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, exists, func, select
 from sqlalchemy.orm import Session
 
 from driftloop.platform.errors import DriftloopError, InvalidInput, NotFound
 from driftloop.platform.modeling import replay
-from driftloop.platform.modeling.artifacts import Artifact
+from driftloop.platform.modeling.artifacts import Artifact, temporary_of
+from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import (
     GateDecision,
+    JobState,
     Label,
     ModelStatus,
     ModelVersion,
@@ -30,9 +40,22 @@ from driftloop.platform.store.models import (
 from driftloop.platform.store.types import utcnow
 from driftloop.platform.tasks import get_task
 
+_RUN_ARTIFACT = re.compile(r"run-(?P<run>[0-9]+)")
+
 
 class PromotionRefused(DriftloopError):
     code = "promotion_refused"
+
+
+@dataclass(frozen=True)
+class SweptArtifact:
+    """An artifact folder the sweep judged: ``removed``, ``left`` alone, or ``error``."""
+
+    path: str
+    task: str
+    training_run: int
+    action: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -219,3 +242,71 @@ def _require_passed_gate(session: Session, candidate: ModelVersion, current: Mod
             "(a promotion happened since): run the gate again",
             version=candidate.version,
         )
+
+
+def artifact_folder(home: Path, task: str) -> Path:
+    """Where the artifacts of a task's trainings are written."""
+    return home / "models" / task
+
+
+def run_artifact_name(run_id: int) -> str:
+    return f"run-{run_id}"
+
+
+def sweep_orphan_artifacts(engine: Engine, home: Path, task: str | None = None) -> list[SweptArtifact]:
+    """Remove what dead trainings left under ``home/models`` (of one task, or all): a run's
+    artifact that no version points at, and a half-written one (``.tmp-*``), once the run is no
+    longer running. The artifact of a live training is never touched, nor a folder this store
+    knows no training run of that task for (a home shared with another store): those are left
+    and reported. Call it after the lost jobs are reaped, or their runs still count as running.
+    """
+    if task is not None:
+        folders = [artifact_folder(home, task)]
+    else:
+        root = home / "models"
+        folders = sorted(root.iterdir()) if root.is_dir() else []
+    found: list[tuple[Path, str, int, bool]] = []  # path, task, run, half-written
+    for folder in folders:
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for entry in sorted(folder.iterdir()):
+            name = temporary_of(entry.name)
+            match = _RUN_ARTIFACT.fullmatch(name or entry.name)
+            if match and entry.is_dir() and not entry.is_symlink():
+                found.append((entry, folder.name, int(match["run"]), name is not None))
+    if not found:
+        return []
+    with session_scope(engine) as session:
+        # One statement, one snapshot: a run seen finished has its version (registered in the
+        # same transaction) seen with it. The artifact URIs are read after it, as a second guard.
+        registered = exists().where(ModelVersion.training_run_id == TrainingRun.id)
+        runs = {
+            run_id: (state, task_name, has_version)
+            for run_id, state, task_name, has_version in session.execute(
+                select(TrainingRun.id, TrainingRun.state, Task.name, registered)
+                .join(Task, Task.id == TrainingRun.task_id)
+                .where(TrainingRun.id.in_({run for _, _, run, _ in found}))
+            )
+        }
+        uris = {path.resolve().as_uri() for path, _, _, _ in found}
+        pointed = set(session.scalars(select(ModelVersion.artifact_uri).where(ModelVersion.artifact_uri.in_(uris))))
+    swept = []
+    for path, task_name, run_id, half_written in found:
+        state, run_task, has_version = runs.get(run_id, (None, None, False))
+        if run_task != task_name:
+            reason = f"this store has no training run {run_id} of task {task_name}: not ours to judge"
+            swept.append(SweptArtifact(str(path), task_name, run_id, "left", reason))
+            continue
+        if state == JobState.running or path.resolve().as_uri() in pointed or (has_version and not half_written):
+            continue
+        what = "half-written artifact" if half_written else "artifact that no model version points at"
+        reason = f"{what}, of training run {run_id} ({state.value})"
+        try:
+            shutil.rmtree(path)
+        except FileNotFoundError:
+            continue  # a training renamed its finished artifact into place since it was listed
+        except OSError as error:
+            swept.append(SweptArtifact(str(path), task_name, run_id, "error", f"{reason}: could not remove it: {error}"))
+            continue
+        swept.append(SweptArtifact(str(path), task_name, run_id, "removed", reason))
+    return swept

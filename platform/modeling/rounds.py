@@ -3,7 +3,11 @@ arrived since the champion's data was cut off, plus a replay sample of older lab
 against the champion on every eval slice; promote it if it passed.
 
 Failure is clean: the training run and its job are marked failed with the error, no artifact
-is left behind and no model version is registered.
+is left behind and no model version is registered. The version, the gate decision, the run's
+and the job's success commit in one transaction, so they cannot disagree. A round that is
+killed outright cannot clean up after itself: its job is reaped as lost by the next look (the
+next round of the task starts with it) and its artifact swept, see
+:mod:`driftloop.platform.recovery`.
 """
 
 import math
@@ -21,7 +25,7 @@ from driftloop.platform.errors import InvalidInput
 from driftloop.platform.evaluation.gate import EvalSlice, GateOutcome, GateRules, evaluate_gate
 from driftloop.platform.evaluation.slices import SliceSpec, eval_slices
 from driftloop.platform.home import private_home
-from driftloop.platform.jobs import create_job, fail_job, finish_job, progress_reporter, start_job
+from driftloop.platform.jobs import complete_job, create_job, fail_job, lock_running, progress_reporter, running
 from driftloop.platform.modeling import registry, replay
 from driftloop.platform.modeling.artifacts import path_from_uri
 from driftloop.platform.modeling.embeddings import embed_texts
@@ -29,6 +33,7 @@ from driftloop.platform.modeling.encoder import Encoder, load_encoder
 from driftloop.platform.modeling.model import TextClassifier
 from driftloop.platform.modeling.registry import parse_time
 from driftloop.platform.modeling.training import FitReport, Progress, TrainingConfig, TrainingData, fit
+from driftloop.platform.recovery import recover
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import (
     GateDecision,
@@ -88,24 +93,23 @@ def train_round(
     """Run one round; progress goes to the job row (for ops and the API) and to ``on_progress``."""
     if request.replay not in REPLAY_STRATEGIES:
         raise InvalidInput(f"unknown replay strategy {request.replay!r}: use one of {', '.join(REPLAY_STRATEGIES)}")
+    recover(engine, settings, request.task)  # what an earlier round of the task left when it was killed
     encoder = encoder or load_encoder(settings)
-    with session_scope(engine) as session:
+    with session_scope(engine, write=True) as session:
         task = get_task(session, request.task)
-        job = create_job(session, "train", task.id, {**asdict(request), "training": asdict(request.training)})
+        job = create_job(session, "train", task.id, {**asdict(request), "training": asdict(request.training)}, start=True)
         run = TrainingRun(
             task_id=task.id, job_id=job.id, mode=request.mode, replay=request.replay, params={}, state=JobState.running
         )
         session.add(run)
         session.flush()
         job_id, run_id, task_id = job.id, run.id, task.id
-    start_job(engine, job_id)
     try:
-        result = _run(engine, settings, request, encoder, task_id, job_id, run_id, on_progress)
-    except Exception as error:
+        with running(engine, job_id, settings.job_heartbeat_seconds):
+            return _run(engine, settings, request, encoder, task_id, job_id, run_id, on_progress)
+    except BaseException as error:  # an interrupted round (Ctrl-C) is a failed one too
         _mark_failed(engine, job_id, run_id, error)
         raise
-    finish_job(engine, job_id, {"version": result.version, "promoted": result.promoted, "passed": result.gate.passed})
-    return result
 
 
 def _run(
@@ -165,12 +169,13 @@ def _run(
     slice_features = _slice_features(engine, settings, task_id, slices, encoder) if uses_embeddings else {}
     outcome = _gate(slices, slice_features, model, champion_model, labels, rules)
     artifact = model.save(
-        private_home(settings.home) / "models" / request.task,
-        f"run-{run_id}",
+        registry.artifact_folder(private_home(settings.home), request.task),
+        registry.run_artifact_name(run_id),
         {"training_run": run_id, "init": init, "fit": asdict(fit_report) | {"history": fit_report.history[-5:]}},
     )
     try:
-        with session_scope(engine) as session:
+        with session_scope(engine, write=True) as session:
+            lock_running(session, job_id)  # first, as the reaper does: then the two cannot deadlock
             task = get_task(session, request.task)
             parent = session.get(ModelVersion, champion_row[0]) if champion_row else None
             all_metrics = next((s.candidate.to_dict() for s in outcome.slices if s.name == "all"), {})
@@ -206,6 +211,7 @@ def _run(
                 registry.promote(session, request.task, version.version, replay_capacity=request.replay_capacity)
                 promoted = True
             number = version.version
+            complete_job(session, job_id, {"version": number, "promoted": promoted, "passed": outcome.passed})
     except BaseException:
         shutil.rmtree(artifact.path, ignore_errors=True)
         raise
@@ -296,8 +302,9 @@ def _gate(slices: list[SliceSpec], features: dict[str, np.ndarray], candidate: T
 def _mark_failed(engine: Engine, job_id: int, run_id: int, error: BaseException) -> None:
     message = f"{type(error).__name__}: {error}"
     with session_scope(engine) as session:
-        run = session.get(TrainingRun, run_id)
-        run.state, run.error, run.finished_at = JobState.failed, message + "\n" + traceback.format_exc(limit=5), utcnow()
-    fail_job(engine, job_id, message)
+        # the job first, as the reaper does; a job it reaped meanwhile keeps its run as the reaper left it
+        if fail_job(session, job_id, message):
+            run = session.get(TrainingRun, run_id)
+            run.state, run.error, run.finished_at = JobState.failed, message + "\n" + traceback.format_exc(limit=5), utcnow()
 
 

@@ -67,7 +67,13 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """One unit of work: commits on success, rolls back on any error."""
-    with session_factory(engine)() as session, session.begin():
+def session_scope(engine: Engine, *, write: bool = False) -> Iterator[Session]:
+    """One unit of work: commits on success, rolls back on any error.
+
+    ``write=True`` takes SQLite's write lock at BEGIN, for a unit that reads and then writes
+    while other connections write: a deferred one would fail at its first write ("database is
+    locked") whenever another writer committed after its first read.
+    """
+    bind = engine.execution_options(**{_SQLITE_BEGIN: "IMMEDIATE"}) if write else engine
+    with session_factory(bind)() as session, session.begin():
         yield session

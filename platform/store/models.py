@@ -442,7 +442,12 @@ class Schedule(Base):
 
 
 class Job(Base):
-    """Long work, as ops see it: state, progress (0..1) with a message, error, timings."""
+    """Long work, as ops see it: state, progress (0..1) with a message, error, timings.
+
+    The process running a job is its owner (host, pid, and the process's creation time, which
+    tells the owner from a later process that reuses its pid) and writes a heartbeat while it
+    works, so that a job whose process died can be told from one that is still running.
+    """
 
     __tablename__ = "jobs"
     __table_args__ = (
@@ -463,3 +468,7 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    owner_host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    owner_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    owner_started_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # seconds since the epoch
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -40,6 +40,33 @@ def test_upgrade_to_head_then_downgrade_to_base(empty_engine: Engine) -> None:
     assert set(inspect(empty_engine).get_table_names()) <= {"alembic_version"}
 
 
+def test_job_owners_downgrade_keeps_the_jobs_training_runs_refer_to(empty_engine: Engine) -> None:
+    # SQLite's batch mode would copy the table and drop the old one, which its foreign keys forbid
+    schema.upgrade(empty_engine)
+    with empty_engine.begin() as connection:
+        task = connection.execute(text("INSERT INTO tasks (name, created_at, settings) VALUES ('t', '2026-01-01', '{}') RETURNING id")).scalar()
+        job = connection.execute(
+            text(
+                "INSERT INTO jobs (kind, task_id, state, progress, params, created_at, updated_at, owner_pid) "
+                "VALUES ('train', :task, 'failed', 1, '{}', '2026-01-01', '2026-01-01', 42) RETURNING id"
+            ),
+            {"task": task},
+        ).scalar()
+        connection.execute(
+            text(
+                "INSERT INTO training_runs (task_id, job_id, mode, replay, params, state, metrics, started_at) "
+                "VALUES (:task, :job, 'head', 'none', '{}', 'failed', '{}', '2026-01-01')"
+            ),
+            {"task": task, "job": job},
+        )
+    schema.downgrade(empty_engine, "0002")
+    assert "owner_pid" not in {c["name"] for c in inspect(empty_engine).get_columns("jobs")}
+    with empty_engine.connect() as connection:
+        assert connection.execute(text("SELECT j.state FROM training_runs r JOIN jobs j ON j.id = r.job_id")).scalars().all() == ["failed"]
+    schema.upgrade(empty_engine)
+    assert "owner_pid" in {c["name"] for c in inspect(empty_engine).get_columns("jobs")}
+
+
 def test_migrations_match_the_models(empty_engine: Engine) -> None:
     schema.upgrade(empty_engine)
     with empty_engine.connect() as connection:
@@ -103,7 +130,7 @@ def test_webhook_secrets_are_encrypted_by_the_upgrade_and_decrypted_by_the_downg
             {"at": datetime(2026, 11, 22, tzinfo=UTC)},
         )
 
-    schema.upgrade(empty_engine, "0003s", settings=settings)
+    schema.upgrade(empty_engine, "0004", settings=settings)
     with empty_engine.connect() as connection:
         row = connection.execute(text("SELECT * FROM webhooks")).mappings().one()
     assert "secret" not in row and "c2VjcmV0" not in row["secret_encrypted"]
@@ -129,8 +156,8 @@ def test_a_downgrade_with_another_key_fails_and_changes_nothing(empty_engine: En
             text("INSERT INTO webhooks (url, external_id, secret, created_at) VALUES ('http://api/hook', 'w1', 'whsec_c2VjcmV0', :at)"),
             {"at": datetime(2026, 11, 22, tzinfo=UTC)},
         )
-    schema.upgrade(empty_engine, "0003s", settings=Settings(home=tmp_path, secret_key=Fernet.generate_key().decode()))
+    schema.upgrade(empty_engine, "0004", settings=Settings(home=tmp_path, secret_key=Fernet.generate_key().decode()))
     with pytest.raises(WrongSecretKey):
         schema.downgrade(empty_engine, "0002", settings=Settings(home=tmp_path, secret_key=Fernet.generate_key().decode()))
-    assert schema.current_revision(empty_engine) == "0003s"
+    assert schema.current_revision(empty_engine) == "0004"
     assert "secret_encrypted" in {c["name"] for c in inspect(empty_engine).get_columns("webhooks")}

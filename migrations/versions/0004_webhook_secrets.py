@@ -1,7 +1,7 @@
 """webhook secrets encrypted at rest, and the ids of accepted deliveries (replays are refused)
 
-Revision ID: 0003s
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-02 10:00:00.000000
 
 The upgrade encrypts the stored secrets with the configured key (DRIFTLOOP_SECRET_KEY, else
@@ -17,8 +17,8 @@ import driftloop.platform.store.types
 from driftloop.platform import secrets
 from driftloop.platform.config import Settings, get_settings
 
-revision: str = '0003s'
-down_revision: str | None = '0002'
+revision: str = '0004'
+down_revision: str | None = '0003'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

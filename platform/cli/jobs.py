@@ -1,0 +1,101 @@
+"""`driftloop jobs`: long work (trainings) as ops see it, and the reaping of jobs whose process died."""
+
+from dataclasses import asdict
+
+import typer
+from rich.table import Table
+
+from driftloop.platform.cli.console import out, print_json
+from driftloop.platform.cli.store import current_engine
+from driftloop.platform.config import get_settings
+from driftloop.platform.jobs import JobInfo, job_info, list_jobs
+from driftloop.platform.recovery import recover
+from driftloop.platform.store.engine import session_scope
+from driftloop.platform.store.models import JobState
+
+app = typer.Typer(help="Jobs: state, progress, owner and heartbeat; reap the lost ones.", no_args_is_help=True)
+
+_STATES = ", ".join(s.value for s in JobState)
+
+
+@app.command("list")
+def list_(
+    task: str | None = typer.Option(None, "--task", help="Only this task's jobs."),
+    state: str | None = typer.Option(None, "--state", help=f"Only jobs in this state: {_STATES}."),
+    limit: int = typer.Option(50, min=1, help="At most this many, newest first."),
+    as_json: bool = typer.Option(False, "--json", help="JSON instead of a table."),
+) -> None:
+    """List jobs, newest first. A job whose process died is marked failed (lost) before it is shown."""
+    if state is not None and state not in JobState.__members__:
+        raise typer.BadParameter(f"use one of {_STATES}", param_hint="--state")
+    with session_scope(current_engine(), write=True) as session:
+        jobs = list_jobs(session, task=task, state=state, limit=limit, lost_after=get_settings().job_lost_after_seconds)
+    if as_json:
+        print_json([asdict(j) for j in jobs])
+        return
+    table = Table("id", "kind", "task", "state", "progress", "message", "owner", "heartbeat", "created", title="jobs")
+    for j in jobs:
+        table.add_row(
+            str(j.id),
+            j.kind,
+            j.task or "-",
+            j.state,
+            f"{j.progress:.0%}",
+            (j.error if j.state == "failed" else j.message) or "-",
+            _owner(j),
+            j.heartbeat_at or "-",
+            j.created_at,
+        )
+    out.print(table)
+
+
+@app.command()
+def show(
+    job_id: int = typer.Argument(..., metavar="ID", help="Job id."),
+    as_json: bool = typer.Option(False, "--json", help="JSON instead of text."),
+) -> None:
+    """Show one job. A job whose process died is marked failed (lost) first."""
+    with session_scope(current_engine(), write=True) as session:
+        job = job_info(session, job_id, lost_after=get_settings().job_lost_after_seconds)
+    if as_json:
+        print_json(asdict(job))
+        return
+    out.print(f"job {job.id}: {job.kind}{f' of task {job.task}' if job.task else ''}, {job.state}, {job.progress:.0%}")
+    for field, value in (
+        ("message", job.message),
+        ("error", job.error),
+        ("result", job.result),
+        ("owner", _owner(job)),
+        ("heartbeat", job.heartbeat_at),
+        ("created", job.created_at),
+        ("started", job.started_at),
+        ("finished", job.finished_at),
+    ):
+        if value is not None:
+            out.print(f"  {field}: {value}", markup=False)
+
+
+@app.command()
+def reap(as_json: bool = typer.Option(False, "--json", help="JSON instead of text.")) -> None:
+    """Mark every job whose process died failed (lost), with its training run, and remove the
+    artifacts such trainings left without a model version."""
+    report = recover(current_engine(), get_settings())
+    if as_json:
+        print_json(report.to_dict())
+        return
+    for lost in report.lost_jobs:
+        runs = f"; training run {', '.join(map(str, lost.training_runs))} failed with it" if lost.training_runs else ""
+        task = f" of task {lost.task}" if lost.task else ""
+        out.print(f"job {lost.id} ({lost.kind}{task}): {lost.error}{runs}", markup=False)
+    for artifact in report.artifacts:
+        out.print(f"{artifact.action} {artifact.path}: {artifact.reason}", markup=False)
+    removed = sum(a.action == "removed" for a in report.artifacts)
+    out.print(f"reaped {_count(len(report.lost_jobs), 'lost job')}, removed {_count(removed, 'orphan artifact')}")
+
+
+def _owner(job: JobInfo) -> str:
+    return f"pid {job.owner_pid} on {job.owner_host}" if job.owner_pid is not None else "-"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -53,6 +53,13 @@ class Settings(BaseSettings):
         description="Which candidate of a cluster the hybrid strategy takes first (bench/RESULTS.md compares them).",
     )
 
+    gate_freeze_after: int = Field(
+        3,
+        ge=1,
+        description="After this many candidates in a row refused by the gate, the task raises a notice: the served "
+        "model has stopped learning.",
+    )
+
     encoder_path: Path | None = Field(
         None, description="Local transformers checkpoint of the base encoder; unset = all-MiniLM-L6-v2 from its package."
     )

@@ -24,6 +24,13 @@ class InvalidInput(DriftloopError):
     code = "invalid_input"
 
 
+class NothingToLearn(InvalidInput):
+    """A task's labels cannot train a classifier yet (one class so far): a usage error, not a
+    failed gate, and no model version is made."""
+
+    code = "nothing_to_learn"
+
+
 class SchemaOutOfDate(DriftloopError):
     code = "schema_out_of_date"
 

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, select
 
 from driftloop.platform import corpora, tasks
 from driftloop.platform.cli.console import count_progress, err, out, stage_progress
-from driftloop.platform.cli.models import models_table
+from driftloop.platform.cli.models import freeze_lines, models_table
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.cli.train import gate_table, train_with_progress
 from driftloop.platform.config import Settings, get_settings
@@ -71,6 +71,8 @@ def demo_command() -> None:
     for round_number in (1, 2):
         _learning_round(engine, settings, argilla, truth, round_number)
     out.print(models_table(engine, TASK))
+    for line in freeze_lines(engine, TASK):
+        out.print(line, markup=False)
     if argilla is not None:
         _leave_a_round_for_people(engine, settings, argilla)
 
@@ -140,7 +142,10 @@ def _learning_round(engine: Engine, settings: Settings, argilla: "AnnotatorLogin
     out.print(f"candidate version {result.version} from {result.init}: {result.n_new} new labels, {result.n_replay} replayed")
     out.print(gate_table(result.gate))
     fate = "promoted to champion" if result.promoted else "rejected by the gate"
-    out.print(f"version {result.version} {fate}")
+    out.print(f"version {result.version} {fate}{' (provisional)' if result.provisional else ''}")
+    if not result.gate.passed:
+        for line in freeze_lines(engine, TASK):
+            out.print(line, markup=False)
 
 
 def _select(engine: Engine, settings: Settings, budget: int) -> list[int]:

@@ -6,6 +6,7 @@ from driftloop.platform.cli.console import out
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import get_settings
 from driftloop.platform.modeling import registry
+from driftloop.platform.modeling.freeze import gate_status
 from driftloop.platform.store.engine import session_scope
 
 app = typer.Typer(help="Model versions: list, promote, roll back.", no_args_is_help=True)
@@ -14,7 +15,10 @@ app = typer.Typer(help="Model versions: list, promote, roll back.", no_args_is_h
 @app.command("list")
 def list_(name: str = typer.Argument(..., help="Task.")) -> None:
     """List a task's model versions with their lineage and eval metrics."""
-    out.print(models_table(current_engine(), name))
+    engine = current_engine()
+    out.print(models_table(engine, name))
+    for line in freeze_lines(engine, name):
+        out.print(line, markup=False)
 
 
 def models_table(engine: Engine, name: str) -> Table:
@@ -26,7 +30,7 @@ def models_table(engine: Engine, name: str) -> Table:
     for v in versions:
         table.add_row(
             str(v.version),
-            v.status,
+            f"{v.status} (provisional)" if v.provisional else v.status,
             v.mode,
             str(v.parent or "-"),
             str(len(v.labels)),
@@ -36,6 +40,20 @@ def models_table(engine: Engine, name: str) -> Table:
             v.promoted_at or "-",
         )
     return table
+
+
+def freeze_lines(engine: Engine, name: str) -> list[str]:
+    """The task's freeze notice as lines to print under a table; none while the gate lets
+    candidates through."""
+    with session_scope(engine) as session:
+        status = gate_status(session, name, get_settings().gate_freeze_after)
+    if status.notice is None:
+        return []
+    lines = [f"NOTICE: {status.notice.message}"]
+    for refused in status.notice.rounds:
+        reasons = "; ".join(f"{f.rule} on {f.slice or '-'}: {f.value:.3f} vs {f.threshold:.3f} ({f.detail})" for f in refused.failed)
+        lines.append(f"  v{refused.version} refused {refused.decided_at}: {reasons}")
+    return lines
 
 
 @app.command()

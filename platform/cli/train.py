@@ -3,6 +3,7 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from driftloop.platform.cli.console import fraction_progress, out
+from driftloop.platform.cli.models import freeze_lines
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import Settings, get_settings
 from driftloop.platform.evaluation.gate import GateOutcome
@@ -44,7 +45,11 @@ def train_command(
     out.print(gate_table(result.gate))
     verdict = "passed" if result.gate.passed else "failed"
     fate = "promoted to champion" if result.promoted else ("kept as candidate" if result.gate.passed else "rejected")
-    out.print(f"gate {verdict}: version {result.version} {fate}")
+    provisional = " (provisional: passed on cross-validation, the eval split is too small to decide)" if result.provisional else ""
+    out.print(f"gate {verdict}: version {result.version} {fate}{provisional}")
+    if not result.gate.passed:
+        for line in freeze_lines(engine, name):
+            out.print(line, markup=False)
 
 
 def train_with_progress(engine: Engine, settings: Settings, request: RoundRequest, description: str) -> RoundResult:

@@ -68,6 +68,7 @@ class VersionInfo:
     promoted_at: str | None
     labels: list[str]
     metrics: dict
+    provisional: bool
 
 
 def register_candidate(
@@ -167,6 +168,26 @@ def remember_in_replay(session: Session, version: ModelVersion, capacity: int, s
         replay.update_buffer(session, version.task_id, strategy, capacity, items, seed=seed, offer_key=f"version-{version.id}")
 
 
+def is_provisional(version: ModelVersion) -> bool:
+    """Whether the version passed on cross-validated evidence only and no eval slice has judged
+    it yet (see :mod:`driftloop.platform.evaluation.first_model`)."""
+    return bool((version.metrics or {}).get("provisional"))
+
+
+def provisional_metrics(eval_metrics: dict, evidence: dict) -> dict:  # type: ignore[type-arg]
+    """A provisional version's metrics: those of its (too small) eval slice, its flag and the
+    cross-validated evidence it passed on. Kept in ``metrics`` rather than a column: it is what
+    the version was judged on, like the metrics."""
+    return {**eval_metrics, "provisional": True, "cross_validation": evidence}
+
+
+def confirm(version: ModelVersion, eval_metrics: dict) -> None:  # type: ignore[type-arg]
+    """A provisional version judged on eval slices that can decide: it keeps those metrics, and
+    the evidence it was promoted on for the record, and is provisional no more."""
+    evidence = (version.metrics or {}).get("cross_validation")
+    version.metrics = {**eval_metrics, **({"cross_validation": evidence} if evidence else {})}
+
+
 def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
@@ -219,6 +240,7 @@ def list_versions(session: Session, task_name: str) -> list[VersionInfo]:
                 promoted_at=row.promoted_at.isoformat(timespec="seconds") if row.promoted_at else None,
                 labels=row.label_set,
                 metrics=row.metrics,
+                provisional=is_provisional(row),
             )
         )
     return out

@@ -21,13 +21,15 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from driftloop.platform.config import Settings
-from driftloop.platform.errors import InvalidInput
-from driftloop.platform.evaluation.gate import EvalSlice, GateOutcome, GateRules, evaluate_gate
+from driftloop.platform.errors import InvalidInput, NothingToLearn
+from driftloop.platform.evaluation import first_model
+from driftloop.platform.evaluation.gate import EvalSlice, GateOutcome, GateRules, RuleResult, evaluate_gate
 from driftloop.platform.evaluation.slices import SliceSpec, eval_slices
 from driftloop.platform.home import private_home
 from driftloop.platform.jobs import complete_job, create_job, fail_job, lock_running, progress_reporter, running
 from driftloop.platform.modeling import registry, replay
 from driftloop.platform.modeling.artifacts import path_from_uri
+from driftloop.platform.modeling.cross_validation import cross_validate_head
 from driftloop.platform.modeling.embeddings import embed_texts
 from driftloop.platform.modeling.encoder import Encoder, load_encoder
 from driftloop.platform.modeling.model import TextClassifier
@@ -74,6 +76,7 @@ class RoundResult:
     init: str  # "champion vN" or "scratch"
     job_id: int
     run_id: int
+    provisional: bool = False  # passed on cross-validated evidence, the eval split being too small
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,10 @@ def _run(
         task = get_task(session, request.task)
         labels = label_names(task)
         current = registry.champion(session, task_id)
+        rules = GateRules.from_dict(task.settings.get("gate"))
+        eval_size = session.scalar(
+            select(func.count()).select_from(Label).where(Label.task_id == task_id, Label.split == Split.eval)
+        )
         cutoff = _cutoff(session, current)
         new = _train_examples(session, task_id, since=cutoff)
         if not new:
@@ -145,11 +152,21 @@ def _run(
                 if current
                 else f"task {task.name} has no training labels yet: import some with `driftloop label import`"
             )
-        replayed = _replay_sample(session, task_id, request, len(new)) if current else []
+        # The candidate learns from ``base``. A provisional champion stood in while the eval split
+        # was too small; until it can decide, the next candidate is a first model again, on every
+        # label, rather than a step from a model no eval slice has judged.
+        base = current
+        if current is not None and registry.is_provisional(current) and not first_model.eval_can_decide(eval_size, rules):
+            base, cutoff = None, None
+            new = _train_examples(session, task_id, since=None)
+        if base is None:
+            _require_two_classes(task.name, new)
+        replayed = _replay_sample(session, task_id, request, len(new)) if base else []
         data_until = session.scalar(select(func.max(Label.created_at)).where(Label.task_id == task_id))
-        rules = GateRules.from_dict(task.settings.get("gate"))
         slices = eval_slices(session, task_id, labels, cutoff, request.past_windows, rules.min_slice_size)
-        champion_row = (current.id, current.version, current.artifact_uri, current.sha256) if current else None
+        champion_row = (base.id, base.version, base.artifact_uri, base.sha256) if base else None
+        current_id = current.id if current else None
+        judges_provisional = base is not None and registry.is_provisional(base)
 
     report(0.02, f"{len(new)} new labels, {len(replayed)} replayed")
     champion_model = _load(champion_row, encoder)
@@ -168,6 +185,11 @@ def _run(
     uses_embeddings = model.mode == "head" or (champion_model is not None and champion_model.mode == "head")
     slice_features = _slice_features(engine, settings, task_id, slices, encoder) if uses_embeddings else {}
     outcome = _gate(slices, slice_features, model, champion_model, labels, rules)
+    cross_validated: RuleResult | None = None
+    if champion_row is None and not first_model.eval_can_decide(eval_size, rules):
+        report(0.9, "cross-validating the recipe on the training labels (the eval split is too small)")
+        cross_validated = _cross_validated(engine, settings, task_id, new, features, labels, encoder, request, eval_size, rules)
+        outcome = first_model.with_cross_validation(outcome, cross_validated)
     artifact = model.save(
         registry.artifact_folder(private_home(settings.home), request.task),
         registry.run_artifact_name(run_id),
@@ -177,11 +199,17 @@ def _run(
         with session_scope(engine, write=True) as session:
             lock_running(session, job_id)  # first, as the reaper does: then the two cannot deadlock
             task = get_task(session, request.task)
-            parent = session.get(ModelVersion, champion_row[0]) if champion_row else None
+            parent = session.get(ModelVersion, current_id) if current_id else None
             all_metrics = next((s.candidate.to_dict() for s in outcome.slices if s.name == "all"), {})
+            metrics = all_metrics if cross_validated is None else registry.provisional_metrics(all_metrics, first_model.evidence(cross_validated))
             version = registry.register_candidate(
-                session, task, artifact, mode=request.mode, labels=labels, parent=parent, training_run_id=run_id, metrics=all_metrics
+                session, task, artifact, mode=request.mode, labels=labels, parent=parent, training_run_id=run_id, metrics=metrics
             )
+            if judges_provisional and parent is not None:
+                # its eval slices decide now: the provisional champion gets the metrics they gave it
+                champion_all = next((s.champion.to_dict() for s in outcome.slices if s.name == "all" and s.champion), None)
+                if champion_all is not None:
+                    registry.confirm(parent, champion_all)
             session.add(
                 GateDecision(
                     task_id=task.id,
@@ -215,7 +243,9 @@ def _run(
     except BaseException:
         shutil.rmtree(artifact.path, ignore_errors=True)
         raise
-    return RoundResult(number, promoted, outcome, fit_report, len(new), len(replayed), init, job_id, run_id)
+    return RoundResult(
+        number, promoted, outcome, fit_report, len(new), len(replayed), init, job_id, run_id, cross_validated is not None
+    )
 
 
 def load_version(version: ModelVersion, encoder: Encoder) -> TextClassifier:
@@ -245,6 +275,40 @@ def _cutoff(session: Session, champion: ModelVersion | None) -> datetime | None:
     if run is not None and run.params.get("data_until"):
         return parse_time(run.params["data_until"])
     return champion.created_at
+
+
+def _require_two_classes(task: str, examples: list[_Example]) -> None:
+    classes = sorted({e.label for e in examples})
+    if len(classes) < 2:
+        # No gate can pass this (the majority class is every label), so say so before training.
+        raise NothingToLearn(
+            f"one class so far: nothing to learn yet (every training label of task {task} is {classes[0]!r}); "
+            "label texts of another class, then train",
+            task=task,
+        )
+
+
+def _cross_validated(
+    engine: Engine,
+    settings: Settings,
+    task_id: int,
+    examples: list[_Example],
+    features: np.ndarray | None,
+    labels: list[str],
+    encoder: Encoder,
+    request: RoundRequest,
+    eval_size: int,
+    rules: GateRules,
+) -> RuleResult:
+    y = np.array([labels.index(e.label) for e in examples], dtype=np.int64)
+    if not first_model.can_cross_validate(y):
+        return first_model.too_few_to_cross_validate(y, eval_size, rules)
+    if features is None:  # a full or lora candidate: its head-mode stand-in needs the embeddings
+        features = embed_texts(engine, task_id, [e.text_id for e in examples], encoder, settings.home)
+    # the candidate's own epochs and steps are for its mode; a head takes the head's defaults
+    config = request.training if request.mode == "head" else TrainingConfig(seed=request.training.seed)
+    cv = cross_validate_head([e.text for e in examples], y, features[: len(examples)], labels, encoder, config, request.mode)
+    return first_model.beats_majority_cv(cv, eval_size, rules, seed=request.training.seed)
 
 
 def _train_examples(session: Session, task_id: int, since: datetime | None) -> list[_Example]:

@@ -43,3 +43,27 @@ def test_train_gate_list_promote_and_rollback(tmp_path: Path, headlines) -> None
     assert back.returncode == 0 and "version 1 is the champion of news again" in back.stdout.decode()
     again = run_cli("models", "rollback", "news", env=env)
     assert again.returncode == 2 and "no earlier champion" in again.stderr.decode()
+
+
+def test_one_class_has_nothing_to_learn_and_a_few_dozen_labels_give_a_provisional_champion(tmp_path: Path, headlines) -> None:  # type: ignore[no-untyped-def]
+    env = {"DRIFTLOOP_HOME": str(tmp_path), "DRIFTLOOP_DATABASE_URL": "", "COLUMNS": "200"}
+    rows = headlines[:60]
+    assert run_cli("task", "create", "news", "--labels", "business,entertainment,politics,sports,tech", env=env).returncode == 0
+    texts = "\n".join(json.dumps({"id": i, "text": t}) for i, t, _ in rows).encode()
+    assert run_cli("ingest", "news", "-", env=env, stdin=texts).returncode == 0
+
+    def label(batch: list[tuple[str, str, str]]) -> None:
+        answers = "\n".join(json.dumps({"id": i, "label": topic}) for i, _, topic in batch).encode()
+        assert run_cli("label", "import", "news", "-", env=env, stdin=answers).returncode == 0
+
+    label([r for r in rows if r[2] == "sports"])
+    nothing = run_cli("train", "news", env=env)
+    assert nothing.returncode == 2 and "one class so far: nothing to learn yet" in nothing.stderr.decode()
+
+    label(rows[:30])
+    first = run_cli("train", "news", env=env)
+    assert first.returncode == 0, first.stderr.decode()
+    output = first.stdout.decode()
+    assert "beats_majority_cv" in output and "promoted to champion (provisional" in output
+    listed = run_cli("models", "list", "news", env=env).stdout.decode()
+    assert "│ 1       │ champion (provisional) │" in listed and "NOTICE" not in listed

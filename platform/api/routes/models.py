@@ -4,6 +4,7 @@ from pydantic import BaseModel
 from driftloop.platform.api.deps import RowNumber, SessionDep, SettingsDep
 from driftloop.platform.api.errors import declare
 from driftloop.platform.modeling import registry
+from driftloop.platform.modeling.freeze import gate_status
 
 router = APIRouter(tags=["models"])
 
@@ -21,6 +22,36 @@ class ModelPublic(BaseModel):
     metrics: dict
     created_at: str
     promoted_at: str | None
+    provisional: bool  # passed on cross-validation while the eval split was too small to decide
+
+
+class FailedRulePublic(BaseModel):
+    rule: str
+    slice: str
+    value: float
+    threshold: float
+    detail: str
+
+
+class RefusedRoundPublic(BaseModel):
+    version: int
+    decided_at: str
+    failed: list[FailedRulePublic]
+
+
+class FreezeNoticePublic(BaseModel):
+    message: str
+    rounds: list[RefusedRoundPublic]
+
+
+class GateStatusPublic(BaseModel):
+    task: str
+    champion: int | None
+    provisional: bool
+    last_promotion: str | None
+    refused_in_a_row: int
+    freeze_after: int
+    notice: FreezeNoticePublic | None  # set once the gate refused freeze_after candidates in a row
 
 
 @router.get("/v1/tasks/{task}/models", responses=declare(404, 422))
@@ -35,3 +66,10 @@ def promote(task: str, version: RowNumber, session: SessionDep, settings: Settin
     )
     promoted = next(v for v in registry.list_versions(session, task) if v.version == version)
     return ModelPublic(**vars(promoted))
+
+
+@router.get("/v1/tasks/{task}/gate", responses=declare(404, 422))
+def read_gate(task: str, session: SessionDep, settings: SettingsDep) -> GateStatusPublic:
+    """The champion and the gate's recent refusals; ``notice`` says the served model stopped learning."""
+    status = gate_status(session, task, settings.gate_freeze_after)
+    return GateStatusPublic.model_validate(status, from_attributes=True)

@@ -1,0 +1,82 @@
+"""A first model before the eval split can decide: cross-validation on the training labels,
+provisional until the eval split can judge it; and a one-class stream that has nothing to learn.
+Real BBC headlines, the real encoder, head mode."""
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from driftloop.platform.errors import InvalidInput
+from driftloop.platform.modeling import registry
+from driftloop.platform.store.engine import session_scope
+from driftloop.platform.store.models import Job, JobState, Label, ModelVersion, Split
+from driftloop.platform.tasks import get_task
+from tests.modeling.test_rounds import Loop
+
+
+@pytest.fixture
+def loop(sqlite_engine: Engine, tmp_path: Path, headlines, encoder) -> Loop:  # type: ignore[no-untyped-def]
+    return Loop(sqlite_engine, tmp_path, headlines, encoder)
+
+
+def eval_labels(loop: Loop) -> int:
+    with session_scope(loop.engine) as session:
+        task_id = get_task(session, loop.task).id
+        return session.scalar(select(func.count()).select_from(Label).where(Label.task_id == task_id, Label.split == Split.eval))
+
+
+def versions(loop: Loop) -> list[registry.VersionInfo]:
+    with session_scope(loop.engine) as session:
+        return registry.list_versions(session, loop.task)
+
+
+def test_thirty_labels_over_five_classes_give_a_provisional_first_champion(loop: Loop) -> None:
+    loop.label(loop.headlines[:30])
+    assert eval_labels(loop) < 20  # the eval split alone could not decide: every rule would be skipped
+
+    result = loop.train()
+
+    assert result.promoted and result.provisional and result.init == "scratch", result.gate.rules
+    decisive = [r for r in result.gate.rules if not r.skipped]
+    assert [r.rule for r in decisive] == ["beats_majority_cv"]
+    assert decisive[0].passed and decisive[0].value > 0  # the lower bound of accuracy - majority rate
+    assert "fold CV" in decisive[0].detail and "majority class" in decisive[0].detail
+    assert loop.champion_version() == 1
+    [v1] = versions(loop)
+    assert v1.provisional and v1.metrics["cross_validation"]["lower_bound"] > 0
+
+
+def test_a_provisional_champion_is_judged_on_eval_slices_once_they_can_decide(loop: Loop) -> None:
+    loop.label(loop.headlines[:30])
+    assert loop.train().provisional
+
+    # Still too few eval labels: the next candidate is again a first model, on every label.
+    loop.label(loop.headlines[30:60])
+    assert eval_labels(loop) < 20
+    second = loop.train()
+    assert second.promoted and second.provisional and second.init == "scratch" and second.n_new > 40
+    assert loop.champion_version() == 2
+
+    # Now the eval split can decide: a normal round against the provisional champion.
+    loop.label(loop.headlines[60:200])
+    assert eval_labels(loop) >= 20
+    third = loop.train()
+    assert not third.provisional and third.init == "champion v2"
+    assert "beats_majority_cv" not in [r.rule for r in third.gate.rules]
+    assert {r.rule for r in third.gate.rules if not r.skipped} >= {"calibration"}
+    v2 = versions(loop)[1]
+    assert not v2.provisional and v2.metrics["n"] == eval_labels(loop)  # judged on the whole eval split
+
+
+def test_a_single_class_stream_has_nothing_to_learn(loop: Loop) -> None:
+    loop.label([h for h in loop.headlines if h[2] == "sports"][:30])
+
+    with pytest.raises(InvalidInput, match="one class so far: nothing to learn yet") as raised:
+        loop.train()
+
+    assert type(raised.value).__name__ == "NothingToLearn"
+    with session_scope(loop.engine) as session:
+        assert session.scalar(select(func.count()).select_from(ModelVersion)) == 0
+        job = session.scalars(select(Job).order_by(Job.id.desc())).first()
+        assert job.state == JobState.failed and "one class so far" in job.error

@@ -11,4 +11,14 @@ def serve_command(
 ) -> None:
     """Serve the HTTP API."""
     current_engine()  # migrate the embedded store (or refuse a stale shared one) before forking
-    uvicorn.run("driftloop.platform.api.app:create_app", factory=True, host=host, port=port, workers=workers)
+    uvicorn.run(
+        "driftloop.platform.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        # uvicorn kills a worker that does not answer its supervisor's ping within this many
+        # seconds. Its default (5 s) is shorter than a worker's start (importing torch) on a busy
+        # machine, so with --workers > 1 the workers were killed and restarted in a loop.
+        timeout_worker_healthcheck=60,
+    )

@@ -1,9 +1,11 @@
 """The promotion gate: a candidate replaces the champion only if it holds up on recent data,
 forgets nothing it knew on past windows and the gold set, and is not worse calibrated.
 
-Every comparison is a non-inferiority test on the paired bootstrap interval of the difference
-(candidate - champion) at ``GateRules.confidence``: a rule fails only when the whole interval
-lies beyond the tolerance, i.e. when the data show a loss bigger than the tolerance. Eval
+Every comparison is a one-sided non-inferiority test on the paired bootstrap interval of the
+difference (candidate - champion) at ``GateRules.confidence``: a rule fails only when the
+whole interval lies beyond the tolerance, i.e. when the data show a loss bigger than the
+tolerance. The interval's ends are one-sided bounds at that confidence, so it is the two-sided
+interval at ``2 * confidence - 1`` (90% for 0.95), and it is shown as such. Eval
 slices are small (tens of labels, where one example moves macro-F1 by 0.02-0.05), so a rule
 that compared point estimates refused every candidate on noise. A rule is ``undecided`` when
 its slice is smaller than ``min_slice_size``, or when its interval reaches past both -tolerance
@@ -71,6 +73,8 @@ class GateRules:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
                 raise ValueError(f"gate rule {name} must be a number between 0 and 1 (exclusive), got {value!r}")
+        if self.confidence <= 0.5:
+            raise ValueError(f"gate rule confidence must be above 0.5, got {self.confidence!r}")
         for name in ("min_slice_size", "class_min_examples"):
             size = getattr(self, name)
             if isinstance(size, bool) or not isinstance(size, int) or size < 1:
@@ -175,16 +179,19 @@ def non_inferiority(
     """The verdict on one difference (candidate - champion) and its interval.
 
     fail: the whole interval lies beyond -tolerance (for ECE, lower is better: beyond +tolerance);
-    undecided: too few examples, or an interval that covers both a loss and a gain beyond the
-    tolerance; pass otherwise: no evidence of a loss beyond the tolerance.
+    undecided: too few examples, or an interval that reaches beyond -tolerance while the
+    estimate is itself beyond it (a loss the data suggest but cannot show) or the interval also
+    reaches beyond +tolerance (the slice cannot tell a loss from a gain);
+    pass otherwise: no evidence of a loss beyond the tolerance.
     """
     sign = 1.0 if higher_is_better else -1.0
     low, high = sorted((sign * difference.low, sign * difference.high))
+    estimate = sign * difference.estimate
     if n < min_slice_size:
         return "undecided"
     if high < -tolerance:
         return "fail"
-    if low < -tolerance and high > tolerance:
+    if low < -tolerance and (estimate < -tolerance or high > tolerance):
         return "undecided"
     return "pass"
 
@@ -205,7 +212,7 @@ def _report(
     champion_proba = _proba_for(champion, eval_slice.name, "champion", labels)
     metric = _BOOTSTRAP_METRICS[rules.metric]
     difference = paired_bootstrap(
-        y_true, candidate_proba, champion_proba, metric, confidence=rules.confidence, seed=seed
+        y_true, candidate_proba, champion_proba, metric, confidence=_two_sided(rules), seed=seed
     )
     champion_metrics = slice_metrics(y_true, champion_proba, labels)
     return SliceReport(eval_slice.name, eval_slice.kind, candidate_metrics, champion_metrics, difference)
@@ -246,7 +253,7 @@ def _rules_for(
         y_true,
         _proba_for(candidate, eval_slice.name, "candidate", labels),
         _proba_for(champion, eval_slice.name, "champion", labels),  # type: ignore[arg-type]
-        confidence=rules.confidence,
+        confidence=_two_sided(rules),
         seed=seed,
     )
     return [_calibration(report, ece, rules)]
@@ -272,7 +279,7 @@ def _calibration(report: SliceReport, ece: Difference, rules: GateRules) -> Rule
     status = non_inferiority(ece, tolerance, report.candidate.n, rules.min_slice_size, higher_is_better=False)
     detail = (
         f"ECE {report.candidate.ece:.3f} vs {report.champion.ece:.3f} "
-        f"({ece.estimate:+.3f}, {rules.confidence:.0%} CI {ece.low:+.3f}..{ece.high:+.3f}): "
+        f"({ece.estimate:+.3f}, {_two_sided(rules):.0%} CI {ece.low:+.3f}..{ece.high:+.3f}): "
         f"{_reason(status, ece, tolerance, 'rise', report.candidate.n, rules)}"
     )
     return _result("calibration", report, status, ece, tolerance, detail)
@@ -283,6 +290,9 @@ def _reason(status: Status, difference: Difference, tolerance: float, loss: str,
         return f"undecided, {n} labels < min_slice_size {rules.min_slice_size}"
     if status == "fail":
         return f"the data show a {loss} beyond {tolerance:.3f} — fail"
+    suggested = difference.estimate < -tolerance if loss == "drop" else difference.estimate > tolerance
+    if status == "undecided" and suggested:
+        return f"a {loss} beyond {tolerance:.3f} that the data cannot confirm — undecided"
     if status == "undecided":
         return f"interval too wide to tell a {loss} beyond {tolerance:.3f} from a gain beyond it — undecided"
     sure_gain = difference.low > 0 if loss == "drop" else difference.high < 0
@@ -368,5 +378,11 @@ def _comparison(report: SliceReport, rules: GateRules) -> str:
     metric = rules.metric
     return (
         f"{metric} {getattr(report.candidate, metric):.3f} vs {getattr(report.champion, metric):.3f} "
-        f"({difference.estimate:+.3f}, {rules.confidence:.0%} CI {difference.low:+.3f}..{difference.high:+.3f})"
+        f"({difference.estimate:+.3f}, {_two_sided(rules):.0%} CI {difference.low:+.3f}..{difference.high:+.3f})"
     )
+
+
+def _two_sided(rules: GateRules) -> float:
+    """The two-sided level whose ends are one-sided bounds at ``rules.confidence``: each rule
+    tests one direction, so a 95% two-sided interval would be a 97.5% test."""
+    return 2 * rules.confidence - 1

@@ -24,12 +24,14 @@ more-data) that was undecided. Embeddings are cached in bench/out/.
 """
 
 import argparse
+import json
 import os
 import platform
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -222,6 +224,9 @@ def report(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--seed-from", type=int, default=0, help="first seed: to split a run over processes")
+    parser.add_argument("--save", type=Path, help="write the raw verdicts here (JSON), for --merge")
+    parser.add_argument("--merge", type=Path, nargs="+", help="only print the table of these saved runs")
     parser.add_argument("--sizes", type=int, nargs="+", default=[30, 60, 120, 250])
     parser.add_argument("--corpora", nargs="+", default=["bbcnews", "healthtweets"])
     args = parser.parse_args()
@@ -229,6 +234,11 @@ def main() -> None:
     # A linear head's steps are tiny: threads cost more in handing over than they save.
     torch.set_num_threads(1)
     started = time.perf_counter()
+    if args.merge:
+        saved = [json.loads(path.read_text()) for path in args.merge]
+        refused, undecided, losses = (_merge([run[part] for run in saved]) for part in ("refused", "undecided", "losses"))
+        report(refused, undecided, losses, sum(run["pairs"] for run in saved), args.sizes, started)
+        return
     encoder = Encoder.load()
     refused: dict[tuple[str, str, int], list[bool]] = defaultdict(list)
     undecided: dict[tuple[str, str, int], list[bool]] = defaultdict(list)
@@ -236,7 +246,7 @@ def main() -> None:
     n_pairs = 0
     for name in args.corpora:
         data = load(name, encoder) if name == "bbcnews" else tweet_sample(encoder)
-        for seed in range(args.seeds):
+        for seed in range(args.seed_from, args.seed_from + args.seeds):
             rows = np.random.default_rng(seed).permutation(len(data.texts))
             size = TRAIN_SIZE[name]
             train_rows, extra, pool = rows[:size], rows[size : size + size // 2], rows[size + size // 2 :]
@@ -258,8 +268,22 @@ def main() -> None:
             print(f"{name} seed {seed} done, {time.perf_counter() - started:.0f}s", flush=True)
             if seed % 5 == 4:  # a table so far, in case a long run is cut short
                 report(refused, undecided, losses, n_pairs, args.sizes, started)
-
     report(refused, undecided, losses, n_pairs, args.sizes, started)
+    if args.save:
+        raw = {"refused": refused, "undecided": undecided}
+        flat = {part: {"|".join(map(str, key)): value for key, value in table.items()} for part, table in raw.items()}
+        args.save.write_text(json.dumps(flat | {"losses": losses, "pairs": n_pairs}))
+
+
+def _merge(tables: list[dict[str, list]]) -> dict:  # type: ignore[type-arg]
+    """Saved runs' lists joined, keys back to (rules, scenario, size) where they were tuples."""
+    merged: dict = defaultdict(list)  # type: ignore[type-arg]
+    for table in tables:
+        for key, values in table.items():
+            parts = key.split("|")
+            merged[(parts[0], parts[1], int(parts[2])) if len(parts) == 3 else key] += values
+    return merged
+
 
 if __name__ == "__main__":
     main()

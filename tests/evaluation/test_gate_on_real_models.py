@@ -2,8 +2,11 @@
 champion that differs by its seed passes; a candidate trained on 30% shuffled labels is refused
 on a large eval slice; one whose data lost a class is refused even on a small one."""
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
+import torch
 
 from driftloop.platform.evaluation.gate import EvalSlice, GateOutcome, evaluate_gate
 from driftloop.platform.modeling.model import TextClassifier
@@ -45,8 +48,12 @@ class Corpus:
 
 
 @pytest.fixture(scope="module")
-def corpus(headlines, encoder) -> Corpus:  # type: ignore[no-untyped-def]
-    return Corpus(headlines, encoder)
+def corpus(headlines, encoder) -> Iterator[Corpus]:  # type: ignore[no-untyped-def]
+    # A linear head's steps are tiny: on a busy machine, torch's threads cost more than they save.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield Corpus(headlines, encoder)
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +85,7 @@ def test_a_candidate_trained_on_30_percent_shuffled_labels(corpus: Corpus, champ
 def test_a_candidate_whose_data_lost_a_class_is_refused(corpus: Corpus, champion: TextClassifier) -> None:
     without_tech = corpus.train_rows[corpus.y[corpus.train_rows] != TOPICS.index("tech")]
     narrow = corpus.model(seed=1, rows=without_tech)
-    for size in (30, 120):
+    for size in (60, 120):  # at 30, a class may have fewer than the 5 labels class_lost judges from
         outcome = corpus.gate(narrow, champion, size)
         assert not outcome.passed
         lost = [r for r in outcome.rules if r.rule == "class_lost" and r.status == "fail"]

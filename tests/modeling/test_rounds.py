@@ -78,10 +78,12 @@ def test_first_model_is_gated_against_the_majority_class_and_promoted(loop: Loop
 
 
 def test_gate_refuses_a_candidate_that_forgets_and_replay_prevents_it(loop: Loop) -> None:
-    loop.label(loop.headlines[:300])
+    # 90 past eval labels: enough for the gate to show a drop beyond its tolerance (60 were
+    # enough for a point estimate, not for an interval)
+    loop.label(loop.headlines[:450])
     loop.train()
     # New labels cover two topics only: trained on them alone, the model forgets the others.
-    narrow = [h for h in loop.headlines[300:] if h[2] in ("business", "sports")][:150]
+    narrow = [h for h in loop.headlines[450:] if h[2] in ("business", "sports")][:150]
     loop.label(narrow)
 
     naive = loop.train(replay="none", past_windows=1)

@@ -90,8 +90,6 @@ def test_gate_refuses_a_candidate_that_forgets_and_replay_prevents_it(loop: Loop
     assert not naive.gate.passed and not naive.promoted, [(r.rule, r.slice, r.detail) for r in naive.gate.rules]
     failed = [r for r in naive.gate.rules if r.status == "fail"]
     assert any(r.rule == "no_forgetting" and r.slice.startswith("past1:labels 1-") for r in failed), failed
-    lost = next(r for r in failed if r.rule == "class_lost")  # three topics never predicted any more
-    assert "class lost — fail" in lost.detail
     assert loop.champion_version() == 1
 
     with_replay = loop.train(replay="balanced", replay_ratio=2.0, past_windows=1)

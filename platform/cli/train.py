@@ -6,7 +6,7 @@ from driftloop.platform.cli.console import fraction_progress, out
 from driftloop.platform.cli.models import freeze_lines
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import Settings, get_settings
-from driftloop.platform.evaluation.gate import GateOutcome
+from driftloop.platform.evaluation.gate import GateOutcome, RuleResult
 from driftloop.platform.modeling.classifier import MODES
 from driftloop.platform.modeling.rounds import REPLAY_STRATEGIES, RoundRequest, RoundResult, train_round
 from driftloop.platform.modeling.training import TrainingConfig
@@ -62,9 +62,20 @@ def train_with_progress(engine: Engine, settings: Settings, request: RoundReques
 
 
 def gate_table(outcome: GateOutcome) -> Table:
-    table = Table("rule", "slice", "n", "result", "detail", title="gate")
+    """One row per rule: its status, the difference it tested with the interval, and why."""
+    table = Table("rule", "slice", "n", "status", "difference (CI)", "detail", title="gate")
     sizes = {s.name: s.candidate.n for s in outcome.slices}
     for rule in outcome.rules:
-        result = "skipped" if rule.skipped else ("pass" if rule.passed else "FAIL")
-        table.add_row(rule.rule, rule.slice, str(sizes.get(rule.slice, "")), result, rule.detail)
+        status = "FAIL" if rule.status == "fail" else rule.status
+        table.add_row(rule.rule, rule.slice, str(sizes.get(rule.slice, "")), status, _interval(rule), rule.detail)
     return table
+
+
+def _interval(rule: RuleResult) -> str:
+    if rule.rule in _WITHOUT_INTERVAL:
+        return ""
+    return f"{rule.value:+.3f} ({rule.low:+.3f}..{rule.high:+.3f})"
+
+
+# Rules that test a level (a recall, an accuracy), not a candidate - champion difference.
+_WITHOUT_INTERVAL = frozenset({"class_lost", "beats_majority", "evaluation_data"})

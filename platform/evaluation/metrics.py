@@ -69,6 +69,24 @@ def expected_calibration_error(y_true: np.ndarray, proba: np.ndarray, n_bins: in
     return float(np.abs(gap.statistic).sum() / len(y_true))
 
 
+def calibration_error(y_true: np.ndarray, proba: np.ndarray, n_bins: int = 15) -> float:
+    """Same value as :func:`expected_calibration_error`, as a bootstrap ``Metric``: one
+    ``bincount`` instead of scipy's binning, which costs too much a thousand times over."""
+    confidence = np.clip(proba.max(axis=1), 0.0, 1.0)
+    correct = proba.argmax(axis=1) == y_true
+    # binned_statistic's bins: [k/n, (k+1)/n), the last one closed at 1.0.
+    bins = np.minimum((confidence * n_bins).astype(np.int64), n_bins - 1)
+    gap = np.bincount(bins, weights=correct - confidence, minlength=n_bins)
+    return float(np.abs(gap).sum() / len(y_true))
+
+
+def calibration_difference(
+    y_true: np.ndarray, proba_a: np.ndarray, proba_b: np.ndarray, *, confidence: float = 0.95, seed: int = 0
+) -> Difference:
+    """``ECE(a) - ECE(b)`` with its paired bootstrap interval: positive means ``a`` is worse calibrated."""
+    return paired_bootstrap(y_true, proba_a, proba_b, calibration_error, confidence=confidence, seed=seed)
+
+
 def accuracy(y_true: np.ndarray, proba: np.ndarray) -> float:
     """Same value as ``SliceMetrics.accuracy``, cheap enough to call once per bootstrap resample."""
     return float(np.mean(proba.argmax(axis=1) == y_true))

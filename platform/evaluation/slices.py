@@ -1,8 +1,11 @@
 """Evaluation slices from the store's fixed splits.
 
 - ``recent``: eval labels that arrived after the champion's training data was cut off;
-- ``past<k>:<from>..<to>``: the older eval labels, cut into windows of equal size by the texts'
-  event time, so forgetting of any period shows up on its own;
+- ``past<k>:labels <from>-<to>``: the older eval labels (those that arrived up to the cutoff),
+  cut into windows of equal size in the order the labels arrived (``Label.created_at``, then
+  ``Label.id``), so forgetting of anything learned earlier shows up on its own. Arrival order,
+  not the texts' event time: a backlog ingested in one go has event times that say nothing
+  about what the model learned first. ``<from>-<to>`` number the past eval labels from 1;
 - ``gold``: the gold set ops imported;
 - ``all``: every eval label (gold excluded).
 With no champion everything is ``recent``, and only ``all`` decides (see the gate).
@@ -40,10 +43,10 @@ def eval_slices(
     the gate to judge would hide forgetting instead of showing it."""
     index = {label: i for i, label in enumerate(labels)}
     rows = session.execute(
-        select(Label.text_id, Label.label, Label.split, Label.created_at, TextRecord.event_time, TextRecord.text)
+        select(Label.text_id, Label.label, Label.split, Label.created_at, TextRecord.text)
         .join(TextRecord, TextRecord.id == Label.text_id)
         .where(Label.task_id == task_id, Label.split.in_([Split.eval, Split.gold]))
-        .order_by(TextRecord.event_time, Label.text_id)
+        .order_by(Label.created_at, Label.id)
     ).all()
     evals = [r for r in rows if r.split == Split.eval]
     recent = [r for r in evals if cutoff is None or r.created_at > cutoff]
@@ -53,8 +56,7 @@ def eval_slices(
     windows = np.array_split(np.arange(len(past)), n_windows) if past else []
     for number, window in enumerate(windows, start=1):
         members = [past[i] for i in window]
-        span = f"{members[0].event_time:%Y-%m-%d}..{members[-1].event_time:%Y-%m-%d}"
-        slices.append(_spec(f"past{number}:{span}", "past", members, index))
+        slices.append(_spec(f"past{number}:labels {window[0] + 1}-{window[-1] + 1}", "past", members, index))
     slices.append(_spec("gold", "gold", [r for r in rows if r.split == Split.gold], index))
     slices.append(_spec("all", "all", evals, index))
     return [s for s in slices if s.text_ids]

@@ -30,6 +30,9 @@ def test_train_gate_list_promote_and_rollback(tmp_path: Path, headlines) -> None
     label([r for r in rows[300:] if r[2] == "tech"])
     second = run_cli("train", "news", "--replay", "none", "--no-promote", env=env).stdout.decode()
     assert "candidate version 2 (head, from champion v1)" in second
+    # the gate table: a status and the difference with its interval per rule, and why
+    assert "status" in second and "difference (CI)" in second
+    assert "hold_recent" in second and "class_lost" in second and "90% CI" in second
 
     listed = run_cli("models", "list", "news", env=env).stdout.decode()
     assert "│ 1       │ champion │ head │ -" in listed

@@ -1,4 +1,8 @@
-"""The promotion gate on synthetic models whose accuracy and confidence per slice are set exactly."""
+"""The promotion gate on synthetic models whose accuracy and confidence per slice are set exactly.
+
+``predictions`` picks the wrong rows with a seeded permutation, so two models with the same seed
+and different accuracies are nested: the worse one makes the better one's mistakes and more.
+"""
 
 import json
 import re
@@ -47,7 +51,7 @@ SLICES = [
 
 
 def failed(outcome: GateOutcome) -> list[tuple[str, str]]:
-    return [(r.rule, r.slice) for r in outcome.rules if not r.passed]
+    return [(r.rule, r.slice) for r in outcome.rules if r.status == "fail"]
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +66,14 @@ def test_better_candidate_passes_every_rule(better: GateOutcome) -> None:
     assert [(r.rule, r.slice) for r in outcome.rules] == [
         ("hold_recent", "recent"),
         ("no_forgetting", "past:2024-01"),
+        ("class_lost", "past:2024-01"),
         ("no_forgetting", "past:2024-02"),
+        ("class_lost", "past:2024-02"),
         ("no_forgetting", "gold"),
+        ("class_lost", "gold"),
         ("calibration", "all"),
     ]
-    assert not any(r.skipped for r in outcome.rules)
+    assert all(r.status == "pass" and r.passed and not r.skipped for r in outcome.rules)
     assert [s.name for s in outcome.slices] == [s.name for s in SLICES]
     assert all(s.difference.low > 0 for s in outcome.slices)
 
@@ -79,25 +86,42 @@ def test_forgetting_one_past_window_fails_naming_it() -> None:
     assert not outcome.passed
     assert failed(outcome) == [("no_forgetting", "past:2024-01")]
     rule = next(r for r in outcome.rules if not r.passed)
-    assert rule.value < rule.threshold == pytest.approx(-0.02)
+    assert rule.status == "fail" and not rule.skipped
+    assert rule.low <= rule.value <= rule.high < rule.threshold == pytest.approx(-0.03)
+    assert rule.detail.endswith("the data show a drop beyond 0.030 — fail")
 
 
-def test_slightly_worse_within_tolerance_passes() -> None:
+def test_a_drop_the_data_do_not_show_beyond_the_tolerance_passes() -> None:
     slices = [eval_slice("recent", "recent", 60), eval_slice("past:2024-02", "past", 120)]
     champion = model(slices, 0.85)
-    candidate = {**champion, "past:2024-02": predictions(slices[1].y_true, 0.85 - 1 / 120)}  # one more mistake
-    outcome = evaluate_gate(slices, candidate, champion, LABELS)
-    forgetting = outcome.rules[1]
-    assert -0.02 < forgetting.value < 0  # really worse, but within forget_tolerance
+    one_more = {**champion, "past:2024-02": predictions(slices[1].y_true, 0.85 - 1 / 120)}
+    outcome = evaluate_gate(slices, one_more, champion, LABELS)
     assert outcome.passed, outcome.rules
-    strict = evaluate_gate(slices, candidate, champion, LABELS, GateRules(forget_tolerance=0.001))
+    assert -0.03 < outcome.rules[1].value < 0  # really worse, by one example
+
+    # 3 more mistakes in 120: surely worse, but within the tolerance as far as the data show
+    three_more = {**champion, "past:2024-02": predictions(slices[1].y_true, 0.85 - 3 / 120)}
+    forgetting = evaluate_gate(slices, three_more, champion, LABELS).rules[1]
+    assert forgetting.low < -0.03 < forgetting.value < forgetting.high <= 0
+    assert forgetting.status == "pass"
+    assert forgetting.detail.endswith("no evidence of a drop beyond 0.030 — pass")
+
+    # 6 more: the estimate is a drop beyond the tolerance, the interval reaches back above it
+    six_more = {**champion, "past:2024-02": predictions(slices[1].y_true, 0.85 - 6 / 120)}
+    outcome = evaluate_gate(slices, six_more, champion, LABELS)
+    forgetting = outcome.rules[1]
+    assert forgetting.low < forgetting.value < -0.03 < forgetting.high < 0
+    assert forgetting.status == "undecided"
+    assert "a drop beyond 0.030 that the data cannot confirm — undecided" in forgetting.detail
+    assert outcome.passed  # undecided does not block: the recent slice decided
+    strict = evaluate_gate(slices, six_more, champion, LABELS, GateRules(forget_tolerance=0.01))
     assert failed(strict) == [("no_forgetting", "past:2024-02")]
 
 
 def test_dropping_on_recent_beyond_hold_tolerance_fails() -> None:
     champion = model(SLICES, 0.85)
     candidate = dict(champion)
-    candidate["recent"] = predictions(SLICES[0].y_true, 0.80)
+    candidate["recent"] = predictions(SLICES[0].y_true, 0.75)  # 14 more mistakes in 140
     assert failed(evaluate_gate(SLICES, candidate, champion, LABELS)) == [("hold_recent", "recent")]
 
 
@@ -108,7 +132,9 @@ def test_overconfident_candidate_fails_calibration() -> None:
     assert failed(outcome) == [("calibration", "all")]
     calibration = outcome.rules[-1]
     assert calibration.value == pytest.approx(0.14)
-    assert calibration.threshold == pytest.approx(0.02, abs=1e-9)
+    assert calibration.low > calibration.threshold == pytest.approx(0.03, abs=1e-9)
+    slightly = model(SLICES, 0.85, confidence=0.87)  # ECE +0.02: within the tolerance
+    assert evaluate_gate(SLICES, slightly, champion, LABELS).passed
 
 
 def test_first_model_must_beat_the_majority_class() -> None:
@@ -127,15 +153,15 @@ def test_first_model_must_beat_the_majority_class() -> None:
     assert outcome.rules[0].value == pytest.approx(0.60)
 
 
-def test_small_slices_are_reported_but_skipped() -> None:
+def test_a_tiny_slice_is_undecided_and_does_not_block() -> None:
     slices = [eval_slice("recent", "recent", 60), eval_slice("past:2023-12", "past", 12)]
     champion = model(slices, 0.85)
     candidate = {**champion, "past:2023-12": predictions(slices[-1].y_true, 0.25)}  # far worse, on 12 examples
     outcome = evaluate_gate(slices, candidate, champion, LABELS)
     assert outcome.passed, outcome.rules
     small = next(r for r in outcome.rules if r.slice == "past:2023-12")
-    assert small.skipped and small.passed and small.value < small.threshold
-    assert "skipped" in small.detail
+    assert small.status == "undecided" and small.skipped and small.passed and small.value < small.threshold
+    assert "undecided, 12 labels < min_slice_size 30" in small.detail
     assert outcome.slices[-1].candidate.n == 12
     assert not evaluate_gate(slices, candidate, champion, LABELS, GateRules(min_slice_size=10)).passed
 
@@ -146,7 +172,8 @@ def test_gate_without_any_evidence_fails() -> None:
     assert not outcome.passed
     assert outcome.slices == []
     assert [r.rule for r in outcome.rules] == ["evaluation_data"]
-    assert "no evaluation data" in outcome.rules[0].detail
+    assert outcome.rules[0].status == "fail"
+    assert outcome.rules[0].detail.startswith("undecided: not enough eval labels")
     assert not evaluate_gate([], {}, {}, LABELS).passed
 
     tiny = [eval_slice("all", "all", 5)]
@@ -177,17 +204,48 @@ def test_champion_that_knows_fewer_labels_is_padded() -> None:
     assert report.champion.accuracy == pytest.approx(2 / 3)
 
 
-def test_confidence_interval_variant_fails_only_on_a_sure_drop() -> None:
-    slices = [eval_slice("past:2024-01", "past", 40)]
+def test_only_a_sure_drop_fails() -> None:
+    slices = [eval_slice("recent", "recent", 60), eval_slice("past:2024-01", "past", 40)]
     champion = model(slices, 0.9)
-    slightly = {"past:2024-01": predictions(slices[0].y_true, 0.85)}  # 2 more mistakes in 40
-    lenient = GateRules(use_confidence_interval=True)
-    assert not evaluate_gate(slices, slightly, champion, LABELS).passed
-    assert evaluate_gate(slices, slightly, champion, LABELS, lenient).passed
-    much = {"past:2024-01": predictions(slices[0].y_true, 0.4)}
-    outcome = evaluate_gate(slices, much, champion, LABELS, lenient)
+    slightly = {**champion, "past:2024-01": predictions(slices[1].y_true, 0.85)}  # 2 more mistakes in 40
+    outcome = evaluate_gate(slices, slightly, champion, LABELS)
+    assert outcome.passed and outcome.rules[1].status == "undecided"
+    much = {**champion, "past:2024-01": predictions(slices[1].y_true, 0.4)}
+    outcome = evaluate_gate(slices, much, champion, LABELS)
     assert failed(outcome) == [("no_forgetting", "past:2024-01")]
-    assert outcome.rules[0].value == outcome.slices[0].difference.high
+    rule, difference = outcome.rules[1], outcome.slices[1].difference
+    assert (rule.value, rule.low, rule.high) == (difference.estimate, difference.low, difference.high)
+
+
+def test_an_interval_wider_than_both_tolerances_is_undecided() -> None:
+    slices = [eval_slice("recent", "recent", 40), eval_slice("past:2024-01", "past", 40)]
+    champion = model(slices, 0.7)
+    # different mistakes on the same share of rows: no difference, but a wide interval
+    candidate = {s.name: predictions(s.y_true, 0.7, seed=5) for s in slices}
+    outcome = evaluate_gate(slices, candidate, champion, LABELS, GateRules(hold_tolerance=0.01, forget_tolerance=0.01))
+    hold = outcome.rules[0]
+    assert hold.low < -0.01 and hold.high > 0.01
+    assert hold.status == "undecided" and hold.skipped and hold.passed
+    assert "interval too wide" in hold.detail
+    assert not outcome.passed  # nothing decided: no evidence either way
+    assert outcome.rules[-1].rule == "evaluation_data"
+    assert evaluate_gate(slices, candidate, champion, LABELS, GateRules(hold_tolerance=0.3, forget_tolerance=0.3)).passed
+
+
+def test_a_lost_class_fails_whatever_the_slice_size() -> None:
+    slices = [eval_slice("recent", "recent", 90), eval_slice("past1:labels 1-15", "past", 15)]
+    champion = model(slices, 0.9)
+    lost = predictions(slices[1].y_true, 0.9)
+    lost[:, 0] += lost[:, 2]  # never predicts "politics" any more: its probability goes to "sport"
+    lost[:, 2] = 0.0
+    outcome = evaluate_gate(slices, {**champion, "past1:labels 1-15": lost}, champion, LABELS)
+    assert failed(outcome) == [("class_lost", "past1:labels 1-15")]
+    assert not outcome.passed
+    rule = outcome.rules[-1]
+    assert rule.detail.startswith("recall politics 0.80 -> 0.00") and rule.detail.endswith("class lost — fail")
+    # the same slice without the loss: too small to vouch for anything, so undecided
+    kept = next(r for r in evaluate_gate(slices, champion, champion, LABELS).rules if r.rule == "class_lost")
+    assert kept.status == "undecided"
 
 
 def test_accuracy_can_be_the_gate_metric() -> None:
@@ -195,19 +253,23 @@ def test_accuracy_can_be_the_gate_metric() -> None:
     candidate = {**champion, "recent": predictions(SLICES[0].y_true, 0.80)}
     outcome = evaluate_gate(SLICES, candidate, champion, LABELS, GateRules(metric="accuracy"))
     hold = outcome.rules[0]
-    assert not hold.passed
+    assert hold.status == "undecided"  # a drop of 0.05 the 140 labels cannot confirm beyond 0.03
     assert hold.value == pytest.approx(-0.05)
-    assert hold.detail.startswith("accuracy 0.800 vs 0.850 (-0.050, 95% CI ")
+    assert hold.detail.startswith("accuracy 0.800 vs 0.850 (-0.050, 90% CI ")
 
 
 def test_detail_reads_as_a_table_cell(better: GateOutcome) -> None:
     outcome = better
     number = r"\d\.\d{3}"
     signed = r"[+-]\d\.\d{3}"
-    pattern = rf"macro_f1 {number} vs {number} \({signed}, 95% CI {signed}\.\.{signed}\), may drop at most 0\.005"
+    interval = rf"\({signed}, 90% CI {signed}\.\.{signed}\)"
+    pattern = (
+        rf"macro_f1 {number} vs {number} {interval}: better \(whole interval on the good side of 0\), "
+        r"no evidence of a drop beyond 0\.030 — pass"
+    )
     assert re.fullmatch(pattern, outcome.rules[0].detail), outcome.rules[0].detail
     assert re.fullmatch(
-        rf"ECE {number} vs {number} \({signed}\), may rise at most 0\.020", outcome.rules[-1].detail
+        rf"ECE {number} vs {number} {interval}: no evidence of a rise beyond 0\.030 — pass", outcome.rules[-1].detail
     ), outcome.rules[-1].detail
 
 
@@ -219,13 +281,17 @@ def test_missing_probabilities_for_a_slice_is_a_clear_error() -> None:
 def test_rules_from_task_settings() -> None:
     assert GateRules.from_dict(None) == GateRules()
     rules = GateRules.from_dict({"metric": "accuracy", "min_slice_size": 50})
-    assert (rules.metric, rules.min_slice_size, rules.hold_tolerance) == ("accuracy", 50, 0.005)
+    assert (rules.metric, rules.min_slice_size, rules.hold_tolerance) == ("accuracy", 50, 0.03)
+    # stored before the interval was always used: accepted, no effect
+    assert GateRules.from_dict({"use_confidence_interval": True, "confidence": 0.9}) == GateRules(confidence=0.9)
     with pytest.raises(ValueError, match="unknown gate rule.*forget_tolerence.*min_size"):
         GateRules.from_dict({"forget_tolerence": 0.1, "min_size": 5, "metric": "accuracy"})
     with pytest.raises(ValueError, match="metric"):
         GateRules.from_dict({"metric": "f1"})
     with pytest.raises(ValueError, match="hold_tolerance"):
         GateRules.from_dict({"hold_tolerance": -0.1})
+    with pytest.raises(ValueError, match="confidence"):
+        GateRules.from_dict({"confidence": 95})
 
 
 def test_outcome_is_json_serialisable(better: GateOutcome) -> None:
@@ -234,10 +300,13 @@ def test_outcome_is_json_serialisable(better: GateOutcome) -> None:
     assert stored["rules"][0] == {
         "rule": "hold_recent",
         "slice": "recent",
+        "status": "pass",
         "passed": True,
         "skipped": False,
         "value": pytest.approx(better.slices[0].difference.estimate),
-        "threshold": -0.005,
+        "low": pytest.approx(better.slices[0].difference.low),
+        "high": pytest.approx(better.slices[0].difference.high),
+        "threshold": -0.03,
         "detail": better.rules[0].detail,
     }
     assert set(stored["slices"][0]["candidate"]["per_class_recall"]) == set(LABELS)

@@ -7,6 +7,8 @@ from sklearn.metrics import f1_score
 from driftloop.platform.evaluation.metrics import (
     Difference,
     accuracy,
+    calibration_difference,
+    calibration_error,
     expected_calibration_error,
     macro_f1,
     paired_bootstrap,
@@ -160,3 +162,18 @@ def test_degenerate_bootstrap_gives_a_point_interval_without_nan() -> None:
     assert difference == Difference(1.0, 1.0, 1.0)
     # A single example has no resample but itself (scipy refuses it outright).
     assert paired_bootstrap(np.array([1]), one_hot([1]), one_hot([0]), accuracy) == Difference(1.0, 1.0, 1.0)
+
+
+def test_calibration_error_for_the_bootstrap_matches_the_binned_ece() -> None:
+    rng = np.random.default_rng(3)
+    for n in (1, 30, 500):
+        proba = rng.dirichlet(np.ones(4) * 0.5, size=n)
+        y_true = rng.integers(0, 4, n)
+        assert calibration_error(y_true, proba) == pytest.approx(expected_calibration_error(y_true, proba))
+    y_true = np.arange(300) % 3
+    calibrated = np.full((300, 3), 0.1)
+    calibrated[np.arange(300), y_true] = 0.8
+    calibrated[:60] = calibrated[:60, [1, 2, 0]]  # 80% right at confidence 0.8: ECE 0
+    overconfident = np.where(calibrated == 0.8, 0.99, 0.005)
+    worse = calibration_difference(y_true, overconfident, calibrated)
+    assert worse.low > 0.05 and worse.estimate == pytest.approx(0.19)

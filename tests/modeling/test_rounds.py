@@ -78,21 +78,23 @@ def test_first_model_is_gated_against_the_majority_class_and_promoted(loop: Loop
 
 
 def test_gate_refuses_a_candidate_that_forgets_and_replay_prevents_it(loop: Loop) -> None:
-    loop.label(loop.headlines[:300])
+    # 90 past eval labels: enough for the gate to show a drop beyond its tolerance (60 were
+    # enough for a point estimate, not for an interval)
+    loop.label(loop.headlines[:450])
     loop.train()
     # New labels cover two topics only: trained on them alone, the model forgets the others.
-    narrow = [h for h in loop.headlines[300:] if h[2] in ("business", "sports")][:150]
+    narrow = [h for h in loop.headlines[450:] if h[2] in ("business", "sports")][:150]
     loop.label(narrow)
 
     naive = loop.train(replay="none", past_windows=1)
-    assert not naive.gate.passed and not naive.promoted
-    failed = [r for r in naive.gate.rules if not r.passed]
-    assert any(r.rule == "no_forgetting" and r.slice.startswith("past1:") for r in failed), failed
+    assert not naive.gate.passed and not naive.promoted, [(r.rule, r.slice, r.detail) for r in naive.gate.rules]
+    failed = [r for r in naive.gate.rules if r.status == "fail"]
+    assert any(r.rule == "no_forgetting" and r.slice.startswith("past1:labels 1-") for r in failed), failed
     assert loop.champion_version() == 1
 
     with_replay = loop.train(replay="balanced", replay_ratio=2.0, past_windows=1)
-    forgetting = [r for r in with_replay.gate.rules if r.rule == "no_forgetting"]
-    assert forgetting and all(r.passed for r in forgetting), with_replay.gate.rules
+    forgetting = [r for r in with_replay.gate.rules if r.rule in ("no_forgetting", "class_lost")]
+    assert forgetting and all(r.status != "fail" for r in forgetting), with_replay.gate.rules
     assert with_replay.n_replay > 0 and with_replay.init == "champion v1"
 
 

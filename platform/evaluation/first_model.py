@@ -20,7 +20,6 @@ from sklearn.model_selection import StratifiedKFold
 
 from driftloop.platform.evaluation.gate import GateOutcome, GateRules, RuleResult
 
-CONFIDENCE = 0.95  # the gate's confidence for its intervals
 MAX_FOLDS = 5
 RULE = "beats_majority_cv"
 SLICE = "train (cross-validated)"
@@ -72,7 +71,7 @@ def too_few_to_cross_validate(y: np.ndarray, eval_size: int, rules: GateRules) -
         f"{len(y)} training labels, no class with {n_folds(y)} or more: too few to cross-validate, and the eval "
         f"split has {eval_size} < min_slice_size {rules.min_slice_size} labels"
     )
-    return RuleResult(RULE, SLICE, False, False, 0.0, 0.0, detail)
+    return RuleResult(RULE, SLICE, "fail", False, False, 0.0, 0.0, 0.0, 0.0, detail)
 
 
 def beats_majority_cv(cv: CrossValidation, eval_size: int, rules: GateRules, *, seed: int = 0, n_resamples: int = 1000) -> RuleResult:
@@ -88,7 +87,9 @@ def beats_majority_cv(cv: CrossValidation, eval_size: int, rules: GateRules, *, 
     estimate = difference(np.arange(len(y_true)))
     rng = np.random.default_rng(seed)
     draws = np.array([difference(rng.integers(0, len(y_true), len(y_true))) for _ in range(n_resamples)])
-    tail = (1 - CONFIDENCE) / 2
+    # One-sided at the gate's confidence, like its other rules: the shown interval's ends are
+    # the bounds tested.
+    tail = 1 - rules.confidence
     low, high = (float(q) for q in np.quantile(draws, [tail, 1 - tail]))
     accuracy = float(correct.mean())
     majority = accuracy - estimate
@@ -98,10 +99,11 @@ def beats_majority_cv(cv: CrossValidation, eval_size: int, rules: GateRules, *, 
         recipe += f" (its cross-validation is the evidence for the {cv.stands_in_for} candidate)"
     detail = (
         f"{cv.folds}-fold CV of the {recipe} on {len(y_true)} training labels: accuracy {accuracy:.3f} vs majority "
-        f"class {majority:.3f} ({estimate:+.3f}, {CONFIDENCE:.0%} CI {low:+.3f}..{high:+.3f}), the lower bound must be "
+        f"class {majority:.3f} ({estimate:+.3f}, {2 * rules.confidence - 1:.0%} CI {low:+.3f}..{high:+.3f}), the lower bound must be "
         f"above 0; used while the eval split has {eval_size} < min_slice_size {rules.min_slice_size} labels"
     )
-    return RuleResult(RULE, SLICE, passed, False, low, 0.0, detail)
+    status = "pass" if passed else "fail"
+    return RuleResult(RULE, SLICE, status, passed, False, estimate, low, high, 0.0, detail + f" — {status}")
 
 
 def with_cross_validation(outcome: GateOutcome, rule: RuleResult) -> GateOutcome:
@@ -113,4 +115,4 @@ def with_cross_validation(outcome: GateOutcome, rule: RuleResult) -> GateOutcome
 
 def evidence(rule: RuleResult) -> dict[str, object]:
     """What a provisional version keeps of its evidence, with its metrics."""
-    return {"rule": rule.rule, "passed": rule.passed, "lower_bound": rule.value, "detail": rule.detail}
+    return {"rule": rule.rule, "passed": rule.passed, "lower_bound": rule.low, "detail": rule.detail}

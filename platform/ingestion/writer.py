@@ -38,10 +38,11 @@ _MERGE = (
     "RETURNING external_id"
 )
 
+# A scalar subquery, not a join: PostgreSQL knows nothing of the staging table's size and would
+# hash-join it against every text of the store; this is one index look-up per staged row.
 _CONFLICTS = (
-    "SELECT s.external_id FROM ingest_stage s "
-    "JOIN texts t ON t.task_id = {task} AND t.external_id = s.external_id "
-    "WHERE s.has_given_id AND t.content_hash <> s.content_hash"
+    "SELECT s.external_id FROM ingest_stage s WHERE s.has_given_id AND s.content_hash <> ("
+    "  SELECT t.content_hash FROM texts t WHERE t.task_id = {task} AND t.external_id = s.external_id)"
 )
 
 
@@ -62,6 +63,11 @@ def store_records(connection: Connection, task_id: int, records: Sequence[Record
     return Stored(*writer(connection, task_id, records, received_at))
 
 
+def _may_conflict(records: Sequence[Record], new: set[str]) -> bool:
+    """Only a given id that was not stored can be a conflict; a batch of new texts needs no check."""
+    return any(r.has_given_id and r.external_id not in new for r in records)
+
+
 def _store_postgresql(connection: Connection, task_id: int, records: Sequence[Record], received_at: datetime) -> set[str]:
     raw = connection.connection.driver_connection
     with raw.cursor() as cursor:
@@ -78,6 +84,8 @@ def _store_postgresql(connection: Connection, task_id: int, records: Sequence[Re
                 )
         cursor.execute(_MERGE.format(task="%(task)s", received="%(received)s"), {"task": task_id, "received": received_at})
         new = {row[0] for row in cursor.fetchall()}
+        if not _may_conflict(records, new):
+            return new, set()
         cursor.execute(_CONFLICTS.format(task="%(task)s"), {"task": task_id})
         return new, {row[0] for row in cursor.fetchall()}
 
@@ -108,6 +116,8 @@ def _store_sqlite(connection: Connection, task_id: int, records: Sequence[Record
         cursor.executemany(f"INSERT INTO ingest_stage ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", rows)
         cursor.execute(_MERGE.format(task=":task", received=":received"), {"task": task_id, "received": received})
         new = {row[0] for row in cursor.fetchall()}
+        if not _may_conflict(records, new):
+            return new, set()
         cursor.execute(_CONFLICTS.format(task=":task"), {"task": task_id})
         return new, {row[0] for row in cursor.fetchall()}
     finally:

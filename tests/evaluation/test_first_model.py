@@ -20,13 +20,13 @@ def test_a_model_that_learned_passes_and_the_majority_guess_does_not() -> None:
     learned = y.copy()
     learned[:3] = 1  # a few mistakes
     passed = beats_majority_cv(CrossValidation(y, learned, 5, "head"), 5, GateRules())
-    assert passed.passed and passed.value > 0 and passed.threshold == 0.0
+    assert passed.passed and passed.low > 0 and passed.threshold == 0.0 and passed.status == "pass"
 
     majority = beats_majority_cv(CrossValidation(y, np.zeros_like(y), 5, "head"), 5, GateRules())
-    assert not majority.passed and majority.value <= 0
+    assert not majority.passed and majority.low <= 0 and majority.status == "fail"
 
 
 def test_a_head_stand_in_for_a_full_candidate_says_so() -> None:
     y = np.array([0, 1] * 10)
     rule = beats_majority_cv(CrossValidation(y, y, 5, "head", stands_in_for="full"), 4, GateRules())
-    assert "evidence for the full candidate" in rule.detail and "4 < min_slice_size 20" in rule.detail
+    assert "evidence for the full candidate" in rule.detail and "4 < min_slice_size 30" in rule.detail

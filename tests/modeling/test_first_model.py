@@ -40,7 +40,7 @@ def test_thirty_labels_over_five_classes_give_a_provisional_first_champion(loop:
     assert result.promoted and result.provisional and result.init == "scratch", result.gate.rules
     decisive = [r for r in result.gate.rules if not r.skipped]
     assert [r.rule for r in decisive] == ["beats_majority_cv"]
-    assert decisive[0].passed and decisive[0].value > 0  # the lower bound of accuracy - majority rate
+    assert decisive[0].passed and decisive[0].low > 0  # the lower bound of accuracy - majority rate
     assert "fold CV" in decisive[0].detail and "majority class" in decisive[0].detail
     assert loop.champion_version() == 1
     [v1] = versions(loop)

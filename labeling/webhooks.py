@@ -53,7 +53,8 @@ class Delivery:
 
 
 def register(client: rg.Argilla, engine: Engine, settings: Settings, url: str) -> Webhook:
-    with session_scope(engine) as session:
+    # It reads, then may write, while the API records deliveries: SQLite's write lock from BEGIN.
+    with session_scope(engine, write=True) as session:
         stored = session.scalar(select(Webhook).where(Webhook.url == url))
         known = {str(hook.id): hook for hook in client.webhooks}
         if stored is not None and stored.external_id in known:

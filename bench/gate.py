@@ -35,9 +35,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from active_learning import OUT, Dataset, load  # bench/ is on sys.path when this runs as a script
+from active_learning import Dataset, load  # bench/ is on sys.path when this runs as a script
+from continual import load_corpus
 
-from driftloop.platform.corpora import health_tweets
 from driftloop.platform.evaluation.gate import (
     EvalSlice,
     GateOutcome,
@@ -71,24 +71,12 @@ class Pair:
 
 
 def tweet_sample(encoder: Encoder) -> Dataset:
-    """A random 12,000 of the tweets: the whole corpus's embeddings when another benchmark cached
-    them, otherwise only these (a minute instead of four)."""
-    tweets = sorted(health_tweets(), key=lambda t: t.time)
-    keep = np.sort(np.random.default_rng(0).permutation(len(tweets))[:TWEETS])
-    whole = OUT / f"healthtweets-{encoder.id.replace('/', '_')}.npy"
-    cache = OUT / f"healthtweets-sample{TWEETS}-{encoder.id.replace('/', '_')}.npy"
-    texts = [tweets[i].text for i in keep]
-    if whole.exists():
-        features = np.load(whole, mmap_mode="r")[keep]
-    elif cache.exists():
-        features = np.load(cache)
-    else:
-        OUT.mkdir(exist_ok=True)
-        features = encoder.embed(texts, batch_size=128)
-        np.save(cache, features)
-    names = sorted({tweets[i].label for i in keep})
-    labels = np.array([names.index(tweets[i].label) for i in keep])
-    return Dataset("healthtweets", texts, labels, names, np.asarray(features))
+    """A random 12,000 of the tweets, drawn and cached as the continual benchmark's ``--sample``
+    draws them (its whole-corpus embeddings are used when cached: a minute instead of four)."""
+    corpus = load_corpus(encoder, sample=TWEETS)
+    names = sorted(set(corpus.labels))
+    labels = np.array([names.index(label) for label in corpus.labels])
+    return Dataset("healthtweets", corpus.texts, labels, names, np.asarray(corpus.features))
 
 
 def train(data: Dataset, rows: np.ndarray, y: np.ndarray, seed: int, encoder: Encoder) -> TextClassifier:

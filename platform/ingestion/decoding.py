@@ -61,7 +61,7 @@ def decode(document: str) -> object:
         return _TOO_DEEP
 
 
-def decode_array(body: bytes) -> list[object]:
+def decode_array(body: bytes | bytearray) -> list[object]:
     """The elements of a JSON array (each a value or a :class:`Rejection`); raises
     :class:`MalformedBody` when the body is not a JSON array."""
     try:

@@ -57,7 +57,7 @@ async def _read_records(request: Request, max_bytes: int, max_records: int) -> l
         body += chunk
         if len(body) > max_bytes:
             raise _too_large(len(body), max_bytes)
-    records = decode_array(bytes(body))
+    records = decode_array(body)
     if len(records) > max_records:
         raise ApiError(
             413,

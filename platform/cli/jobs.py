@@ -9,7 +9,6 @@ from driftloop.platform.cli.console import out, print_json
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import get_settings
 from driftloop.platform.jobs import JobInfo, job_info, list_jobs
-from driftloop.platform.recovery import recover
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import JobState
 
@@ -79,6 +78,8 @@ def show(
 def reap(as_json: bool = typer.Option(False, "--json", help="JSON instead of text.")) -> None:
     """Mark every job whose process died failed (lost), with its training run, and remove the
     artifacts such trainings left without a model version."""
+    from driftloop.platform.recovery import recover  # the registry, and with it numpy: only to reap
+
     report = recover(current_engine(), get_settings())
     if as_json:
         print_json(report.to_dict())

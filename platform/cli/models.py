@@ -1,3 +1,6 @@
+"""`driftloop models`: a task's model versions. The registry (and with it numpy) is imported by
+the commands, not with the module: the CLI imports it to answer ``--help``."""
+
 import typer
 from rich.table import Table
 from sqlalchemy import Engine
@@ -5,8 +8,6 @@ from sqlalchemy import Engine
 from driftloop.platform.cli.console import out
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import get_settings
-from driftloop.platform.modeling import registry
-from driftloop.platform.modeling.freeze import gate_status
 from driftloop.platform.store.engine import session_scope
 
 app = typer.Typer(help="Model versions: list, promote, roll back.", no_args_is_help=True)
@@ -22,6 +23,8 @@ def list_(name: str = typer.Argument(..., help="Task.")) -> None:
 
 
 def models_table(engine: Engine, name: str) -> Table:
+    from driftloop.platform.modeling import registry
+
     with session_scope(engine) as session:
         versions = registry.list_versions(session, name)
     table = Table(
@@ -45,6 +48,8 @@ def models_table(engine: Engine, name: str) -> Table:
 def freeze_lines(engine: Engine, name: str) -> list[str]:
     """The task's freeze notice as lines to print under a table; none while the gate lets
     candidates through."""
+    from driftloop.platform.modeling.freeze import gate_status
+
     with session_scope(engine) as session:
         status = gate_status(session, name, get_settings().gate_freeze_after)
     if status.notice is None:
@@ -66,6 +71,8 @@ def promote(
     """Promote a candidate that passed the gate (or, with --force and a reason, any candidate)."""
     if force and not reason:
         raise typer.BadParameter("--force needs --reason", param_hint="--reason")
+    from driftloop.platform.modeling import registry
+
     with session_scope(current_engine()) as session:
         promoted = registry.promote(
             session, name, version, replay_capacity=get_settings().replay_capacity, force_reason=reason if force else None
@@ -76,6 +83,8 @@ def promote(
 @app.command()
 def rollback(name: str = typer.Argument(..., help="Task.")) -> None:
     """Put the previous champion back (the current one is marked rejected)."""
+    from driftloop.platform.modeling import registry
+
     with session_scope(current_engine()) as session:
         restored = registry.rollback(session, name)
         out.print(f"version {restored.version} is the champion of {name} again")

@@ -1,10 +1,12 @@
+"""`driftloop select`: a selection round (faiss, torch and the strategies are imported when it
+runs, not with the module: the CLI imports it to answer ``--help``)."""
+
 import typer
 from rich.table import Table
 
 from driftloop.platform.cli.console import out, stage_progress
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import get_settings
-from driftloop.platform.selection.rounds import SelectionRequest, run_selection
 
 
 def select_command(
@@ -18,6 +20,8 @@ def select_command(
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
     """Pick the texts worth labeling next and record them as a selection round."""
+    from driftloop.platform.selection.rounds import SelectionRequest, run_selection
+
     settings = get_settings()
     engine = current_engine()
     request = SelectionRequest(

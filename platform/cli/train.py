@@ -1,3 +1,10 @@
+"""`driftloop train`: one round of continual learning, and the gate table it prints.
+
+torch and the training code are imported when a round runs, not with this module: the CLI
+imports every command module to answer ``--help``."""
+
+from typing import TYPE_CHECKING
+
 import typer
 from rich.table import Table
 from sqlalchemy import Engine
@@ -6,10 +13,11 @@ from driftloop.platform.cli.console import fraction_progress, out
 from driftloop.platform.cli.models import freeze_lines
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import Settings, get_settings
-from driftloop.platform.evaluation.gate import GateOutcome, RuleResult
-from driftloop.platform.modeling.classifier import MODES
-from driftloop.platform.modeling.rounds import REPLAY_STRATEGIES, RoundRequest, RoundResult, train_round
-from driftloop.platform.modeling.training import TrainingConfig
+from driftloop.platform.modeling.choices import MODES, REPLAY_STRATEGIES
+
+if TYPE_CHECKING:
+    from driftloop.platform.evaluation.gate import GateOutcome, RuleResult
+    from driftloop.platform.modeling.rounds import RoundRequest, RoundResult
 
 
 def train_command(
@@ -22,6 +30,9 @@ def train_command(
     promote: bool = typer.Option(True, help="Promote the candidate when it passes the gate."),
 ) -> None:
     """Train a candidate from the champion on new labels plus replay, gate it, promote it if it passed."""
+    from driftloop.platform.modeling.rounds import RoundRequest
+    from driftloop.platform.modeling.training import TrainingConfig
+
     if mode not in MODES:
         raise typer.BadParameter(f"use one of {', '.join(MODES)}", param_hint="--mode")
     if replay not in REPLAY_STRATEGIES:
@@ -52,8 +63,10 @@ def train_command(
             out.print(line, markup=False)
 
 
-def train_with_progress(engine: Engine, settings: Settings, request: RoundRequest, description: str) -> RoundResult:
+def train_with_progress(engine: Engine, settings: Settings, request: "RoundRequest", description: str) -> "RoundResult":
     """A training round with a bar showing the job's own progress and latest message."""
+    from driftloop.platform.modeling.rounds import train_round
+
     with fraction_progress() as progress:
         bar = progress.add_task(description, total=1.0, summary="")
         return train_round(
@@ -61,7 +74,7 @@ def train_with_progress(engine: Engine, settings: Settings, request: RoundReques
         )
 
 
-def gate_table(outcome: GateOutcome) -> Table:
+def gate_table(outcome: "GateOutcome") -> Table:
     """One row per rule: its status, the difference it tested with the interval, and why."""
     table = Table("rule", "slice", "n", "status", "difference (CI)", "detail", title="gate")
     sizes = {s.name: s.candidate.n for s in outcome.slices}
@@ -71,7 +84,7 @@ def gate_table(outcome: GateOutcome) -> Table:
     return table
 
 
-def _interval(rule: RuleResult) -> str:
+def _interval(rule: "RuleResult") -> str:
     if rule.rule in _WITHOUT_INTERVAL:
         return ""
     return f"{rule.value:+.3f} ({rule.low:+.3f}..{rule.high:+.3f})"

@@ -1,4 +1,7 @@
-"""Where the CLI writes: results to stdout, progress and problems to stderr."""
+"""Where the CLI writes: results to stdout, progress and problems to stderr.
+
+Human output piped or redirected is for grep and scripts: tables are as wide as their content
+and lines are not wrapped to a screen's width."""
 
 import json
 import sys
@@ -16,8 +19,25 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
+from rich.rule import Rule
 
-out = Console(highlight=False)
+# Wider than any table or line we print: rich sizes a table to its content (expand is off), so
+# this only lifts the cap, it pads nothing.
+_UNBOUNDED = 1_000_000
+# A rule (a heading line) fills the width it is given: when piped, this much.
+_PIPED_RULE_WIDTH = 80
+
+
+def _stdout() -> Console:
+    console = Console(highlight=False)
+    if console.is_terminal:
+        return console
+    # Not a terminal: rich would take the width of the terminal the pipe started from (or COLUMNS,
+    # or 80) and cut cells to fit, so `driftloop models list | grep champion` found `champ…`.
+    return Console(highlight=False, width=_UNBOUNDED)
+
+
+out = _stdout()
 # Problems are one line each, never wrapped: scripts and people grep them.
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -25,6 +45,11 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 def print_json(data: Any) -> None:
     """``--json`` output: plain JSON on stdout, never wrapped or coloured by rich."""
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def rule(title: str) -> None:
+    """A heading line across the screen; 80 columns when piped."""
+    out.print(Rule(title), width=None if out.is_terminal else _PIPED_RULE_WIDTH)
 
 
 def byte_progress() -> Progress:

@@ -24,6 +24,19 @@ def test_create_add_labels_and_list(engine: Engine, tmp_path: Path) -> None:
     assert "already exists" in again.stderr.decode()
 
 
+def test_a_piped_table_is_as_wide_as_its_content(tmp_path: Path) -> None:
+    # COLUMNS as narrow as a phone: a table written to a pipe ignores it, and keeps every word
+    # whole and every row on one line, for grep
+    env = {"DRIFTLOOP_HOME": str(tmp_path), "DRIFTLOOP_DATABASE_URL": "", "COLUMNS": "40"}
+    name = "customer-support-tickets-from-the-north-american-region"
+    labels = ["billing-and-invoices-disputes", "technical-problems-with-the-mobile-application", "account-closure"]
+    assert run_cli("task", "create", name, "--labels", ",".join(labels), env=env).returncode == 0
+    listed = run_cli("task", "list", env=env)
+    assert listed.returncode == 0, listed.stderr.decode()
+    [row] = [line for line in listed.stdout.decode().splitlines() if name in line]
+    assert ", ".join(labels) in row and "…" not in listed.stdout.decode()
+
+
 def test_embedded_store_is_created_and_migrated_on_first_use(tmp_path: Path) -> None:
     env = {"DRIFTLOOP_HOME": str(tmp_path / "home"), "DRIFTLOOP_DATABASE_URL": ""}
     result = run_cli("task", "create", "first", "--labels", "a,b", env=env)

@@ -3,7 +3,7 @@ module: the CLI imports it to answer ``--help``)."""
 
 import typer
 
-from driftloop.platform.cli.console import out
+from driftloop.platform.cli.console import json_option, out, print_json
 from driftloop.platform.store.engine import get_engine
 
 app = typer.Typer(help="Schema migrations of the store.", no_args_is_help=True)
@@ -30,9 +30,14 @@ def downgrade(revision: str = typer.Argument(..., help="Target revision, or 'bas
 
 
 @app.command()
-def current() -> None:
-    """Print the store's revision and the newest one this driftloop knows."""
+def current(as_json: bool = json_option()) -> None:
+    """Print the store's revision and the newest one this driftloop knows.
+
+    --json: {"current": the store's revision or null for an empty store, "head"}."""
     from driftloop.platform.store import schema
 
     engine = get_engine()
+    if as_json:
+        print_json({"current": schema.current_revision(engine), "head": schema.head_revision(engine)})
+        return
     out.print(f"current {schema.current_revision(engine) or 'base'}, head {schema.head_revision(engine)}")

@@ -3,14 +3,15 @@
 torch and the training code are imported when a round runs, not with this module: the CLI
 imports every command module to answer ``--help``."""
 
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 from sqlalchemy import Engine
 
-from driftloop.platform.cli.console import fraction_progress, out
-from driftloop.platform.cli.models import freeze_lines
+from driftloop.platform.cli.console import fraction_progress, json_option, out, print_json
+from driftloop.platform.cli.models import freeze_lines, freeze_notice
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import Settings, get_settings
 from driftloop.platform.modeling.choices import MODES, REPLAY_STRATEGIES
@@ -28,8 +29,11 @@ def train_command(
     epochs: int | None = typer.Option(None, min=1, help="Maximum epochs (default per mode)."),
     seed: int = typer.Option(0, help="Random seed."),
     promote: bool = typer.Option(True, help="Promote the candidate when it passes the gate."),
+    as_json: bool = json_option(),
 ) -> None:
-    """Train a candidate from the champion on new labels plus replay, gate it, promote it if it passed."""
+    """Train a candidate from the champion on new labels plus replay, gate it, promote it if it passed.
+
+    --json: the round (version, init, n_new, n_replay, fit, gate, promoted, provisional...) and the freeze notice."""
     from driftloop.platform.modeling.rounds import RoundRequest
     from driftloop.platform.modeling.training import TrainingConfig
 
@@ -49,6 +53,9 @@ def train_command(
         promote=promote,
     )
     result = train_with_progress(engine, settings, request, f"train {name} ({mode}, replay {replay})")
+    if as_json:
+        print_json({"task": name, "mode": mode, "replay": replay, **asdict(result), "notice": freeze_notice(engine, name)})
+        return
     out.print(
         f"candidate version {result.version} ({mode}, from {result.init}): "
         f"{result.n_new} new labels, {result.n_replay} replayed, {result.fit.epochs} epochs in {result.fit.seconds:.1f}s"

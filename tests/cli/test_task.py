@@ -1,3 +1,4 @@
+import json
 import uuid
 from pathlib import Path
 
@@ -18,6 +19,11 @@ def test_create_add_labels_and_list(engine: Engine, tmp_path: Path) -> None:
 
     listed = run_cli("task", "list", env=env).stdout.decode()
     assert name in listed and "sports, politics, tech, health" in listed
+    as_json = run_cli("task", "list", "--json", env=env)
+    assert as_json.returncode == 0, as_json.stderr.decode()
+    [task] = [t for t in json.loads(as_json.stdout) if t["name"] == name]
+    assert (task["labels"], task["texts"]) == (["sports", "politics", "tech", "health"], 0)
+    assert task["created_at"][:16].replace("T", " ") in listed  # the table's "created", to the minute
 
     again = run_cli("task", "create", name, "--labels", "x", env=env)
     assert again.returncode == 2
@@ -60,6 +66,8 @@ def test_shared_store_behind_is_refused_until_db_upgrade(tmp_path: Path) -> None
         head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
         assert upgraded.returncode == 0 and f"revision {head}" in upgraded.stdout.decode()
         assert run_cli("task", "list", env=env).returncode == 0
+        assert json.loads(run_cli("db", "current", "--json", env=env).stdout) == {"current": head, "head": head}
 
         down = run_cli("db", "downgrade", "base", env=env)
         assert down.returncode == 0 and "base" in down.stdout.decode()
+        assert json.loads(run_cli("db", "current", "--json", env=env).stdout) == {"current": None, "head": head}

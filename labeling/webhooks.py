@@ -25,8 +25,8 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from driftloop.labeling.dataset import generations
 from driftloop.platform.config import Settings
-from driftloop.platform.errors import InvalidInput, ReplayedDelivery, Unauthorized
-from driftloop.platform.secrets import WrongSecretKey, decrypt, encrypt
+from driftloop.platform.errors import InvalidInput, ReplayedDelivery, Unauthorized, WrongSecretKey
+from driftloop.platform.secrets import decrypt, encrypt
 from driftloop.platform.store.engine import session_scope, write_locked
 from driftloop.platform.store.models import Task, Webhook, WebhookDelivery
 from driftloop.platform.store.types import utcnow

@@ -1,10 +1,14 @@
-"""Domain errors raised by the services; the API and CLI map each to a status or exit code."""
+"""Domain errors raised by the services. Each carries the HTTP status the API answers it with;
+the CLI maps them to exit codes. They live here, apart from the code that raises them, so that
+the API's error mapping and the CLI's error handler can name them without importing that code
+(and through it torch)."""
 
 
 class DriftloopError(Exception):
     """Base of every error a user can cause and fix."""
 
     code = "error"
+    status = 400
 
     def __init__(self, message: str, **detail: object) -> None:
         super().__init__(message)
@@ -14,14 +18,17 @@ class DriftloopError(Exception):
 
 class NotFound(DriftloopError):
     code = "not_found"
+    status = 404
 
 
 class AlreadyExists(DriftloopError):
     code = "already_exists"
+    status = 409
 
 
 class InvalidInput(DriftloopError):
     code = "invalid_input"
+    status = 422
 
 
 class NothingToLearn(InvalidInput):
@@ -33,21 +40,55 @@ class NothingToLearn(InvalidInput):
 
 class SchemaOutOfDate(DriftloopError):
     code = "schema_out_of_date"
+    status = 503
 
 
 class Unauthorized(DriftloopError):
     """A caller that could not prove who it is (e.g. a webhook delivery with a bad signature)."""
 
     code = "unauthorized"
+    status = 401
 
 
 class Unavailable(DriftloopError):
     """A service driftloop depends on is not configured or does not answer; retry later."""
 
     code = "unavailable"
+    status = 503
 
 
 class ReplayedDelivery(DriftloopError):
     """A signed delivery (e.g. a webhook's) that was already accepted once: a replay, refused."""
 
     code = "replayed_delivery"
+    status = 409
+
+
+class PromotionRefused(DriftloopError):
+    """A promotion or rollback the registry's state does not allow (not a candidate, a stale
+    gate decision, no earlier champion)."""
+
+    code = "promotion_refused"
+    status = 409
+
+
+class CorruptArtifact(DriftloopError):
+    """A model artifact that is missing or does not match its recorded checksum: nothing the
+    caller can fix."""
+
+    code = "corrupt_artifact"
+    status = 500
+
+
+class WrongSecretKey(DriftloopError):
+    """A stored secret was encrypted with a key other than the configured one."""
+
+    code = "wrong_secret_key"
+    # The server's key does not fit its store: nothing the caller can fix, and a retry after the
+    # operator sets the right key succeeds.
+    status = 503
+
+
+class InvalidSecretKey(DriftloopError):
+    code = "invalid_secret_key"
+    status = 503

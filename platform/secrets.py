@@ -16,20 +16,10 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from driftloop.platform.config import Settings
 from driftloop.platform.durability import fsync
-from driftloop.platform.errors import DriftloopError
+from driftloop.platform.errors import InvalidSecretKey, WrongSecretKey
 from driftloop.platform.home import FILE_MODE, private_home
 
 KEY_FILE = "secret.key"
-
-
-class WrongSecretKey(DriftloopError):
-    """A stored secret was encrypted with a key other than the configured one."""
-
-    code = "wrong_secret_key"
-
-
-class InvalidSecretKey(DriftloopError):
-    code = "invalid_secret_key"
 
 
 def encrypt(settings: Settings, plaintext: str) -> str:

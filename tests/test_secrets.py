@@ -8,7 +8,8 @@ import pytest
 from cryptography.fernet import Fernet
 
 from driftloop.platform.config import Settings
-from driftloop.platform.secrets import InvalidSecretKey, WrongSecretKey, decrypt, encrypt, key_file
+from driftloop.platform.errors import InvalidSecretKey, WrongSecretKey
+from driftloop.platform.secrets import decrypt, encrypt, key_file
 
 
 def test_the_home_key_file_is_created_private_on_first_use_and_kept(tmp_path: Path) -> None:

@@ -10,37 +10,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from driftloop.platform.errors import (
-    AlreadyExists,
-    DriftloopError,
-    InvalidInput,
-    NotFound,
-    ReplayedDelivery,
-    SchemaOutOfDate,
-    Unauthorized,
-    Unavailable,
-)
-from driftloop.platform.modeling.artifacts import CorruptArtifact
-from driftloop.platform.modeling.registry import PromotionRefused
-from driftloop.platform.secrets import InvalidSecretKey, WrongSecretKey
+from driftloop.platform.errors import DriftloopError
 
 log = logging.getLogger(__name__)
-
-_STATUS: dict[type[DriftloopError], int] = {
-    NotFound: 404,
-    AlreadyExists: 409,
-    InvalidInput: 422,
-    SchemaOutOfDate: 503,
-    Unauthorized: 401,
-    Unavailable: 503,
-    PromotionRefused: 409,
-    CorruptArtifact: 500,
-    ReplayedDelivery: 409,
-    # The server's key does not fit its store: nothing the caller can fix, and a retry after the
-    # operator sets the right key succeeds.
-    WrongSecretKey: 503,
-    InvalidSecretKey: 503,
-}
 
 
 class Problem(BaseModel):
@@ -104,8 +76,9 @@ def _encodable(value: object) -> object:
 def install(app: FastAPI) -> None:
     @app.exception_handler(DriftloopError)
     async def _domain(_: Request, error: DriftloopError) -> JSONResponse:
-        status = error.status if isinstance(error, ApiError) else _status(error)
-        return error_response(status, error.code, error.message, **error.detail)
+        # Each error carries its own status (platform/errors.py): nothing here imports the code that
+        # raised it, so the API's error mapping loads no torch.
+        return error_response(error.status, error.code, error.message, **error.detail)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -122,9 +95,3 @@ def install(app: FastAPI) -> None:
         log.exception("unhandled error", exc_info=error)
         return error_response(500, "internal", "internal error; see the server log")
 
-
-def _status(error: DriftloopError) -> int:
-    for kind in type(error).__mro__:  # subclasses (e.g. the labeling tool being down) map like their base
-        if kind in _STATUS:
-            return _STATUS[kind]  # type: ignore[index]
-    return 400

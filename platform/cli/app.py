@@ -1,10 +1,13 @@
-"""Entry point of the `driftloop` command."""
+"""Entry point of the `driftloop` command.
+
+Every command module is imported here, so that typer can list them in ``--help``: none of them
+may import torch, transformers, peft, faiss, the Argilla SDK or scikit-learn at module level.
+Each command imports what it needs when it runs (tests/cli/test_fast_cli.py holds the line)."""
 
 import os
 import sys
 
 import typer
-from transformers.utils import logging as transformers_logging
 
 from driftloop.platform.cli import argilla, db, index, jobs, label, labeling, models, task
 from driftloop.platform.cli.console import err
@@ -14,8 +17,7 @@ from driftloop.platform.cli.jsonl_input import EXIT_USAGE
 from driftloop.platform.cli.select import select_command
 from driftloop.platform.cli.serve import serve_command
 from driftloop.platform.cli.train import train_command
-from driftloop.platform.errors import AlreadyExists, DriftloopError, InvalidInput, NotFound
-from driftloop.platform.modeling.registry import PromotionRefused
+from driftloop.platform.errors import AlreadyExists, DriftloopError, InvalidInput, NotFound, PromotionRefused
 
 app = typer.Typer(
     help="driftloop: continual learning for text classifiers with an active labeling loop.",
@@ -46,7 +48,10 @@ def main() -> None:
     # data (the store, models, indexes, logs), so nothing it creates is readable by other users.
     os.umask(0o077)
     # transformers draws a bar for every checkpoint it loads; our own progress is what users read.
-    transformers_logging.disable_progress_bar()
+    # Said through the environment, which huggingface_hub reads when it is first imported (and
+    # transformers takes its default from), so that commands that never load a model never import
+    # transformers to say it. A user's own setting stands.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         app()
     except DriftloopError as error:

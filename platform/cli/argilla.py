@@ -8,7 +8,7 @@ import typer
 from rich.text import Text
 
 from driftloop.labeling.server import embedded
-from driftloop.platform.cli.console import err, out
+from driftloop.platform.cli.console import err, json_option, out, print_json
 
 app = typer.Typer(help="The embedded Argilla server: labeling UI and API on this machine.", no_args_is_help=True)
 
@@ -58,9 +58,26 @@ def down() -> None:
 
 
 @app.command()
-def status() -> None:
-    """Whether the embedded Argilla server runs (exit 0) or not (exit 1)."""
+def status(as_json: bool = json_option()) -> None:
+    """Whether the embedded Argilla server runs (exit 0) or not (exit 1).
+
+    --json: {"running", "answering", "url", "server_pid", "worker_pid", "redis_pid", "state_dir"}."""
     current = embedded.status()
+    if as_json:
+        print_json(
+            {
+                "running": current.running,
+                "answering": current.answering,
+                "url": current.url,
+                "server_pid": current.server_pid,
+                "worker_pid": current.worker_pid,
+                "redis_pid": current.redis_pid,
+                "state_dir": current.state_dir,
+            }
+        )
+        if not current.running:
+            raise typer.Exit(1)
+        return
     if not current.running:
         out.print(f"Argilla is not running (state in {current.state_dir})", markup=False)
         raise typer.Exit(1)

@@ -15,7 +15,7 @@ from rich.table import Table
 from sqlalchemy import Engine, select
 
 from driftloop.platform import corpora, tasks
-from driftloop.platform.cli.console import count_progress, err, out, stage_progress
+from driftloop.platform.cli.console import count_progress, err, out, rule, stage_progress
 from driftloop.platform.cli.models import freeze_lines, models_table
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.cli.train import gate_table, train_with_progress
@@ -23,8 +23,6 @@ from driftloop.platform.config import Settings, get_settings
 from driftloop.platform.errors import DriftloopError, NotFound
 from driftloop.platform.ingestion.service import IngestSummary, Status, ingest
 from driftloop.platform.inventory import inventory
-from driftloop.platform.modeling.rounds import RoundRequest
-from driftloop.platform.selection.rounds import SelectionRequest, run_selection
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import TextRecord
 
@@ -41,7 +39,7 @@ def demo_command() -> None:
     """Run the loop on the embedded default with real data."""
     settings = get_settings()
     engine = current_engine()
-    out.rule("driftloop demo")
+    rule("driftloop demo")
     out.print(f"store: {engine.url.render_as_string()}")
 
     articles = corpora.bbc_news()
@@ -99,7 +97,7 @@ def _start_argilla(settings: Settings) -> "AnnotatorLogin | None":
     if settings.argilla_url:
         out.print(f"Argilla at {settings.argilla_url} (DRIFTLOOP_ARGILLA_URL); the simulated annotator answers in the store")
         return None
-    out.rule("embedded Argilla")
+    rule("embedded Argilla")
     try:
         with err.status("starting the embedded Argilla (the first time builds its environment: minutes)") as status:
             started = embedded.up(settings.home, annotators=[ANNOTATOR], progress=lambda message: status.update(message))
@@ -122,6 +120,7 @@ def _truth(engine: Engine, articles: list[corpora.LabelledText]) -> dict[int, st
 
 def _learning_round(engine: Engine, settings: Settings, argilla: "AnnotatorLogin | None", truth: dict[int, str], number: int) -> None:
     from driftloop.labeling.annotator import SimulatedAnnotator
+    from driftloop.platform.modeling.rounds import RoundRequest
 
     picks = _select(engine, settings, ROUND_SIZE)
     if not picks:
@@ -129,10 +128,10 @@ def _learning_round(engine: Engine, settings: Settings, argilla: "AnnotatorLogin
         return
     annotator = SimulatedAnnotator(truth.get, ANNOTATOR)
     if argilla is None:
-        out.rule(f"round {number}: {len(picks)} articles labelled by a simulated annotator (in the store)")
+        rule(f"round {number}: {len(picks)} articles labelled by a simulated annotator (in the store)")
         annotator.label_in_store(engine, TASK, picks, eval_fraction=settings.eval_fraction)
     else:
-        out.rule(f"round {number}: {len(picks)} articles labelled in Argilla by a simulated annotator")
+        rule(f"round {number}: {len(picks)} articles labelled in Argilla by a simulated annotator")
         dataset = _push(engine, settings)
         answered = annotator.label_in_argilla(argilla, dataset)
         out.print(f"{ANNOTATOR} answered {answered} records in Argilla (the UI's REST calls)")
@@ -150,6 +149,7 @@ def _learning_round(engine: Engine, settings: Settings, argilla: "AnnotatorLogin
 
 def _select(engine: Engine, settings: Settings, budget: int) -> list[int]:
     from driftloop.platform.errors import InvalidInput
+    from driftloop.platform.selection.rounds import SelectionRequest, run_selection
 
     with stage_progress() as report:
         try:
@@ -189,7 +189,7 @@ def _leave_a_round_for_people(engine: Engine, settings: Settings, argilla: "Anno
     if not picks:
         return
     dataset = _push(engine, settings)
-    out.rule("your turn")
+    rule("your turn")
     out.print(
         f"{len(picks)} texts wait in Argilla for a person. Open {argilla.url} and log in as "
         f"{argilla.username} / {argilla.password}, open dataset {dataset}, pick a label and Submit.\n"

@@ -1,13 +1,14 @@
-"""`driftloop index`: each task's FAISS index of its texts' embeddings."""
+"""`driftloop index`: each task's FAISS index of its texts' embeddings (faiss and the encoder are
+imported by the commands, not with the module: the CLI imports it to answer ``--help``)."""
+
+from dataclasses import asdict
 
 import typer
 from sqlalchemy import Engine
 
-from driftloop.platform.cli.console import count_progress, out
+from driftloop.platform.cli.console import count_progress, json_option, out, print_json
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import Settings, get_settings
-from driftloop.platform.modeling.encoder import checkpoint_id, default_encoder_path, load_encoder
-from driftloop.platform.selection.task_index import index_status, rebuild_index
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.tasks import get_task
 
@@ -15,11 +16,19 @@ app = typer.Typer(help="The vector index selection searches: status, rebuild aft
 
 
 @app.command()
-def status(name: str = typer.Argument(..., help="Task.")) -> None:
-    """How many of task NAME's texts have a vector for the configured encoder, and how many the index holds."""
+def status(name: str = typer.Argument(..., help="Task."), as_json: bool = json_option()) -> None:
+    """How many of task NAME's texts have a vector for the configured encoder, and how many the index holds.
+
+    --json: {"task", "encoder_id", "path", "texts", "embedded", "indexed", "other_encoders"}."""
+    from driftloop.platform.modeling.encoder import checkpoint_id, default_encoder_path
+    from driftloop.platform.selection.task_index import index_status
+
     settings, engine, task_id = _task(name)
     # the id is a hash of the weight files: no need to load the model to learn it
     state = index_status(engine, settings.home, task_id, checkpoint_id(default_encoder_path(settings)))
+    if as_json:
+        print_json({"task": name, **asdict(state)})
+        return
     out.print(f"encoder {state.encoder_id}: {state.embedded:,} of {state.texts:,} texts embedded, {state.indexed:,} in the index")
     out.print(f"index file {state.path}" if state.indexed else "no index file yet: `driftloop select` or `driftloop index rebuild` builds it")
     if state.embedded < state.texts:
@@ -31,6 +40,9 @@ def status(name: str = typer.Argument(..., help="Task.")) -> None:
 @app.command()
 def rebuild(name: str = typer.Argument(..., help="Task.")) -> None:
     """Embed every text of task NAME with the configured encoder, then build its index afresh."""
+    from driftloop.platform.modeling.encoder import load_encoder
+    from driftloop.platform.selection.task_index import rebuild_index
+
     settings, engine, task_id = _task(name)
     encoder = load_encoder(settings)
     with count_progress() as progress:

@@ -1,15 +1,12 @@
 """`driftloop jobs`: long work (trainings) as ops see it, and the reaping of jobs whose process died."""
 
-from dataclasses import asdict
-
 import typer
 from rich.table import Table
 
-from driftloop.platform.cli.console import out, print_json
+from driftloop.platform.cli.console import json_option, out, print_json
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import get_settings
 from driftloop.platform.jobs import JobInfo, job_info, list_jobs
-from driftloop.platform.recovery import recover
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import JobState
 
@@ -23,7 +20,7 @@ def list_(
     task: str | None = typer.Option(None, "--task", help="Only this task's jobs."),
     state: str | None = typer.Option(None, "--state", help=f"Only jobs in this state: {_STATES}."),
     limit: int = typer.Option(50, min=1, help="At most this many, newest first."),
-    as_json: bool = typer.Option(False, "--json", help="JSON instead of a table."),
+    as_json: bool = json_option(),
 ) -> None:
     """List jobs, newest first. A job whose process died is marked failed (lost) before it is shown."""
     if state is not None and state not in JobState.__members__:
@@ -31,7 +28,7 @@ def list_(
     with session_scope(current_engine(), write=True) as session:
         jobs = list_jobs(session, task=task, state=state, limit=limit, lost_after=get_settings().job_lost_after_seconds)
     if as_json:
-        print_json([asdict(j) for j in jobs])
+        print_json(jobs)
         return
     table = Table("id", "kind", "task", "state", "progress", "message", "owner", "heartbeat", "created", title="jobs")
     for j in jobs:
@@ -52,13 +49,13 @@ def list_(
 @app.command()
 def show(
     job_id: int = typer.Argument(..., metavar="ID", help="Job id."),
-    as_json: bool = typer.Option(False, "--json", help="JSON instead of text."),
+    as_json: bool = json_option(),
 ) -> None:
     """Show one job. A job whose process died is marked failed (lost) first."""
     with session_scope(current_engine(), write=True) as session:
         job = job_info(session, job_id, lost_after=get_settings().job_lost_after_seconds)
     if as_json:
-        print_json(asdict(job))
+        print_json(job)
         return
     out.print(f"job {job.id}: {job.kind}{f' of task {job.task}' if job.task else ''}, {job.state}, {job.progress:.0%}")
     for field, value in (
@@ -76,9 +73,11 @@ def show(
 
 
 @app.command()
-def reap(as_json: bool = typer.Option(False, "--json", help="JSON instead of text.")) -> None:
+def reap(as_json: bool = json_option()) -> None:
     """Mark every job whose process died failed (lost), with its training run, and remove the
     artifacts such trainings left without a model version."""
+    from driftloop.platform.recovery import recover  # the registry, and with it numpy: only to reap
+
     report = recover(current_engine(), get_settings())
     if as_json:
         print_json(report.to_dict())

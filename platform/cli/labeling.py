@@ -2,11 +2,12 @@
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 import typer
 
-from driftloop.platform.cli.console import count_progress, err, out
+from driftloop.platform.cli.console import count_progress, err, json_option, out, print_json
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import get_settings
 from driftloop.platform.store.engine import session_scope
@@ -18,15 +19,24 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Labeling in Argilla: dataset switches, pushes, webhooks.", no_args_is_help=True)
 
 
-def sync_command(name: str = typer.Argument(..., help="Task.")) -> None:
-    """Push pending picks to Argilla, then pull annotators' responses into the store."""
+def sync_command(name: str = typer.Argument(..., help="Task."), as_json: bool = json_option()) -> None:
+    """Push pending picks to Argilla, then pull annotators' responses into the store.
+
+    Exit status 1 when Argilla could not be reached (the pushes stay pending).
+
+    --json: {"task", "responses", "labels_changed", "skipped", "unresolved", "agreement", "push"}."""
     from driftloop.labeling.connection import connect
     from driftloop.labeling.sync import sync
 
     settings = get_settings()
     with _bar("read responses") as report:
         result = sync(current_engine(), settings, name, lambda: connect(settings), progress=report)
-    print_push(result.push)
+    print_push(result.push, as_json=as_json)
+    if as_json:
+        print_json({"task": name, **asdict(result)})
+        if result.push.error is not None:
+            raise typer.Exit(1)
+        return
     if result.push.error is None:
         out.print(
             f"read {result.responses} responses: {result.labels_changed} labels new or changed, "
@@ -97,8 +107,9 @@ def webhook_command(
     out.print(f"webhook {hook.external_id} posts to {hook.url}")
 
 
-def print_push(result: "PushResult") -> None:
-    if result.pushed or result.moved:
+def print_push(result: "PushResult", *, as_json: bool = False) -> None:
+    """What a push sent (on stdout, unless a --json document carries it) and why it failed (on stderr)."""
+    if (result.pushed or result.moved) and not as_json:
         moved = f" ({result.moved} unanswered moved from an older generation)" if result.moved else ""
         out.print(f"pushed {result.pushed} records to dataset {result.dataset}{moved}")
     if result.error is not None:

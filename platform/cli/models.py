@@ -1,29 +1,48 @@
+"""`driftloop models`: a task's model versions. The registry (and with it numpy) is imported by
+the commands, not with the module: the CLI imports it to answer ``--help``."""
+
+from typing import TYPE_CHECKING
+
 import typer
 from rich.table import Table
 from sqlalchemy import Engine
 
-from driftloop.platform.cli.console import out
+from driftloop.platform.cli.console import json_option, out, print_json
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import get_settings
-from driftloop.platform.modeling import registry
-from driftloop.platform.modeling.freeze import gate_status
 from driftloop.platform.store.engine import session_scope
+
+if TYPE_CHECKING:
+    from driftloop.platform.modeling.freeze import FreezeNotice
+    from driftloop.platform.modeling.registry import VersionInfo
 
 app = typer.Typer(help="Model versions: list, promote, roll back.", no_args_is_help=True)
 
 
 @app.command("list")
-def list_(name: str = typer.Argument(..., help="Task.")) -> None:
-    """List a task's model versions with their lineage and eval metrics."""
+def list_(name: str = typer.Argument(..., help="Task."), as_json: bool = json_option()) -> None:
+    """List a task's model versions with their lineage and eval metrics, and the freeze notice
+    when the gate has refused candidates in a row.
+
+    --json: {"task", "versions", "notice"}, each version as the API's GET .../models gives it."""
     engine = current_engine()
+    if as_json:
+        print_json({"task": name, "versions": _versions(engine, name), "notice": freeze_notice(engine, name)})
+        return
     out.print(models_table(engine, name))
     for line in freeze_lines(engine, name):
         out.print(line, markup=False)
 
 
-def models_table(engine: Engine, name: str) -> Table:
+def _versions(engine: Engine, name: str) -> "list[VersionInfo]":
+    from driftloop.platform.modeling import registry
+
     with session_scope(engine) as session:
-        versions = registry.list_versions(session, name)
+        return registry.list_versions(session, name)
+
+
+def models_table(engine: Engine, name: str) -> Table:
+    versions = _versions(engine, name)
     table = Table(
         "version", "status", "mode", "parent", "labels", "macro-F1", "accuracy", "created", "promoted", title=f"models of {name}"
     )
@@ -42,15 +61,22 @@ def models_table(engine: Engine, name: str) -> Table:
     return table
 
 
+def freeze_notice(engine: Engine, name: str) -> "FreezeNotice | None":
+    """The task's freeze notice; None while the gate lets candidates through."""
+    from driftloop.platform.modeling.freeze import gate_status
+
+    with session_scope(engine) as session:
+        return gate_status(session, name, get_settings().gate_freeze_after).notice
+
+
 def freeze_lines(engine: Engine, name: str) -> list[str]:
     """The task's freeze notice as lines to print under a table; none while the gate lets
     candidates through."""
-    with session_scope(engine) as session:
-        status = gate_status(session, name, get_settings().gate_freeze_after)
-    if status.notice is None:
+    notice = freeze_notice(engine, name)
+    if notice is None:
         return []
-    lines = [f"NOTICE: {status.notice.message}"]
-    for refused in status.notice.rounds:
+    lines = [f"NOTICE: {notice.message}"]
+    for refused in notice.rounds:
         reasons = "; ".join(f"{f.rule} on {f.slice or '-'}: {f.value:.3f} vs {f.threshold:.3f} ({f.detail})" for f in refused.failed)
         lines.append(f"  v{refused.version} refused {refused.decided_at}: {reasons}")
     return lines
@@ -66,6 +92,8 @@ def promote(
     """Promote a candidate that passed the gate (or, with --force and a reason, any candidate)."""
     if force and not reason:
         raise typer.BadParameter("--force needs --reason", param_hint="--reason")
+    from driftloop.platform.modeling import registry
+
     with session_scope(current_engine()) as session:
         promoted = registry.promote(
             session, name, version, replay_capacity=get_settings().replay_capacity, force_reason=reason if force else None
@@ -76,6 +104,8 @@ def promote(
 @app.command()
 def rollback(name: str = typer.Argument(..., help="Task.")) -> None:
     """Put the previous champion back (the current one is marked rejected)."""
+    from driftloop.platform.modeling import registry
+
     with session_scope(current_engine()) as session:
         restored = registry.rollback(session, name)
         out.print(f"version {restored.version} is the champion of {name} again")

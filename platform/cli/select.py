@@ -1,10 +1,21 @@
+"""`driftloop select`: a selection round (faiss, torch and the strategies are imported when it
+runs, not with the module: the CLI imports it to answer ``--help``)."""
+
+from dataclasses import asdict
+from typing import TYPE_CHECKING
+
 import typer
 from rich.table import Table
+from sqlalchemy import Engine
 
-from driftloop.platform.cli.console import out, stage_progress
+from driftloop.platform.cli.console import err, json_option, out, print_json, stage_progress
 from driftloop.platform.cli.store import current_engine
-from driftloop.platform.config import get_settings
-from driftloop.platform.selection.rounds import SelectionRequest, run_selection
+from driftloop.platform.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from driftloop.labeling.push import PushResult
+
+_NO_ARGILLA = "no Argilla configured: the picks wait as pending pushes (see `driftloop argilla up`)"
 
 
 def select_command(
@@ -16,8 +27,14 @@ def select_command(
     window_days: float | None = typer.Option(None, help="Only texts received in the last N days."),
     random_fraction: float = typer.Option(0.0, min=0.0, max=1.0, help="Share of the budget picked uniformly at random (flagged)."),
     seed: int = typer.Option(0, help="Random seed."),
+    as_json: bool = json_option(),
 ) -> None:
-    """Pick the texts worth labeling next and record them as a selection round."""
+    """Pick the texts worth labeling next and record them as a selection round.
+
+    --json: the round (round_id, strategy, pool_size, picks with their full text...) and its push, or null."""
+    from driftloop.platform.cli.labeling import print_push
+    from driftloop.platform.selection.rounds import SelectionRequest, run_selection
+
     settings = get_settings()
     engine = current_engine()
     request = SelectionRequest(
@@ -25,31 +42,35 @@ def select_command(
     )
     with stage_progress() as report:
         result = run_selection(engine, settings, request, progress=report)
-    champion = f"champion v{result.model_version}" if result.model_version else "no champion (cold start)"
-    out.print(f"round {result.round_id}: {len(result.picks)} picks by {result.strategy} from a pool of {result.pool_size:,}, {champion}")
-    table = Table("#", "id", "score", "cluster", "reason", "text", title=f"selection round {result.round_id}")
-    for pick in result.picks:
-        table.add_row(
-            str(pick.rank + 1),
-            pick.external_id,
-            "-" if pick.score is None else f"{pick.score:.3f}",
-            "-" if pick.cluster is None else str(pick.cluster),
-            pick.reason,
-            pick.text[:60].replace("\n", " "),
-        )
-    out.print(table)
-    _push_if_labeling(settings, engine, name)
+    if not as_json:
+        champion = f"champion v{result.model_version}" if result.model_version else "no champion (cold start)"
+        out.print(f"round {result.round_id}: {len(result.picks)} picks by {result.strategy} from a pool of {result.pool_size:,}, {champion}")
+        table = Table("#", "id", "score", "cluster", "reason", "text", title=f"selection round {result.round_id}")
+        for pick in result.picks:
+            table.add_row(
+                str(pick.rank + 1),
+                pick.external_id,
+                "-" if pick.score is None else f"{pick.score:.3f}",
+                "-" if pick.cluster is None else str(pick.cluster),
+                pick.reason,
+                pick.text[:60].replace("\n", " "),
+            )
+        out.print(table)
+    push = _push_if_labeling(settings, engine, name)
+    if as_json:
+        print_json({**asdict(result), "push": push})
+    if push is None:
+        (err if as_json else out).print(_NO_ARGILLA, markup=False)
+    else:
+        print_push(push, as_json=as_json)
 
 
-def _push_if_labeling(settings, engine, name: str) -> None:  # type: ignore[no-untyped-def]
-    """Send the round to Argilla when one is configured or running; otherwise the picks wait in
-    the outbox for `driftloop labeling push` or `driftloop sync`."""
+def _push_if_labeling(settings: Settings, engine: Engine, name: str) -> "PushResult | None":
+    """Send the round to Argilla when one is configured or running; otherwise (None) the picks
+    wait in the outbox for `driftloop labeling push` or `driftloop sync`."""
     from driftloop.labeling.connection import connect, target
     from driftloop.labeling.push import push_pending
-    from driftloop.platform.cli.labeling import print_push
 
     if target(settings) is None:
-        out.print("no Argilla configured: the picks wait as pending pushes (see `driftloop argilla up`)")
-        return
-    print_push(push_pending(engine, settings, name, lambda: connect(settings)))
-
+        return None
+    return push_pending(engine, settings, name, lambda: connect(settings))

@@ -1,5 +1,4 @@
 import typer
-import uvicorn
 
 from driftloop.platform.cli.store import current_engine
 
@@ -10,6 +9,8 @@ def serve_command(
     workers: int = typer.Option(1, min=1, help="Worker processes."),
 ) -> None:
     """Serve the HTTP API."""
+    import uvicorn
+
     current_engine()  # migrate the embedded store (or refuse a stale shared one) before forking
     uvicorn.run(
         "driftloop.platform.api.app:create_app",

@@ -5,10 +5,12 @@ from sqlalchemy import Engine
 
 from driftloop.platform.config import get_settings
 from driftloop.platform.store.engine import get_engine
-from driftloop.platform.store.schema import ensure_current
 
 
 def current_engine() -> Engine:
+    # alembic is imported here, not with the module: `driftloop --help` has no store to check.
+    from driftloop.platform.store.schema import ensure_current
+
     settings = get_settings()
     engine = get_engine(settings)
     ensure_current(engine, auto_upgrade=settings.is_embedded_store, settings=settings)

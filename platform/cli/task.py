@@ -2,7 +2,7 @@ import typer
 from rich.table import Table
 
 from driftloop.platform import tasks
-from driftloop.platform.cli.console import out
+from driftloop.platform.cli.console import json_option, out, print_json
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.store.engine import session_scope
 
@@ -30,10 +30,13 @@ def add_labels(name: str, labels: str = typer.Argument(..., help="Comma-separate
 
 
 @app.command("list")
-def list_() -> None:
+def list_(as_json: bool = json_option()) -> None:
     """List tasks with their labels and text counts."""
     with session_scope(current_engine()) as session:
         summaries = tasks.list_tasks(session)
+    if as_json:
+        print_json(summaries)
+        return
     table = Table("task", "labels", "texts", "created")
     for t in summaries:
         table.add_row(t.name, ", ".join(t.labels), f"{t.texts:,}", t.created_at.strftime("%Y-%m-%d %H:%M"))

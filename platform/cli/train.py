@@ -1,15 +1,24 @@
+"""`driftloop train`: one round of continual learning, and the gate table it prints.
+
+torch and the training code are imported when a round runs, not with this module: the CLI
+imports every command module to answer ``--help``."""
+
+from dataclasses import asdict
+from typing import TYPE_CHECKING
+
 import typer
 from rich.table import Table
 from sqlalchemy import Engine
 
-from driftloop.platform.cli.console import fraction_progress, out
-from driftloop.platform.cli.models import freeze_lines
+from driftloop.platform.cli.console import fraction_progress, json_option, out, print_json
+from driftloop.platform.cli.models import freeze_lines, freeze_notice
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import Settings, get_settings
-from driftloop.platform.evaluation.gate import GateOutcome, RuleResult
-from driftloop.platform.modeling.classifier import MODES
-from driftloop.platform.modeling.rounds import REPLAY_STRATEGIES, RoundRequest, RoundResult, train_round
-from driftloop.platform.modeling.training import TrainingConfig
+from driftloop.platform.modeling.choices import MODES, REPLAY_STRATEGIES
+
+if TYPE_CHECKING:
+    from driftloop.platform.evaluation.gate import GateOutcome, RuleResult
+    from driftloop.platform.modeling.rounds import RoundRequest, RoundResult
 
 
 def train_command(
@@ -20,8 +29,14 @@ def train_command(
     epochs: int | None = typer.Option(None, min=1, help="Maximum epochs (default per mode)."),
     seed: int = typer.Option(0, help="Random seed."),
     promote: bool = typer.Option(True, help="Promote the candidate when it passes the gate."),
+    as_json: bool = json_option(),
 ) -> None:
-    """Train a candidate from the champion on new labels plus replay, gate it, promote it if it passed."""
+    """Train a candidate from the champion on new labels plus replay, gate it, promote it if it passed.
+
+    --json: the round (version, init, n_new, n_replay, fit, gate, promoted, provisional...) and the freeze notice."""
+    from driftloop.platform.modeling.rounds import RoundRequest
+    from driftloop.platform.modeling.training import TrainingConfig
+
     if mode not in MODES:
         raise typer.BadParameter(f"use one of {', '.join(MODES)}", param_hint="--mode")
     if replay not in REPLAY_STRATEGIES:
@@ -38,6 +53,9 @@ def train_command(
         promote=promote,
     )
     result = train_with_progress(engine, settings, request, f"train {name} ({mode}, replay {replay})")
+    if as_json:
+        print_json({"task": name, "mode": mode, "replay": replay, **asdict(result), "notice": freeze_notice(engine, name)})
+        return
     out.print(
         f"candidate version {result.version} ({mode}, from {result.init}): "
         f"{result.n_new} new labels, {result.n_replay} replayed, {result.fit.epochs} epochs in {result.fit.seconds:.1f}s"
@@ -52,8 +70,10 @@ def train_command(
             out.print(line, markup=False)
 
 
-def train_with_progress(engine: Engine, settings: Settings, request: RoundRequest, description: str) -> RoundResult:
+def train_with_progress(engine: Engine, settings: Settings, request: "RoundRequest", description: str) -> "RoundResult":
     """A training round with a bar showing the job's own progress and latest message."""
+    from driftloop.platform.modeling.rounds import train_round
+
     with fraction_progress() as progress:
         bar = progress.add_task(description, total=1.0, summary="")
         return train_round(
@@ -61,7 +81,7 @@ def train_with_progress(engine: Engine, settings: Settings, request: RoundReques
         )
 
 
-def gate_table(outcome: GateOutcome) -> Table:
+def gate_table(outcome: "GateOutcome") -> Table:
     """One row per rule: its status, the difference it tested with the interval, and why."""
     table = Table("rule", "slice", "n", "status", "difference (CI)", "detail", title="gate")
     sizes = {s.name: s.candidate.n for s in outcome.slices}
@@ -71,7 +91,7 @@ def gate_table(outcome: GateOutcome) -> Table:
     return table
 
 
-def _interval(rule: RuleResult) -> str:
+def _interval(rule: "RuleResult") -> str:
     if rule.rule in _WITHOUT_INTERVAL:
         return ""
     return f"{rule.value:+.3f} ({rule.low:+.3f}..{rule.high:+.3f})"

@@ -24,17 +24,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from driftloop.platform.durability import fsync
-from driftloop.platform.errors import DriftloopError
+from driftloop.platform.errors import CorruptArtifact
 
 if TYPE_CHECKING:
     import torch
 
 CONFIG_FILE = "config.json"
 _TEMPORARY = re.compile(r"\.tmp-(?P<name>.+)-[0-9a-f]{8}")
-
-
-class CorruptArtifact(DriftloopError):
-    code = "corrupt_artifact"
 
 
 @dataclass(frozen=True)

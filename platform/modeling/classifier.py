@@ -18,8 +18,6 @@ from transformers import AutoModel, PreTrainedModel
 
 from driftloop.platform.modeling.encoder import mean_pool
 
-MODES = ("head", "full", "lora")
-
 
 def new_head(dim: int, n_labels: int, seed: int) -> nn.Linear:
     generator = torch.Generator().manual_seed(seed)

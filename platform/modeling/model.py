@@ -13,8 +13,8 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from driftloop.platform.modeling.artifacts import Artifact, read_artifact, write_artifact
+from driftloop.platform.modeling.choices import MODES
 from driftloop.platform.modeling.classifier import (
-    MODES,
     EncoderClassifier,
     grow_head,
     load_base_encoder,

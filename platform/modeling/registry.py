@@ -22,7 +22,7 @@ from pathlib import Path
 from sqlalchemy import Engine, exists, func, select
 from sqlalchemy.orm import Session
 
-from driftloop.platform.errors import DriftloopError, InvalidInput, NotFound
+from driftloop.platform.errors import InvalidInput, NotFound, PromotionRefused
 from driftloop.platform.modeling import replay
 from driftloop.platform.modeling.artifacts import Artifact, temporary_of
 from driftloop.platform.store.engine import session_scope
@@ -41,10 +41,6 @@ from driftloop.platform.store.types import utcnow
 from driftloop.platform.tasks import get_task
 
 _RUN_ARTIFACT = re.compile(r"run-(?P<run>[0-9]+)")
-
-
-class PromotionRefused(DriftloopError):
-    code = "promotion_refused"
 
 
 @dataclass(frozen=True)

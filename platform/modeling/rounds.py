@@ -29,6 +29,7 @@ from driftloop.platform.home import private_home
 from driftloop.platform.jobs import complete_job, create_job, fail_job, lock_running, progress_reporter, running
 from driftloop.platform.modeling import registry, replay
 from driftloop.platform.modeling.artifacts import path_from_uri
+from driftloop.platform.modeling.choices import REPLAY_STRATEGIES
 from driftloop.platform.modeling.cross_validation import cross_validate_head
 from driftloop.platform.modeling.embeddings import embed_texts
 from driftloop.platform.modeling.encoder import Encoder, load_encoder
@@ -49,8 +50,6 @@ from driftloop.platform.store.models import (
 )
 from driftloop.platform.store.types import utcnow
 from driftloop.platform.tasks import get_task, label_names
-
-REPLAY_STRATEGIES = ("none", "reservoir", "balanced")
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,11 @@ def test_list_and_show_never_show_a_dead_job_as_running(tmp_path: Path) -> None:
 
     shown = run_cli("jobs", "show", str(queued_id), env=env)
     assert shown.returncode == 0 and shown.stdout.decode().startswith(f"job {queued_id}: train, queued, 0%")
+    shown_json = run_cli("jobs", "show", str(dead_id), "--json", env=env)
+    assert shown_json.returncode == 0, shown_json.stderr.decode()
+    job = json.loads(shown_json.stdout)
+    assert (job["id"], job["kind"], job["task"], job["state"], job["progress"]) == (dead_id, "train", "news", "failed", 0.5)
+    assert job["error"].startswith("lost: ") and job["owner_host"] == socket.gethostname() and job["heartbeat_at"]
 
 
 def test_the_jobs_command_module_does_not_load_torch() -> None:

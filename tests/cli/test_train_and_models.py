@@ -37,6 +37,14 @@ def test_train_gate_list_promote_and_rollback(tmp_path: Path, headlines) -> None
     listed = run_cli("models", "list", "news", env=env).stdout.decode()
     assert "│ 1       │ champion │ head │ -" in listed
     assert "│ 2       │" in listed
+    models = json.loads(run_cli("models", "list", "news", "--json", env=env).stdout)
+    assert (models["task"], models["notice"]) == ("news", None)
+    [v1, v2] = models["versions"]
+    assert (v1["version"], v1["status"], v1["mode"], v1["parent"], v1["provisional"]) == (1, "champion", "head", None, False)
+    assert (v2["version"], v2["parent"], len(v2["labels"])) == (2, 1, 5)
+    # the table's macro-F1 and accuracy columns, to the digits it shows
+    assert f"│ {v1['metrics']['macro_f1']:.3f}    │ {v1['metrics']['accuracy']:.3f}    │" in listed
+    assert v1["created_at"] in listed and v1["promoted_at"] in listed
 
     refused = run_cli("models", "promote", "news", "2", "--force", env=env)
     assert refused.returncode == 2 and "--force needs --reason" in refused.stderr.decode()
@@ -70,3 +78,17 @@ def test_one_class_has_nothing_to_learn_and_a_few_dozen_labels_give_a_provisiona
     assert "beats_majority_cv" in output and "promoted to champion (provisional" in output
     listed = run_cli("models", "list", "news", env=env).stdout.decode()
     assert "│ 1       │ champion (provisional) │" in listed and "NOTICE" not in listed
+
+    # --json: one document on stdout, the progress bar and any notice on stderr. The champion is
+    # provisional, so the next candidate is a first model again, on every training label.
+    label(rows[30:40])
+    again = run_cli("train", "news", "--no-promote", "--json", env=env)
+    assert again.returncode == 0, again.stderr.decode()
+    round_ = json.loads(again.stdout)
+    assert (round_["task"], round_["mode"], round_["replay"], round_["version"]) == ("news", "head", "reservoir", 2)
+    assert (round_["init"], round_["promoted"], round_["notice"]) == ("scratch", False, None)
+    assert round_["n_new"] > 24 and round_["fit"]["epochs"] >= 1 and isinstance(round_["job_id"], int)
+    rules = round_["gate"]["rules"]
+    [cv] = [r for r in rules if r["rule"] == "beats_majority_cv"]  # the row the table shows for a first model
+    assert cv["status"] in ("pass", "fail") and "-fold CV of the head-mode recipe on " in cv["detail"]
+    assert round_["gate"]["passed"] == all(r["status"] != "fail" for r in rules)

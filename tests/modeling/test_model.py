@@ -8,7 +8,7 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from driftloop.platform.modeling.artifacts import CorruptArtifact
+from driftloop.platform.errors import CorruptArtifact
 from driftloop.platform.modeling.classifier import grow_head
 from driftloop.platform.modeling.model import TextClassifier
 from driftloop.platform.modeling.training import TrainingConfig, TrainingData, fit

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from driftloop.platform.config import Settings
+from driftloop.platform.errors import PromotionRefused
 from driftloop.platform.ingestion.service import ingest
 from driftloop.platform.labels.service import import_labels
 from driftloop.platform.modeling import registry, replay
-from driftloop.platform.modeling.registry import PromotionRefused
 from driftloop.platform.modeling.rounds import RoundRequest, train_round
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import (

@@ -1,5 +1,6 @@
 """`driftloop index status|rebuild`: the task's vector index after an encoder change, through the CLI."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -55,6 +56,17 @@ def test_rebuild_indexes_every_text_for_the_new_encoder(sqlite_engine, tmp_path:
     rebuilt = run_cli("index", "rebuild", loop.task, env=new_env)
     assert rebuilt.returncode == 0, rebuilt.stderr.decode()
     assert "300 vectors" in rebuilt.stdout.decode()
+    status = run_cli("index", "status", loop.task, "--json", env=new_env)
+    assert status.returncode == 0, status.stderr.decode()
+    assert json.loads(status.stdout) == {
+        "task": loop.task,
+        "encoder_id": new_id,
+        "path": str(index_path(tmp_path / "home", task_id, new_id)),
+        "texts": 300,
+        "embedded": 300,
+        "indexed": 300,
+        "other_encoders": [index_path(Path(), task_id, encoder.id).stem],
+    }
     with session_scope(sqlite_engine) as session:
         per_encoder = dict(
             session.execute(select(Embedding.encoder_id, func.count()).where(Embedding.task_id == task_id).group_by(Embedding.encoder_id)).all()

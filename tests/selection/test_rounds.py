@@ -1,5 +1,6 @@
 """Selection rounds against the store, the real encoder and a real champion (BBC headlines)."""
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -122,6 +123,26 @@ def test_cli_prints_the_picks(loop: Loop) -> None:
             select(TextRecord.external_id).join(SelectionPick, SelectionPick.text_id == TextRecord.id)
         ).all()
     assert len(picked) == 5 and all(external_id in output for external_id in picked)
+
+    # --json: the round and its picks in one document on stdout; the outbox notice goes to stderr
+    as_json = run_cli("select", loop.task, "--budget", "3", "--strategy", "random", "--seed", "1", "--json", env=env)
+    assert as_json.returncode == 0, as_json.stderr.decode()
+    round_ = json.loads(as_json.stdout)
+    assert (round_["strategy"], round_["pool_size"], round_["model_version"], round_["push"]) == ("random", 895, None, None)
+    assert [p["rank"] for p in round_["picks"]] == [0, 1, 2]
+    with session_scope(loop.engine) as session:
+        recorded = {
+            external_id: text
+            for external_id, text in session.execute(
+                select(TextRecord.external_id, TextRecord.text)
+                .join(SelectionPick, SelectionPick.text_id == TextRecord.id)
+                .where(SelectionPick.round_id == round_["round_id"])
+            )
+        }
+    assert {p["external_id"]: p["text"] for p in round_["picks"]} == recorded
+    # what the table shows of each pick: #, id, score, cluster, reason, text
+    assert all({"rank", "external_id", "score", "cluster", "reason", "text"} <= set(p) and p["reason"] for p in round_["picks"])
+    assert "no Argilla configured" in as_json.stderr.decode()
 
     bad = run_cli("select", loop.task, "--budget", "5", "--strategy", "telepathy", env=env)
     assert bad.returncode == 2 and "unknown" in bad.stderr.decode()

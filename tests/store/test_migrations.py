@@ -148,7 +148,7 @@ def test_a_downgrade_with_another_key_fails_and_changes_nothing(empty_engine: En
     from cryptography.fernet import Fernet
 
     from driftloop.platform.config import Settings
-    from driftloop.platform.secrets import WrongSecretKey
+    from driftloop.platform.errors import WrongSecretKey
 
     schema.upgrade(empty_engine, "0002")
     with empty_engine.begin() as connection:

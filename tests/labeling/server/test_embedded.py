@@ -1,5 +1,6 @@
 """up / down / status of the embedded server, through its functions and the `driftloop argilla` group."""
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -101,6 +102,11 @@ def test_cli_status_and_up_on_a_running_server(argilla_server, home_env):
     status = runner.invoke(app, ["status"])
     assert status.exit_code == 0, status.output
     assert f"running at {argilla_server.url}, answering" in status.output
+    as_json = runner.invoke(app, ["status", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    shown = json.loads(as_json.stdout)
+    assert (shown["running"], shown["answering"], shown["url"]) == (True, True, argilla_server.url)
+    assert isinstance(shown["server_pid"], int) and isinstance(shown["worker_pid"], int)
 
     up = runner.invoke(app, ["up", "--annotators", "annotator-1", "--workspace", argilla_server.workspace])
     assert up.exit_code == 0, up.output
@@ -116,6 +122,17 @@ def test_cli_status_and_down_when_nothing_runs(tmp_path, home_env):
     status = runner.invoke(app, ["status"])
     assert status.exit_code == 1
     assert "not running" in status.output
+    as_json = runner.invoke(app, ["status", "--json"])
+    assert as_json.exit_code == 1
+    assert json.loads(as_json.stdout) == {
+        "running": False,
+        "answering": False,
+        "url": None,
+        "server_pid": None,
+        "worker_pid": None,
+        "redis_pid": None,
+        "state_dir": str(tmp_path / "argilla"),
+    }
     down = runner.invoke(app, ["down"])
     assert down.exit_code == 0
     assert "was not running" in down.output

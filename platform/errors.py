@@ -20,6 +20,12 @@ class AlreadyExists(DriftloopError):
     code = "already_exists"
 
 
+class JobEnded(DriftloopError):
+    """The job has ended already (succeeded, failed or cancelled): it cannot be cancelled or run."""
+
+    code = "job_ended"
+
+
 class InvalidInput(DriftloopError):
     code = "invalid_input"
 

@@ -14,6 +14,7 @@ from driftloop.platform.errors import (
     AlreadyExists,
     DriftloopError,
     InvalidInput,
+    JobEnded,
     NotFound,
     ReplayedDelivery,
     SchemaOutOfDate,
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 _STATUS: dict[type[DriftloopError], int] = {
     NotFound: 404,
     AlreadyExists: 409,
+    JobEnded: 409,
     InvalidInput: 422,
     SchemaOutOfDate: 503,
     Unauthorized: 401,

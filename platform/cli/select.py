@@ -1,10 +1,10 @@
 import typer
 from rich.table import Table
 
-from driftloop.platform.cli.console import out, stage_progress
+from driftloop.platform.cli.console import out, print_queued, stage_progress
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import get_settings
-from driftloop.platform.selection.rounds import SelectionRequest, run_selection
+from driftloop.platform.selection.rounds import SelectionRequest, run_selection, submit_selection
 
 
 def select_command(
@@ -16,6 +16,9 @@ def select_command(
     window_days: float | None = typer.Option(None, help="Only texts received in the last N days."),
     random_fraction: float = typer.Option(0.0, min=0.0, max=1.0, help="Share of the budget picked uniformly at random (flagged)."),
     seed: int = typer.Option(0, help="Random seed."),
+    no_wait: bool = typer.Option(
+        False, "--no-wait", help="Queue the round as a job, print its id and return; follow it with `driftloop jobs watch ID`."
+    ),
 ) -> None:
     """Pick the texts worth labeling next and record them as a selection round."""
     settings = get_settings()
@@ -23,6 +26,9 @@ def select_command(
     request = SelectionRequest(
         task=name, budget=budget, strategy=strategy, window_days=window_days, random_fraction=random_fraction, seed=seed
     )
+    if no_wait:  # the picks then wait in the outbox for `driftloop labeling push` or `driftloop sync`
+        print_queued(submit_selection(engine, settings, request, runner="process"), settings)
+        return
     with stage_progress() as report:
         result = run_selection(engine, settings, request, progress=report)
     champion = f"champion v{result.model_version}" if result.model_version else "no champion (cold start)"

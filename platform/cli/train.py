@@ -2,13 +2,13 @@ import typer
 from rich.table import Table
 from sqlalchemy import Engine
 
-from driftloop.platform.cli.console import fraction_progress, out
+from driftloop.platform.cli.console import fraction_progress, out, print_queued
 from driftloop.platform.cli.models import freeze_lines
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import Settings, get_settings
 from driftloop.platform.evaluation.gate import GateOutcome, RuleResult
 from driftloop.platform.modeling.classifier import MODES
-from driftloop.platform.modeling.rounds import REPLAY_STRATEGIES, RoundRequest, RoundResult, train_round
+from driftloop.platform.modeling.rounds import REPLAY_STRATEGIES, RoundRequest, RoundResult, submit_train, train_round
 from driftloop.platform.modeling.training import TrainingConfig
 
 
@@ -20,6 +20,9 @@ def train_command(
     epochs: int | None = typer.Option(None, min=1, help="Maximum epochs (default per mode)."),
     seed: int = typer.Option(0, help="Random seed."),
     promote: bool = typer.Option(True, help="Promote the candidate when it passes the gate."),
+    no_wait: bool = typer.Option(
+        False, "--no-wait", help="Queue the round as a job, print its id and return; follow it with `driftloop jobs watch ID`."
+    ),
 ) -> None:
     """Train a candidate from the champion on new labels plus replay, gate it, promote it if it passed."""
     if mode not in MODES:
@@ -37,6 +40,9 @@ def train_command(
         training=TrainingConfig(epochs=epochs, distill_weight=distill, seed=seed),
         promote=promote,
     )
+    if no_wait:
+        print_queued(submit_train(engine, settings, request, runner="process"), settings)
+        return
     result = train_with_progress(engine, settings, request, f"train {name} ({mode}, replay {replay})")
     out.print(
         f"candidate version {result.version} ({mode}, from {result.init}): "

@@ -26,6 +26,13 @@ class AlreadyExists(DriftloopError):
     status = 409
 
 
+class JobEnded(DriftloopError):
+    """The job has ended already (succeeded, failed or cancelled): it cannot be cancelled or run."""
+
+    code = "job_ended"
+    status = 409
+
+
 class InvalidInput(DriftloopError):
     code = "invalid_input"
     status = 422

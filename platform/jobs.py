@@ -21,13 +21,27 @@ with ``lost:`` and says what happened, and fails its training run with it. A job
 Every change of a job's state is conditional on the state it was seen in, so a reaper and a
 job that finishes at the same moment cannot both win: a job that was declared lost cannot
 succeed afterwards (:func:`complete_job` raises :class:`JobLost`).
+
+Dispatch (:func:`submit`): a caller that should not wait (an API request, ``--no-wait``) creates
+the job row and hands its id to a runner: Celery, by the operation's task name, when
+``DRIFTLOOP_BROKER_URL`` is set (the platform never imports ``driftloop.workers``); otherwise a
+small thread pool of this process (a server) or a detached process (a CLI about to exit). A
+queued job is owned from the start by the process that will run it, so one whose process died
+before it began is lost, not queued forever. What a kind of job runs is :data:`OPERATIONS`: an
+import path, so that submitting imports nothing heavy. An operation takes a queued job's id,
+starts it, and completes it in the transaction that commits its results.
 """
 
+import importlib
+import logging
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,7 +51,8 @@ import psutil
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from driftloop.platform.errors import DriftloopError, InvalidInput, NotFound
+from driftloop.platform.config import Settings
+from driftloop.platform.errors import DriftloopError, InvalidInput, JobEnded, NotFound
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import Job, JobState, Task, TrainingRun
 from driftloop.platform.store.types import utcnow
@@ -50,6 +65,15 @@ _CREATION_TOLERANCE = 1.0
 # States in which a job may have a process working on it.
 _LIVE = (JobState.queued, JobState.running)
 
+# kind -> "module:function(engine, settings, job_id)"; the Celery task of a kind is "driftloop.<kind>".
+OPERATIONS: dict[str, str] = {
+    "train": "driftloop.platform.modeling.rounds:run_train_job",
+    "select": "driftloop.platform.selection.rounds:run_select_job",
+}
+CELERY_TASK_PREFIX = "driftloop."
+
+log = logging.getLogger(__name__)
+
 
 class JobLost(DriftloopError):
     """The job was declared lost (its owner seemed dead) while it was still working."""
@@ -61,7 +85,7 @@ class JobLost(DriftloopError):
 class Owner:
     host: str
     pid: int
-    started_at: float
+    started_at: float | None
 
     @classmethod
     def this_process(cls) -> "Owner":
@@ -113,10 +137,100 @@ def create_job(session: Session, kind: str, task_id: int | None, params: dict[st
 def start_job(engine: Engine, job_id: int) -> None:
     """Mark a queued job running, owned by this process (which then beats with :func:`running`)."""
     with session_scope(engine, write=True) as session:
+        begin_job(session, job_id)
+
+
+def begin_job(session: Session, job_id: int) -> Job:
+    """:func:`start_job` inside the caller's transaction (which may record more, e.g. a training run)."""
+    job = session.execute(select(Job).where(Job.id == job_id).with_for_update()).scalar_one_or_none()
+    if job is None:
+        raise NotFound(f"no job {job_id}", job=job_id)
+    if job.state != JobState.queued:
+        raise InvalidInput(f"job {job_id} is {job.state.value}, not queued: it cannot be started", job=job_id)
+    _own(job, Owner.this_process())
+    return job
+
+
+def submit(engine: Engine, settings: Settings, kind: str, task: str | None, params: dict[str, Any], *, runner: str = "thread") -> int:
+    """Create a queued job of ``kind`` and have it run (see the module's docstring); its id.
+
+    ``runner`` says where it runs when no broker is configured: ``"thread"`` in this process's
+    pool (a long-lived server), ``"process"`` in a detached ``driftloop jobs run`` (a CLI that exits).
+    """
+    if kind not in OPERATIONS:
+        raise InvalidInput(f"unknown job kind {kind!r}: use one of {', '.join(OPERATIONS)}")
+    if runner not in ("thread", "process"):
+        raise ValueError(f"unknown runner {runner!r}")
+    with session_scope(engine, write=True) as session:
+        task_id = get_task(session, task).id if task is not None else None
+        job_id = create_job(session, kind, task_id, params).id
+    if settings.broker_url:
+        _send_to_celery(settings.broker_url, kind, job_id)
+    elif runner == "thread":
+        _claim(engine, job_id, Owner.this_process())
+        _pool().submit(run_job, engine, settings, job_id)
+    else:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "driftloop.platform.cli", "jobs", "run", str(job_id)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # it outlives this command and its terminal
+            env={**os.environ, "DRIFTLOOP_DATABASE_URL": engine.url.render_as_string(hide_password=False)},
+        )
+        try:
+            started_at: float | None = psutil.Process(child.pid).create_time()
+        except psutil.NoSuchProcess:  # gone already: without a creation time it is judged by its pid alone
+            started_at = None
+        _claim(engine, job_id, Owner(socket.gethostname(), child.pid, started_at))
+    return job_id
+
+
+def run_job(engine: Engine, settings: Settings, job_id: int) -> dict[str, Any] | None:
+    """Run a queued job here, to its end; its result, or None when it was not queued any more
+    (already run, cancelled, or delivered twice by a broker) or it failed (the job row says why)."""
+    with session_scope(engine) as session:
         job = _load(session, job_id)
-        if job.state != JobState.queued:
-            raise InvalidInput(f"job {job_id} is {job.state.value}, not queued: it cannot be started", job=job_id)
-        _own(job, Owner.this_process())
+        kind, state = job.kind, job.state
+    if state != JobState.queued:
+        log.info("job %s is %s, not queued: not run again", job_id, state.value)
+        return None
+    try:
+        operation = _operation(kind)
+        return operation(engine, settings, job_id)
+    except Exception as error:  # the job row is the report: whoever waits on it reads the error there
+        with session_scope(engine) as session:
+            fail_job(session, job_id, f"{type(error).__name__}: {error}")
+        log.exception("job %s (%s) failed", job_id, kind)
+        return None
+
+
+def cancel_job(session: Session, job_id: int) -> Job:
+    """Cancel a queued or running job. A queued one never starts; a running one stops at its next
+    progress report and its result is discarded (its work is not committed)."""
+    job = _load(session, job_id)
+    if job.state not in _LIVE:
+        raise JobEnded(f"job {job_id} is {job.state.value} already: there is nothing to cancel", job=job_id)
+    changed = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == job.state)
+        .values(state=JobState.cancelled, error="cancelled by request", finished_at=utcnow(), message="cancelled")
+    )
+    if changed.rowcount != 1:  # it ended meanwhile: say how
+        session.refresh(job)
+        raise JobEnded(f"job {job_id} is {job.state.value} already: there is nothing to cancel", job=job_id)
+    runs = select(TrainingRun.id).where(TrainingRun.job_id == job_id, TrainingRun.state == JobState.running)
+    session.execute(
+        update(TrainingRun).where(TrainingRun.id.in_(runs)).values(state=JobState.cancelled, error="cancelled by request", finished_at=utcnow())
+    )
+    session.refresh(job)
+    return job
+
+
+class JobCancelled(JobLost):
+    """The job was cancelled (or declared lost) while it was working: stop, commit nothing."""
+
+    code = "job_cancelled"
 
 
 def complete_job(session: Session, job_id: int, result: dict[str, Any]) -> None:
@@ -209,6 +323,8 @@ def lost_reason(job: Job, *, lost_after: float, now: datetime | None = None) -> 
             f"lost: it records no process (it was started before driftloop recorded owners) and has shown no sign "
             f"of life for {quiet:.0f}s, since {_time(job.updated_at)}"
         )
+    if job.state == JobState.queued and job.owner_host != socket.gethostname():
+        return None  # waiting in another host's runner, which writes no heartbeat for it yet
     who = f"pid {job.owner_pid} on host {job.owner_host}"
     last = job.heartbeat_at or job.started_at or job.created_at
     beat = f"last heartbeat at {_time(last)}"
@@ -254,13 +370,54 @@ def progress_reporter(engine: Engine, job_id: int, low: float = 0.0, high: float
         last = now
         with session_scope(engine) as session:
             # a progress report is a sign of life too; a job reaped meanwhile keeps what it said last
-            session.execute(
+            reported = session.execute(
                 update(Job)
                 .where(Job.id == job_id, Job.state == JobState.running)
                 .values(progress=min(1.0, max(0.0, low + (high - low) * fraction)), message=message[:500], heartbeat_at=utcnow())
             )
+            if reported.rowcount == 0:
+                state, error = session.execute(select(Job.state, Job.error).where(Job.id == job_id)).one()
+        if reported.rowcount == 0:  # cancelled or declared lost: the work stops here, not at its commit
+            raise JobCancelled(f"job {job_id} is {state.value}, so its work stops: {error or 'no reason recorded'}", job=job_id)
 
     return report
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """This process's job runner: one thread, so a server trains one model at a time (a second
+    job waits queued) and requests are never starved of CPU by a crowd of trainings."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftloop-job")
+        return _POOL
+
+
+def _operation(kind: str) -> Callable[[Engine, Settings, int], dict[str, Any]]:
+    module, _, function = OPERATIONS[kind].partition(":")
+    return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]
+
+
+def _send_to_celery(broker_url: str, kind: str, job_id: int) -> None:
+    try:
+        from celery import Celery
+    except ImportError:  # pragma: no cover - celery is a dependency; a trimmed install may lack it
+        raise DriftloopError("DRIFTLOOP_BROKER_URL is set but celery is not installed: pip install celery") from None
+    Celery("driftloop", broker=broker_url, set_as_current=False).send_task(CELERY_TASK_PREFIX + kind, args=[job_id])
+
+
+def _claim(engine: Engine, job_id: int, owner: Owner) -> None:
+    """Record who will run a still-queued job (see :func:`lost_reason`)."""
+    with session_scope(engine) as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.state == JobState.queued)
+            .values(owner_host=owner.host, owner_pid=owner.pid, owner_started_at=owner.started_at)
+        )
 
 
 def _load(session: Session, job_id: int) -> Job:

@@ -3,7 +3,7 @@
 from fastapi import FastAPI
 
 from driftloop.platform.api import errors
-from driftloop.platform.api.routes import health, jobs, labeling, models, tasks, texts
+from driftloop.platform.api.routes import health, jobs, labeling, models, rounds, tasks, texts
 from driftloop.platform.config import Settings, get_settings
 from driftloop.platform.store.engine import get_engine
 from driftloop.platform.store.schema import ensure_current
@@ -17,6 +17,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     errors.install(app)
-    for module in (health, tasks, texts, models, jobs, labeling):
+    for module in (health, tasks, texts, models, rounds, jobs, labeling):
         app.include_router(module.router)
     return app

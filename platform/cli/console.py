@@ -91,6 +91,13 @@ def rule(title: str) -> None:
     out.print(Rule(title), width=None if out.is_terminal else _PIPED_RULE_WIDTH)
 
 
+def print_queued(job_id: int, settings: Any) -> None:
+    """``--no-wait``: the job id alone on stdout (``id=$(driftloop train t --no-wait)``), how it runs on stderr."""
+    runner = "by the Celery workers" if settings.broker_url else "by a detached driftloop process"
+    err.print(f"job {job_id} queued, run {runner}: follow it with `driftloop jobs watch {job_id}`", markup=False)
+    sys.stdout.write(f"{job_id}\n")
+
+
 def byte_progress() -> Progress:
     """A bar over bytes read; drawn only when stderr is a terminal."""
     return Progress(

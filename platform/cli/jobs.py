@@ -1,12 +1,14 @@
 """`driftloop jobs`: long work (trainings) as ops see it, and the reaping of jobs whose process died."""
 
+import time
+
 import typer
 from rich.table import Table
 
-from driftloop.platform.cli.console import json_option, out, print_json
+from driftloop.platform.cli.console import err, fraction_progress, json_option, out, print_json
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import get_settings
-from driftloop.platform.jobs import JobInfo, job_info, list_jobs
+from driftloop.platform.jobs import JobInfo, cancel_job, job_info, list_jobs, run_job
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import JobState
 
@@ -70,6 +72,61 @@ def show(
     ):
         if value is not None:
             out.print(f"  {field}: {value}", markup=False)
+
+
+@app.command()
+def watch(
+    job_id: int = typer.Argument(..., metavar="ID", help="Job id."),
+    interval: float = typer.Option(1.0, min=0.1, help="Seconds between two looks at the job."),
+    as_json: bool = json_option(),
+) -> None:
+    """Follow a job to its end with a progress bar; exit 0 if it succeeded, 1 if it failed or was cancelled."""
+    job = wait_for_job(job_id, interval)
+    if as_json:
+        print_json(job)
+    else:
+        outcome = f": {job.error}" if job.error else (f": {job.result}" if job.result else "")
+        out.print(f"job {job.id} ({job.kind}) {job.state}{outcome}", markup=False)
+    if job.state != "succeeded":
+        raise typer.Exit(1)
+
+
+def wait_for_job(job_id: int, interval: float = 1.0) -> JobInfo:
+    """Poll the job until it ends, drawing its progress and message (on stderr, terminal only)."""
+    engine, settings = current_engine(), get_settings()
+    with fraction_progress() as progress:
+        bar = None
+        while True:
+            with session_scope(engine, write=True) as session:
+                job = job_info(session, job_id, lost_after=settings.job_lost_after_seconds)
+            if bar is None:
+                bar = progress.add_task(f"job {job.id} ({job.kind}{f' of {job.task}' if job.task else ''})", total=1.0, summary="")
+            progress.update(bar, completed=job.progress, summary=job.message or job.state)
+            if job.state not in ("queued", "running"):
+                return job
+            time.sleep(interval)
+
+
+@app.command()
+def cancel(job_id: int = typer.Argument(..., metavar="ID", help="Job id.")) -> None:
+    """Cancel a queued or running job: a queued one never starts, a running one stops at its next
+    progress report and commits nothing."""
+    with session_scope(current_engine(), write=True) as session:
+        job = cancel_job(session, job_id)
+        state = job.state.value
+    out.print(f"job {job_id}: {state}")
+
+
+@app.command("run", hidden=True)
+def run(job_id: int = typer.Argument(..., metavar="ID", help="Job id.")) -> None:
+    """Run a queued job in this process (how `--no-wait` runs one when no broker is configured)."""
+    engine, settings = current_engine(), get_settings()
+    run_job(engine, settings, job_id)
+    with session_scope(engine) as session:
+        job = job_info(session, job_id, lost_after=settings.job_lost_after_seconds)
+    if job.state != "succeeded":
+        err.print(f"job {job_id} {job.state}: {job.error or ''}", markup=False)
+        raise typer.Exit(1)
 
 
 @app.command()

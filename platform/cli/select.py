@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 from sqlalchemy import Engine
 
-from driftloop.platform.cli.console import err, json_option, out, print_json, stage_progress
+from driftloop.platform.cli.console import err, json_option, out, print_json, print_queued, stage_progress
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import Settings, get_settings
 
@@ -28,6 +28,9 @@ def select_command(
     random_fraction: float = typer.Option(0.0, min=0.0, max=1.0, help="Share of the budget picked uniformly at random (flagged)."),
     seed: int = typer.Option(0, help="Random seed."),
     as_json: bool = json_option(),
+    no_wait: bool = typer.Option(
+        False, "--no-wait", help="Queue the round as a job, print its id and return; follow it with `driftloop jobs watch ID`."
+    ),
 ) -> None:
     """Pick the texts worth labeling next and record them as a selection round.
 
@@ -40,6 +43,11 @@ def select_command(
     request = SelectionRequest(
         task=name, budget=budget, strategy=strategy, window_days=window_days, random_fraction=random_fraction, seed=seed
     )
+    if no_wait:  # the picks then wait in the outbox for `driftloop labeling push` or `driftloop sync`
+        from driftloop.platform.selection.rounds import submit_selection
+
+        print_queued(submit_selection(engine, settings, request, runner="process"), settings)
+        return
     with stage_progress() as report:
         result = run_selection(engine, settings, request, progress=report)
     if not as_json:

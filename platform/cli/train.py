@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from sqlalchemy import Engine
 
-from driftloop.platform.cli.console import fraction_progress, json_option, out, print_json
+from driftloop.platform.cli.console import fraction_progress, json_option, out, print_json, print_queued
 from driftloop.platform.cli.models import freeze_lines, freeze_notice
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import Settings, get_settings
@@ -30,6 +30,9 @@ def train_command(
     seed: int = typer.Option(0, help="Random seed."),
     promote: bool = typer.Option(True, help="Promote the candidate when it passes the gate."),
     as_json: bool = json_option(),
+    no_wait: bool = typer.Option(
+        False, "--no-wait", help="Queue the round as a job, print its id and return; follow it with `driftloop jobs watch ID`."
+    ),
 ) -> None:
     """Train a candidate from the champion on new labels plus replay, gate it, promote it if it passed.
 
@@ -52,6 +55,11 @@ def train_command(
         training=TrainingConfig(epochs=epochs, distill_weight=distill, seed=seed),
         promote=promote,
     )
+    if no_wait:
+        from driftloop.platform.modeling.rounds import submit_train
+
+        print_queued(submit_train(engine, settings, request, runner="process"), settings)
+        return
     result = train_with_progress(engine, settings, request, f"train {name} ({mode}, replay {replay})")
     if as_json:
         print_json({"task": name, "mode": mode, "replay": replay, **asdict(result), "notice": freeze_notice(engine, name)})

@@ -15,6 +15,7 @@ import shutil
 import traceback
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, func, select
@@ -26,10 +27,19 @@ from driftloop.platform.evaluation import first_model
 from driftloop.platform.evaluation.gate import EvalSlice, GateOutcome, GateRules, RuleResult, evaluate_gate
 from driftloop.platform.evaluation.slices import SliceSpec, eval_slices
 from driftloop.platform.home import private_home
-from driftloop.platform.jobs import complete_job, create_job, fail_job, lock_running, progress_reporter, running
+from driftloop.platform.jobs import (
+    begin_job,
+    complete_job,
+    create_job,
+    fail_job,
+    lock_running,
+    progress_reporter,
+    running,
+    submit,
+)
 from driftloop.platform.modeling import registry, replay
 from driftloop.platform.modeling.artifacts import path_from_uri
-from driftloop.platform.modeling.choices import REPLAY_STRATEGIES
+from driftloop.platform.modeling.choices import MODES, REPLAY_STRATEGIES
 from driftloop.platform.modeling.cross_validation import cross_validate_head
 from driftloop.platform.modeling.embeddings import embed_texts
 from driftloop.platform.modeling.encoder import Encoder, load_encoder
@@ -40,6 +50,7 @@ from driftloop.platform.recovery import recover
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import (
     GateDecision,
+    Job,
     JobState,
     Label,
     ModelVersion,
@@ -91,15 +102,21 @@ def train_round(
     request: RoundRequest,
     encoder: Encoder | None = None,
     on_progress: Progress | None = None,
+    job_id: int | None = None,
 ) -> RoundResult:
-    """Run one round; progress goes to the job row (for ops and the API) and to ``on_progress``."""
-    if request.replay not in REPLAY_STRATEGIES:
-        raise InvalidInput(f"unknown replay strategy {request.replay!r}: use one of {', '.join(REPLAY_STRATEGIES)}")
+    """Run one round; progress goes to the job row (for ops and the API) and to ``on_progress``.
+
+    The round runs as job ``job_id`` (a queued ``train`` job, see :func:`submit_train`), or as a
+    new job it creates itself."""
+    check_request(request)
     recover(engine, settings, request.task)  # what an earlier round of the task left when it was killed
     encoder = encoder or load_encoder(settings)
     with session_scope(engine, write=True) as session:
         task = get_task(session, request.task)
-        job = create_job(session, "train", task.id, {**asdict(request), "training": asdict(request.training)}, start=True)
+        if job_id is None:
+            job = create_job(session, "train", task.id, request_params(request), start=True)
+        else:
+            job = begin_job(session, job_id)
         run = TrainingRun(
             task_id=task.id, job_id=job.id, mode=request.mode, replay=request.replay, params={}, state=JobState.running
         )
@@ -112,6 +129,37 @@ def train_round(
     except BaseException as error:  # an interrupted round (Ctrl-C) is a failed one too
         _mark_failed(engine, job_id, run_id, error)
         raise
+
+
+def check_request(request: RoundRequest) -> None:
+    """Refuse a request no round can run, before any job is made for it."""
+    if request.replay not in REPLAY_STRATEGIES:
+        raise InvalidInput(f"unknown replay strategy {request.replay!r}: use one of {', '.join(REPLAY_STRATEGIES)}", field="replay")
+    if request.mode not in MODES:
+        raise InvalidInput(f"unknown training mode {request.mode!r}: use one of {', '.join(MODES)}", field="mode")
+
+
+def request_params(request: RoundRequest) -> dict[str, Any]:
+    """A round request as a job's JSON params (:func:`request_from_params` reads it back)."""
+    return {**asdict(request), "training": asdict(request.training)}
+
+
+def request_from_params(params: dict[str, Any]) -> RoundRequest:
+    return RoundRequest(**{**params, "training": TrainingConfig(**params["training"])})
+
+
+def submit_train(engine: Engine, settings: Settings, request: RoundRequest, *, runner: str = "thread") -> int:
+    """Queue a training round as a job and have it run (:func:`driftloop.platform.jobs.submit`); its id."""
+    check_request(request)
+    return submit(engine, settings, "train", request.task, request_params(request), runner=runner)
+
+
+def run_train_job(engine: Engine, settings: Settings, job_id: int) -> dict[str, Any]:
+    """The ``train`` job's operation: the round its params describe, as that job."""
+    with session_scope(engine) as session:
+        params = session.get(Job, job_id).params  # type: ignore[union-attr]
+    result = train_round(engine, settings, request_from_params(params), job_id=job_id)
+    return {"version": result.version, "promoted": result.promoted, "passed": result.gate.passed}
 
 
 def _run(

@@ -8,8 +8,9 @@ with their score, cluster, reason and strategy in one transaction; the store's u
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, exists, select
@@ -17,6 +18,7 @@ from sqlalchemy import Engine, exists, select
 from driftloop.labeling.outbox import queue_picks
 from driftloop.platform.config import Settings
 from driftloop.platform.errors import InvalidInput
+from driftloop.platform.jobs import begin_job, complete_job, lock_running, progress_reporter, running, submit
 from driftloop.platform.modeling import registry
 from driftloop.platform.modeling.embeddings import embed_texts
 from driftloop.platform.modeling.encoder import Encoder, load_encoder
@@ -65,16 +67,47 @@ class SelectionResult:
     picks: list[PickedText]
 
 
-def run_selection(
-    engine: Engine, settings: Settings, request: SelectionRequest, encoder: Encoder | None = None, progress: Progress | None = None
-) -> SelectionResult:
+def check_request(request: SelectionRequest, settings: Settings) -> None:
+    """Refuse a request no round can run, before any job is made for it."""
     if request.budget < 1:
-        raise InvalidInput("the budget must be at least 1")
-    options = strategy_options(request.strategy, settings)
+        raise InvalidInput("the budget must be at least 1", field="budget")
     try:
-        strategy = get_strategy(request.strategy, **options)
+        get_strategy(request.strategy, **strategy_options(request.strategy, settings))
     except ValueError as error:
         raise InvalidInput(str(error), field="strategy") from None
+
+
+def submit_selection(engine: Engine, settings: Settings, request: SelectionRequest, *, runner: str = "thread") -> int:
+    """Queue a selection round as a job and have it run (:func:`driftloop.platform.jobs.submit`); its id."""
+    check_request(request, settings)
+    return submit(engine, settings, "select", request.task, asdict(request), runner=runner)
+
+
+def run_select_job(engine: Engine, settings: Settings, job_id: int) -> dict[str, Any]:
+    """The ``select`` job's operation: the round its params describe, as that job."""
+    with session_scope(engine, write=True) as session:
+        params = begin_job(session, job_id).params
+    with running(engine, job_id, settings.job_heartbeat_seconds):
+        to_job = progress_reporter(engine, job_id)
+        result = run_selection(
+            engine, settings, SelectionRequest(**params), progress=lambda stage, done, total: to_job(done / max(total, 1), f"{stage} {done}/{total}"), job_id=job_id
+        )
+    return {"round": result.round_id, "picks": len(result.picks), "pool_size": result.pool_size, "model_version": result.model_version}
+
+
+def run_selection(
+    engine: Engine,
+    settings: Settings,
+    request: SelectionRequest,
+    encoder: Encoder | None = None,
+    progress: Progress | None = None,
+    job_id: int | None = None,
+) -> SelectionResult:
+    """Pick ``request.budget`` texts and record the round (and complete job ``job_id``, a running
+    ``select`` job, in the same transaction)."""
+    check_request(request, settings)
+    options = strategy_options(request.strategy, settings)
+    strategy = get_strategy(request.strategy, **options)
     encoder = encoder or load_encoder(settings)
     with session_scope(engine) as session:
         task = get_task(session, request.task)
@@ -113,7 +146,7 @@ def run_selection(
     )
     params = {"duplicate_threshold": settings.selection_duplicate_threshold, **options}
     version_id, version = (champion.id, champion.version) if champion else (None, None)
-    return _record(engine, task_id, request, version_id, version, len(pool_ids), params, picks)
+    return _record(engine, task_id, request, version_id, version, len(pool_ids), params, picks, job_id)
 
 
 def strategy_options(strategy: str, settings: Settings) -> dict[str, object]:
@@ -152,8 +185,11 @@ def _record(
     pool_size: int,
     params: dict[str, object],
     picks: list,  # type: ignore[type-arg]
+    job_id: int | None,
 ) -> SelectionResult:
     with session_scope(engine) as session:
+        if job_id is not None:
+            lock_running(session, job_id)  # a cancelled or lost job's round is not recorded
         round_ = SelectionRound(
             task_id=task_id,
             strategy=request.strategy,
@@ -190,6 +226,8 @@ def _record(
             )
         )
         found = {text_id: (external_id, text) for text_id, external_id, text in rows}
+        if job_id is not None:
+            complete_job(session, job_id, {"round": round_.id, "picks": len(picks), "pool_size": pool_size, "model_version": version})
         return SelectionResult(
             round_.id,
             request.strategy,

@@ -6,7 +6,7 @@ from pydantic import BaseModel
 
 from driftloop.platform.api.deps import RowNumber, SessionDep, SettingsDep
 from driftloop.platform.api.errors import declare
-from driftloop.platform.jobs import job_info
+from driftloop.platform.jobs import cancel_job, job_info
 
 router = APIRouter(tags=["jobs"])
 
@@ -31,4 +31,13 @@ class JobPublic(BaseModel):
 @router.get("/v1/jobs/{job_id}", responses=declare(404, 422))
 def read_job(job_id: RowNumber, session: SessionDep, settings: SettingsDep) -> JobPublic:
     # a job whose process died is marked failed here rather than shown as running
+    return JobPublic(**asdict(job_info(session, job_id, lost_after=settings.job_lost_after_seconds)))
+
+
+@router.post("/v1/jobs/{job_id}/cancel", responses=declare(404, 409, 422))
+def cancel(job_id: RowNumber, session: SessionDep, settings: SettingsDep) -> JobPublic:
+    """Cancel a queued or running job: a queued one never starts, a running one stops at its next
+    progress report and commits nothing. 409 when it has ended already."""
+    cancel_job(session, job_id)
+    session.flush()
     return JobPublic(**asdict(job_info(session, job_id, lost_after=settings.job_lost_after_seconds)))

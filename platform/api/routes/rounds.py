@@ -1,0 +1,70 @@
+"""Training and selection rounds over HTTP: slow work, so each answers 202 with its job at once
+(``Location: /v1/jobs/{id}``) and a runner does the work (see :func:`driftloop.platform.jobs.submit`).
+The job row is committed before the answer: a 202 always names a job that exists."""
+
+from typing import Literal
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, Field
+
+from driftloop.platform.api.deps import EngineDep, SettingsDep
+from driftloop.platform.api.errors import declare
+
+router = APIRouter(tags=["rounds"])
+
+
+class TrainRequest(BaseModel):
+    mode: Literal["head", "full", "lora"] = "head"
+    replay: Literal["none", "reservoir", "balanced"] = "reservoir"
+    distill: float = Field(0.0, ge=0.0, le=100.0, description="Weight of distillation from the champion (LwF); 0 = off.")
+    epochs: int | None = Field(None, ge=1, le=10_000)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    promote: bool = True
+
+
+class SelectRequest(BaseModel):
+    budget: int = Field(..., ge=1, le=100_000)
+    strategy: Literal["random", "least-confidence", "margin", "entropy", "kmeans", "kcenter", "hybrid"] = "hybrid"
+    window_days: float | None = Field(None, gt=0, le=36_500)
+    random_fraction: float = Field(0.0, ge=0.0, le=1.0)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+
+class JobAccepted(BaseModel):
+    job: int
+    state: str
+    url: str
+
+
+@router.post("/v1/tasks/{task}/train", status_code=202, responses=declare(400, 404, 422))
+def train(task: str, engine: EngineDep, settings: SettingsDep, response: Response, body: TrainRequest | None = None) -> JobAccepted:
+    """Queue a training round (train → gate → promote if it passed); follow it at ``url``."""
+    from driftloop.platform.modeling.rounds import RoundRequest, submit_train
+    from driftloop.platform.modeling.training import TrainingConfig
+
+    body = body or TrainRequest()
+    request = RoundRequest(
+        task=task,
+        mode=body.mode,
+        replay=body.replay,
+        replay_ratio=settings.replay_ratio,
+        replay_capacity=settings.replay_capacity,
+        training=TrainingConfig(epochs=body.epochs, distill_weight=body.distill, seed=body.seed),
+        promote=body.promote,
+    )
+    return _accepted(submit_train(engine, settings, request), response)
+
+
+@router.post("/v1/tasks/{task}/select", status_code=202, responses=declare(400, 404, 422))
+def select(task: str, body: SelectRequest, engine: EngineDep, settings: SettingsDep, response: Response) -> JobAccepted:
+    """Queue a selection round (pick ``budget`` texts worth labeling); follow it at ``url``."""
+    from driftloop.platform.selection.rounds import SelectionRequest, submit_selection
+
+    request = SelectionRequest(task=task, **body.model_dump())
+    return _accepted(submit_selection(engine, settings, request), response)
+
+
+def _accepted(job_id: int, response: Response) -> JobAccepted:
+    url = f"/v1/jobs/{job_id}"
+    response.headers["Location"] = url
+    return JobAccepted(job=job_id, state="queued", url=url)

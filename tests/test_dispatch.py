@@ -1,0 +1,163 @@
+"""The job dispatch seam: submit → a queued job row → a runner (this process's thread, a detached
+process, or Celery by task name) → the operation starts, reports and completes the job.
+
+Real parts throughout: the real encoder and training (head mode, BBC headlines), a real API
+app, the installed CLI in subprocesses, and a real Redis as the Celery broker."""
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
+
+from driftloop.platform import jobs
+from driftloop.platform.api.app import create_app
+from driftloop.platform.config import Settings
+from driftloop.platform.jobs import Owner, create_job, get_job, run_job, submit
+from driftloop.platform.store.engine import session_scope
+from driftloop.platform.store.models import Job, JobState, ModelVersion, TrainingRun
+from driftloop.platform.tasks import get_task
+from tests.conftest import run_cli, store_env
+from tests.modeling.test_rounds import Loop
+
+BROKER_DB = 13  # this file's own Redis database: parallel runs and a demo use others
+
+
+def _wait(client: TestClient, job_id: int, timeout: float = 300.0) -> list[dict]:  # type: ignore[type-arg]
+    """Every distinct view of the job over HTTP until it ends."""
+    seen: list[dict] = []  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if not seen or (job["state"], job["progress"]) != (seen[-1]["state"], seen[-1]["progress"]):
+            seen.append(job)
+        if job["state"] not in ("queued", "running"):
+            return seen
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not end in {timeout}s: {seen[-1]}")
+
+
+def test_train_and_select_over_http_answer_202_and_run_one_after_the_other(sqlite_engine: Engine, tmp_path: Path, headlines, encoder) -> None:  # type: ignore[no-untyped-def]
+    loop = Loop(sqlite_engine, tmp_path, headlines, encoder)
+    loop.label(loop.headlines[:300])
+    with TestClient(create_app(loop.settings)) as client:
+        train = client.post(f"/v1/tasks/{loop.task}/train", json={"mode": "head", "seed": 1})
+        assert train.status_code == 202, train.text
+        job_id = train.json()["job"]
+        assert train.headers["location"] == f"/v1/jobs/{job_id}" == train.json()["url"]
+        # a second job while the first runs: it waits its turn in the process's runner
+        picked = client.post(f"/v1/tasks/{loop.task}/select", json={"budget": 5, "strategy": "margin"})
+        assert picked.status_code == 202, picked.text
+        pick_id = picked.json()["job"]
+
+        views = _wait(client, job_id)
+        assert views[-1]["state"] == "succeeded", views[-1]
+        assert views[-1]["progress"] == 1.0 and views[-1]["result"]["version"] == 1
+        assert any(0 < v["progress"] < 1 and v["state"] == "running" for v in views), "no progress was shown while it ran"
+        selection = _wait(client, pick_id)[-1]
+        assert selection["state"] == "succeeded", selection
+        # picked by the champion the first job promoted, and only after it finished
+        assert selection["result"]["picks"] == 5 and selection["result"]["model_version"] == 1
+        assert selection["started_at"] >= views[-1]["finished_at"]
+        assert [m["status"] for m in client.get(f"/v1/tasks/{loop.task}/models").json()] == ["champion"]
+
+        # refused before any job is made: a usage error names the field, an unknown task is a 404
+        assert client.post(f"/v1/tasks/{loop.task}/train", json={"mode": "huge"}).status_code == 422
+        assert client.post(f"/v1/tasks/{loop.task}/select", json={"budget": 0}).status_code == 422
+        assert client.post(f"/v1/tasks/no-{uuid.uuid4().hex[:6]}/train").status_code == 404
+    with session_scope(sqlite_engine) as session:
+        assert session.scalar(select(func.count()).select_from(Job)) == 2
+
+
+def test_cancelling_a_running_training_stops_it_and_commits_nothing(sqlite_engine: Engine, tmp_path: Path, headlines, encoder) -> None:  # type: ignore[no-untyped-def]
+    loop = Loop(sqlite_engine, tmp_path, headlines, encoder)
+    loop.label(loop.headlines[:300])
+    with TestClient(create_app(loop.settings)) as client:
+        # thousands of epochs: it is still training when the cancel arrives
+        job_id = client.post(f"/v1/tasks/{loop.task}/train", json={"epochs": 5000}).json()["job"]
+        deadline = time.monotonic() + 120
+        while client.get(f"/v1/jobs/{job_id}").json()["progress"] < 0.35:  # past the embedding, in the epochs
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        cancelled = client.post(f"/v1/jobs/{job_id}/cancel")
+        assert (cancelled.status_code, cancelled.json()["state"]) == (200, "cancelled")
+        jobs._pool().submit(lambda: None).result(timeout=120)  # the runner's one thread is free again: the work stopped
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        assert (job["state"], job["error"]) == ("cancelled", "cancelled by request")
+        assert client.post(f"/v1/jobs/{job_id}/cancel").status_code == 409
+    with session_scope(sqlite_engine) as session:
+        assert session.scalar(select(func.count()).select_from(ModelVersion)) == 0
+        assert session.scalar(select(TrainingRun.state).where(TrainingRun.job_id == job_id)) == JobState.cancelled
+
+
+def test_a_cancelled_queued_job_never_runs(engine: Engine, task_name: str, tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, database_url=engine.url.render_as_string(hide_password=False))
+    with session_scope(engine) as session:
+        job_id = create_job(session, "select", get_task(session, task_name).id, {"task": task_name, "budget": 3}).id
+    with TestClient(create_app(settings)) as client:
+        assert client.post(f"/v1/jobs/{job_id}/cancel").json()["state"] == "cancelled"
+        assert run_job(engine, settings, job_id) is None  # e.g. a broker delivering it late: not run
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        assert (job["state"], job["started_at"]) == ("cancelled", None)
+        assert client.post(f"/v1/jobs/{job_id}/cancel").json()["error"] == "job_ended"
+
+
+def test_a_queued_job_whose_runner_died_is_lost_not_queued_forever(engine: Engine, task_name: str) -> None:
+    runner = subprocess.Popen([sys.executable, "-c", "pass"])
+    owner = Owner("", runner.pid, psutil.Process(runner.pid).create_time()) if runner.poll() is None else None
+    runner.wait()
+    with session_scope(engine) as session:
+        job = create_job(session, "train", get_task(session, task_name).id, {})
+        if owner is None:
+            pytest.fail("the runner exited before its creation time could be read; run again")
+        # claimed as submit() claims a job for this host's runner
+        job.owner_host, job.owner_pid, job.owner_started_at = socket.gethostname(), owner.pid, owner.started_at
+        job_id = job.id
+    with session_scope(engine) as session:
+        job = get_job(session, job_id, lost_after=60)
+        assert job.state == JobState.failed and job.error.startswith("lost: the process that ran it"), job.error
+
+
+def test_no_wait_returns_the_id_and_a_detached_process_runs_it(sqlite_engine: Engine, tmp_path: Path, headlines, encoder) -> None:  # type: ignore[no-untyped-def]
+    loop = Loop(sqlite_engine, tmp_path, headlines, encoder)
+    loop.label(loop.headlines[:300])
+    env = store_env(sqlite_engine, tmp_path)
+    queued = run_cli("train", loop.task, "--no-wait", env=env, timeout=60)
+    assert queued.returncode == 0, queued.stderr
+    job_id = int(queued.stdout.decode())  # the id alone on stdout
+    assert f"jobs watch {job_id}" in queued.stderr.decode()
+    with session_scope(sqlite_engine) as session:
+        assert session.get(Job, job_id).state in (JobState.queued, JobState.running)  # it returned at once
+    watched = run_cli("jobs", "watch", str(job_id), "--json", env=env, timeout=300)
+    assert watched.returncode == 0, watched.stdout + watched.stderr
+    job = json.loads(watched.stdout)
+    assert (job["state"], job["result"]["version"]) == ("succeeded", 1)
+    assert loop.champion_version() == 1
+
+
+def test_with_a_broker_a_job_goes_to_celery_by_task_name(engine: Engine, task_name: str, tmp_path: Path) -> None:
+    url = f"redis://127.0.0.1:6379/{BROKER_DB}"
+    broker = redis.Redis.from_url(url)
+    broker.flushdb()
+    settings = Settings(home=tmp_path, database_url=engine.url.render_as_string(hide_password=False), broker_url=url)
+    job_id = submit(engine, settings, "select", task_name, {"task": task_name, "budget": 3})
+    message = json.loads(broker.lpop("celery"))  # the default queue a worker consumes
+    assert (message["headers"]["task"], json.loads(jobs_body(message))[0]) == ("driftloop.select", [job_id])
+    with session_scope(engine) as session:
+        job = session.get(Job, job_id)
+        assert (job.state, job.owner_pid) == (JobState.queued, None)  # the worker that takes it will own it
+    broker.flushdb()
+
+
+def jobs_body(message: dict) -> str:  # type: ignore[type-arg]
+    import base64
+
+    return base64.b64decode(message["body"]).decode()

@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 
 from driftloop.labeling.connection import LabelingUnavailable
 from driftloop.labeling.dataset import FIELD, QUESTION, VECTOR, LabelingConfig, provision
-from driftloop.labeling.outbox import pending_count
 from driftloop.platform.config import Settings
+from driftloop.platform.labels.outbox import pending_count
 from driftloop.platform.modeling.embeddings import read_vectors
 from driftloop.platform.modeling.encoder import encoder_dimensions
 from driftloop.platform.store.engine import session_scope

@@ -14,9 +14,9 @@ from datetime import timedelta
 import numpy as np
 from sqlalchemy import Engine, exists, select
 
-from driftloop.labeling.outbox import queue_picks
 from driftloop.platform.config import Settings
 from driftloop.platform.errors import InvalidInput
+from driftloop.platform.labels.outbox import queue_picks
 from driftloop.platform.modeling import registry
 from driftloop.platform.modeling.embeddings import embed_texts
 from driftloop.platform.modeling.encoder import Encoder, load_encoder

@@ -12,10 +12,10 @@ from sqlalchemy import Engine, func, select, text
 from driftloop.labeling.annotator import AnnotatorLogin, SimulatedAnnotator
 from driftloop.labeling.connection import connect
 from driftloop.labeling.dataset import configure, generations
-from driftloop.labeling.outbox import pending_count, requeue, text_id_of
 from driftloop.labeling.push import push_pending
 from driftloop.labeling.sync import sync, unresolved
 from driftloop.platform.config import Settings
+from driftloop.platform.labels.outbox import pending_count, requeue, text_id_of
 from driftloop.platform.selection.rounds import SelectionRequest, run_selection
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import Annotation, AnnotationStatus, Label, Push, PushState, TextRecord

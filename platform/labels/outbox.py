@@ -1,5 +1,8 @@
-"""The labeling outbox: picks queued for Argilla in the ``pushes`` table, and the record ids
-derived from text ids. Kept free of the Argilla SDK so that selection can queue picks cheaply."""
+"""The labeling outbox: picks queued for the labeling tool in the ``pushes`` table, and the
+record ids derived from text ids.
+
+Plain SQL on the store, so it lives in the platform: selection queues a round's picks in the
+round's own transaction, and ``driftloop.labeling`` (which talks to Argilla) drains the queue."""
 
 from collections.abc import Sequence
 

@@ -37,6 +37,7 @@ from driftloop.platform.modeling.registry import parse_time
 from driftloop.platform.modeling.training import FitReport, Progress, TrainingConfig, TrainingData, fit
 from driftloop.platform.recovery import recover
 from driftloop.platform.store.engine import session_scope
+from driftloop.platform.store.in_lists import in_list_chunks
 from driftloop.platform.store.models import (
     GateDecision,
     JobState,
@@ -326,7 +327,9 @@ def _replay_sample(session: Session, task_id: int, request: RoundRequest, n_new:
     if request.replay == "none":
         return []
     items = replay.sample_replay(session, task_id, request.replay, math.ceil(n_new * request.replay_ratio), seed=request.training.seed)
-    texts = dict(session.execute(select(TextRecord.id, TextRecord.text).where(TextRecord.id.in_([i.text_id for i in items]))).all())
+    texts: dict[int, str] = {}
+    for chunk in in_list_chunks(i.text_id for i in items):
+        texts.update(session.execute(select(TextRecord.id, TextRecord.text).where(TextRecord.id.in_(chunk))).all())
     return [_Example(i.text_id, texts[i.text_id], i.label) for i in items if i.text_id in texts]
 
 

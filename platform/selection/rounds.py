@@ -27,6 +27,7 @@ from driftloop.platform.selection.picking import select as select_picks
 from driftloop.platform.selection.scoring import champion_probabilities
 from driftloop.platform.selection.task_index import sync_index
 from driftloop.platform.store.engine import session_scope
+from driftloop.platform.store.in_lists import in_list_chunks
 from driftloop.platform.store.models import Label, SelectionPick, SelectionRound, TextRecord
 from driftloop.platform.store.types import utcnow
 from driftloop.platform.tasks import get_task
@@ -184,12 +185,13 @@ def _record(
         )
         queue_picks(session, task_id, round_.id, [p.text_id for p in picks])  # the same transaction: no pick lost
         session.flush()
-        rows = session.execute(
-            select(TextRecord.id, TextRecord.external_id, TextRecord.text).where(
-                TextRecord.id.in_([p.text_id for p in picks])
+        found = {
+            text_id: (external_id, text)
+            for chunk in in_list_chunks(p.text_id for p in picks)
+            for text_id, external_id, text in session.execute(
+                select(TextRecord.id, TextRecord.external_id, TextRecord.text).where(TextRecord.id.in_(chunk))
             )
-        )
-        found = {text_id: (external_id, text) for text_id, external_id, text in rows}
+        }
         return SelectionResult(
             round_.id,
             request.strategy,

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from driftloop.platform.config import Settings
 from driftloop.platform.errors import InvalidInput, NothingToLearn
 from driftloop.platform.evaluation import first_model
+from driftloop.platform.evaluation.decisions import record_decision
 from driftloop.platform.evaluation.gate import EvalSlice, GateOutcome, GateRules, RuleResult, evaluate_gate
 from driftloop.platform.evaluation.slices import SliceSpec, eval_slices
 from driftloop.platform.home import private_home
@@ -39,14 +40,12 @@ from driftloop.platform.recovery import recover
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.in_lists import in_list_chunks
 from driftloop.platform.store.models import (
-    GateDecision,
     JobState,
     Label,
     ModelVersion,
     Split,
     TextRecord,
     TrainingRun,
-    Verdict,
 )
 from driftloop.platform.store.types import utcnow
 from driftloop.platform.tasks import get_task, label_names
@@ -211,16 +210,7 @@ def _run(
                 champion_all = next((s.champion.to_dict() for s in outcome.slices if s.name == "all" and s.champion), None)
                 if champion_all is not None:
                     registry.confirm(parent, champion_all)
-            session.add(
-                GateDecision(
-                    task_id=task.id,
-                    candidate_id=version.id,
-                    champion_id=parent.id if parent else None,
-                    slices={s["name"]: s for s in outcome.to_dict()["slices"]},
-                    rules=outcome.to_dict()["rules"],
-                    verdict=Verdict.passed if outcome.passed else Verdict.failed,
-                )
-            )
+            record_decision(session, version, parent, outcome=outcome)
             run = session.get(TrainingRun, run_id)
             run.params = {
                 "data_from": cutoff.isoformat() if cutoff else None,

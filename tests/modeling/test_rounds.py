@@ -149,7 +149,10 @@ def test_concurrent_promotions_cannot_both_win(postgresql_engine: Engine, tmp_pa
     assert sorted(o == "promoted" for o in outcomes.values()) == [False, True], outcomes
     assert any("gated against another champion" in o for o in outcomes.values())
     with session_scope(postgresql_engine) as session:
+        task_id = get_task(session, loop.task).id  # the database is shared with other tests' tasks
         champions = session.scalar(
-            select(func.count()).select_from(ModelVersion).where(ModelVersion.status == ModelStatus.champion)
+            select(func.count())
+            .select_from(ModelVersion)
+            .where(ModelVersion.task_id == task_id, ModelVersion.status == ModelStatus.champion)
         )
     assert champions == 1

@@ -6,11 +6,15 @@ the current champion (:mod:`driftloop.platform.modeling.registry`), and the free
 refused ones (:mod:`driftloop.platform.modeling.freeze`); both read what is recorded here.
 """
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy.orm import Session
 
 from driftloop.platform.errors import InvalidInput
-from driftloop.platform.evaluation.gate import GateOutcome
 from driftloop.platform.store.models import GateDecision, ModelVersion, Verdict
+
+if TYPE_CHECKING:  # the gate brings scipy and scikit-learn; the registry and the reaper stay light
+    from driftloop.platform.evaluation.gate import GateOutcome
 
 
 def record_decision(
@@ -18,7 +22,7 @@ def record_decision(
     candidate: ModelVersion,
     champion: ModelVersion | None,
     *,
-    outcome: GateOutcome | None = None,
+    outcome: "GateOutcome | None" = None,
     override_reason: str | None = None,
 ) -> GateDecision:
     """Record the decision on ``candidate`` against ``champion`` (None: the task had none): the

@@ -28,7 +28,9 @@ $(STAMP): pyproject.toml setup.py
 demo: install
 	$(BIN)/driftloop demo
 
+# Lint, then the suite. `ruff check` only: much of the code is not in `ruff format`'s layout.
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 bench: install

@@ -81,7 +81,7 @@ def run_driftloop(url: str, recs: list[dict[str, str]], *, create: bool) -> tupl
     return elapsed, summary
 
 
-# The indexes driftloop's ``texts`` carries (DESIGN.md asks for each), for the indexed floor.
+# The indexes driftloop's ``texts`` carries (the data model asks for each), for the indexed floor.
 TEXT_INDEXES = (
     "CREATE UNIQUE INDEX bare_task_external ON bare (task_id, external_id)",
     "CREATE INDEX bare_task_received ON bare (task_id, received_at)",

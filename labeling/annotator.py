@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy import Engine
 
-from driftloop.labeling.outbox import text_id_of
+from driftloop.platform.labels.outbox import text_id_of
 from driftloop.platform.labels.service import Answer, record_answers
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import AnnotationStatus

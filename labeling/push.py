@@ -21,11 +21,12 @@ from sqlalchemy.orm import Session
 
 from driftloop.labeling.connection import LabelingUnavailable
 from driftloop.labeling.dataset import FIELD, QUESTION, VECTOR, LabelingConfig, provision
-from driftloop.labeling.outbox import pending_count
 from driftloop.platform.config import Settings
+from driftloop.platform.labels.outbox import pending_count
 from driftloop.platform.modeling.embeddings import read_vectors
 from driftloop.platform.modeling.encoder import encoder_dimensions
 from driftloop.platform.store.engine import session_scope
+from driftloop.platform.store.in_lists import in_list_chunks
 from driftloop.platform.store.models import (
     Annotation,
     Embedding,
@@ -233,10 +234,12 @@ def _note_pushed(engine: Engine, push_ids: list[int], dataset: str) -> None:
 
 
 def _note_failure(engine: Engine, push_ids: list[int], error: Exception) -> None:
+    """``push_ids`` may be every pending push of the task (Argilla down): a backlog of any size."""
     with session_scope(engine) as session:
-        for push in session.scalars(select(Push).where(Push.id.in_(push_ids))):
-            push.attempts += 1
-            push.last_error = f"{type(error).__name__}: {error}"[:2000]
+        for chunk in in_list_chunks(push_ids):
+            for push in session.scalars(select(Push).where(Push.id.in_(chunk))):
+                push.attempts += 1
+                push.last_error = f"{type(error).__name__}: {error}"[:2000]
 
 
 def _source(meta: dict | None) -> str | None:  # type: ignore[type-arg]

@@ -17,11 +17,11 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from driftloop.labeling.dataset import QUESTION, LabelingConfig, generations
-from driftloop.labeling.outbox import text_id_of
 from driftloop.labeling.push import PushResult, push_pending
 from driftloop.platform.config import Settings
 from driftloop.platform.labels.aggregation import majority_vote
 from driftloop.platform.labels.agreement import Agreement, agreement
+from driftloop.platform.labels.outbox import text_id_of
 from driftloop.platform.labels.service import Answer, record_answers
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import Annotation, AnnotationStatus, Label, Push, Task

@@ -119,3 +119,11 @@ def headlines() -> list[tuple[str, str, str]]:
     for group in zip(*by_topic.values(), strict=False):
         rows.extend(group)
     return rows
+
+
+@pytest.fixture
+def loop(sqlite_engine: Engine, tmp_path: Path, headlines, encoder):  # type: ignore[no-untyped-def]
+    """A fresh task of headlines (tests.learning_loop.Loop) on the SQLite store, nothing labelled yet."""
+    from tests.learning_loop import Loop  # imported here, like the encoder: it brings torch
+
+    return Loop(sqlite_engine, tmp_path, headlines, encoder)

@@ -26,7 +26,7 @@ from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import Job, JobState, ModelVersion, TrainingRun
 from driftloop.platform.tasks import get_task
 from tests.conftest import run_cli, store_env
-from tests.modeling.test_rounds import Loop
+from tests.learning_loop import Loop
 
 BROKER_DB = 13  # this file's own Redis database: parallel runs and a demo use others
 

@@ -1,4 +1,5 @@
-"""The layout promises of DESIGN.md: `platform/` must never shadow the standard library."""
+"""The layout promises of docs/architecture.md: `platform/` must never shadow the standard library.
+The dependency rule between the packages is checked in test_dependencies.py."""
 
 import subprocess
 import sys

@@ -85,8 +85,8 @@ def configure_command(
 @app.command("requeue")
 def requeue_command(name: str = typer.Argument(..., help="Task.")) -> None:
     """Send texts whose answers tie back to Argilla as new records, for more opinions."""
-    from driftloop.labeling.outbox import requeue
     from driftloop.labeling.sync import unresolved
+    from driftloop.platform.labels.outbox import requeue
 
     with session_scope(current_engine()) as session:
         task = get_task(session, name, lock=True)

@@ -1,1 +1,2 @@
-"""Annotations (one per annotator and text) and the aggregated labels the models learn from."""
+"""Annotations (one per annotator and text), the aggregated labels the models learn from, and
+the outbox of texts waiting for an annotator."""

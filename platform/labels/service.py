@@ -18,11 +18,10 @@ from driftloop.platform.labels.aggregation import majority_vote
 from driftloop.platform.labels.splits import SplitAssigner
 from driftloop.platform.storable import text_problem
 from driftloop.platform.store.engine import session_scope
+from driftloop.platform.store.in_lists import in_list_chunks
 from driftloop.platform.store.models import Annotation, AnnotationStatus, Label, Split, Task, TextRecord
 from driftloop.platform.store.types import utcnow
 from driftloop.platform.tasks import get_task, label_names
-
-_IN_CHUNK = 900
 
 
 class LabelStatus(StrEnum):
@@ -189,8 +188,7 @@ def _parse(raw: object, known_labels: list[str], default_annotator: str) -> tupl
 
 def _text_ids(session: Session, task_id: int, external_ids: list[str]) -> dict[str, int]:
     found: dict[str, int] = {}
-    for start in range(0, len(external_ids), _IN_CHUNK):
-        chunk = external_ids[start : start + _IN_CHUNK]
+    for chunk in in_list_chunks(external_ids):
         rows = session.execute(
             select(TextRecord.external_id, TextRecord.id).where(
                 TextRecord.task_id == task_id, TextRecord.external_id.in_(chunk)
@@ -202,15 +200,14 @@ def _text_ids(session: Session, task_id: int, external_ids: list[str]) -> dict[s
 
 def _annotations(session: Session, text_ids: list[int]) -> list[Annotation]:
     rows: list[Annotation] = []
-    for start in range(0, len(text_ids), _IN_CHUNK):
-        rows += session.scalars(select(Annotation).where(Annotation.text_id.in_(text_ids[start : start + _IN_CHUNK])))
+    for chunk in in_list_chunks(text_ids):
+        rows += session.scalars(select(Annotation).where(Annotation.text_id.in_(chunk)))
     return rows
 
 
 def _labels(session: Session, text_ids: list[int]) -> dict[int, Label]:
     labels: dict[int, Label] = {}
-    for start in range(0, len(text_ids), _IN_CHUNK):
-        chunk = text_ids[start : start + _IN_CHUNK]
+    for chunk in in_list_chunks(text_ids):
         labels.update({row.text_id: row for row in session.scalars(select(Label).where(Label.text_id.in_(chunk)))})
     return labels
 

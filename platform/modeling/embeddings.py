@@ -32,11 +32,10 @@ from driftloop.platform.errors import DriftloopError, NotFound
 from driftloop.platform.home import private_home
 from driftloop.platform.modeling.encoder import Encoder, Progress
 from driftloop.platform.store.engine import write_locked
+from driftloop.platform.store.in_lists import in_list_chunks
 from driftloop.platform.store.models import Embedding, TextRecord
 from driftloop.platform.store.types import utcnow
 
-# Stays under SQLite's historical limit of 999 bound parameters per statement.
-_IN_CHUNK = 900
 # Texts encoded between two appends: bounds memory, and what a crash can cost.
 _APPEND_CHUNK = 4096
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@-]")
@@ -154,7 +153,7 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
 
 def _recorded_vector_ids(connection: Connection, task_id: int, encoder_id: str, text_ids: list[int]) -> dict[int, int]:
     found: dict[int, int] = {}
-    for chunk in _chunks(text_ids):
+    for chunk in in_list_chunks(text_ids):
         query = select(Embedding.text_id, Embedding.vector_id).where(
             Embedding.task_id == task_id, Embedding.encoder_id == encoder_id, Embedding.text_id.in_(chunk)
         )
@@ -172,7 +171,7 @@ def _recorded_rows(connection: Connection, task_id: int, encoder_id: str) -> int
 def _require_task_texts(engine: Engine, task_id: int, text_ids: list[int]) -> None:
     found: set[int] = set()
     with engine.connect() as connection:
-        for chunk in _chunks(text_ids):
+        for chunk in in_list_chunks(text_ids):
             query = select(TextRecord.id).where(TextRecord.task_id == task_id, TextRecord.id.in_(chunk))
             found.update(connection.scalars(query))
     unknown = [i for i in text_ids if i not in found]
@@ -184,14 +183,9 @@ def _require_task_texts(engine: Engine, task_id: int, text_ids: list[int]) -> No
 def _texts(engine: Engine, text_ids: list[int]) -> dict[int, str]:
     texts: dict[int, str] = {}
     with engine.connect() as connection:
-        for chunk in _chunks(text_ids):
+        for chunk in in_list_chunks(text_ids):
             texts.update(connection.execute(select(TextRecord.id, TextRecord.text).where(TextRecord.id.in_(chunk))).all())
     return texts
-
-
-def _chunks(ids: list[int]) -> Iterator[list[int]]:
-    for start in range(0, len(ids), _IN_CHUNK):
-        yield ids[start : start + _IN_CHUNK]
 
 
 def _offset(progress: Progress | None, done_before: int, total: int) -> Progress | None:

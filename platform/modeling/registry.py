@@ -22,7 +22,8 @@ from pathlib import Path
 from sqlalchemy import Engine, exists, func, select
 from sqlalchemy.orm import Session
 
-from driftloop.platform.errors import InvalidInput, NotFound, PromotionRefused
+from driftloop.platform.errors import NotFound, PromotionRefused
+from driftloop.platform.evaluation.decisions import record_decision
 from driftloop.platform.modeling import replay
 from driftloop.platform.modeling.artifacts import Artifact, temporary_of
 from driftloop.platform.store.engine import session_scope
@@ -119,19 +120,7 @@ def promote(
         raise PromotionRefused(f"version {number} is {candidate.status.value}, not a candidate", version=number)
     current = champion(session, task.id)
     if force_reason is not None:
-        if not force_reason.strip():
-            raise InvalidInput("an override needs a reason")
-        session.add(
-            GateDecision(
-                task_id=task.id,
-                candidate_id=candidate.id,
-                champion_id=current.id if current else None,
-                verdict=Verdict.passed,
-                override_reason=force_reason.strip(),
-                rules=[{"rule": "ops_override", "passed": True, "detail": force_reason.strip()}],
-                slices={},
-            )
-        )
+        record_decision(session, candidate, current, override_reason=force_reason)
     else:
         _require_passed_gate(session, candidate, current)
     if current is not None:

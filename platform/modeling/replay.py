@@ -31,15 +31,13 @@ import numpy as np
 from sqlalchemy import Select, delete, insert, select
 from sqlalchemy.orm import Session
 
+from driftloop.platform.store.in_lists import in_list_chunks
 from driftloop.platform.store.inserts import insert_unless_present
 from driftloop.platform.store.models import Label, ReplayBuffer, Split
 from driftloop.platform.store.models import ReplayItem as ReplayItemRow
 from driftloop.platform.store.types import utcnow
 
 NONE = "none"
-
-# Rows touched per DELETE ... IN (...): well under SQLite's and PostgreSQL's bound-parameter limits.
-_CHUNK = 1000
 
 # Updates and samples draw from separate streams, so sampling never replays an update's draws.
 _UPDATE_STREAM = 0
@@ -396,8 +394,7 @@ def _with_train_labels(session: Session, task_id: int, new: Sequence[ReplayItem]
     they neither take a slot nor count as seen."""
     text_ids = list({item.text_id for item in new})
     labels: dict[int, str] = {}
-    for start in range(0, len(text_ids), _CHUNK):
-        chunk = text_ids[start : start + _CHUNK]
+    for chunk in in_list_chunks(text_ids):
         labels.update(
             session.execute(
                 select(Label.text_id, Label.label).where(
@@ -443,8 +440,7 @@ def _write_items(session: Session, buffer_id: int, stored: Sequence[_StoredItem]
         if text_id not in old or old[text_id].slot != slot
     ]
     # Deletes first: a moved item's old row holds its text id, and a replaced item's its slot.
-    for start in range(0, len(gone), _CHUNK):
-        chunk = gone[start : start + _CHUNK]
+    for chunk in in_list_chunks(gone):
         session.execute(
             delete(ReplayItemRow).where(ReplayItemRow.buffer_id == buffer_id, ReplayItemRow.text_id.in_(chunk)),
             execution_options={"synchronize_session": False},

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from driftloop.platform.config import Settings
 from driftloop.platform.errors import InvalidInput, NothingToLearn
 from driftloop.platform.evaluation import first_model
+from driftloop.platform.evaluation.decisions import record_decision
 from driftloop.platform.evaluation.gate import EvalSlice, GateOutcome, GateRules, RuleResult, evaluate_gate
 from driftloop.platform.evaluation.slices import SliceSpec, eval_slices
 from driftloop.platform.home import private_home
@@ -48,8 +49,8 @@ from driftloop.platform.modeling.registry import parse_time
 from driftloop.platform.modeling.training import FitReport, Progress, TrainingConfig, TrainingData, fit
 from driftloop.platform.recovery import recover
 from driftloop.platform.store.engine import session_scope
+from driftloop.platform.store.in_lists import in_list_chunks
 from driftloop.platform.store.models import (
-    GateDecision,
     Job,
     JobState,
     Label,
@@ -57,7 +58,6 @@ from driftloop.platform.store.models import (
     Split,
     TextRecord,
     TrainingRun,
-    Verdict,
 )
 from driftloop.platform.store.types import utcnow
 from driftloop.platform.tasks import get_task, label_names
@@ -257,16 +257,7 @@ def _run(
                 champion_all = next((s.champion.to_dict() for s in outcome.slices if s.name == "all" and s.champion), None)
                 if champion_all is not None:
                     registry.confirm(parent, champion_all)
-            session.add(
-                GateDecision(
-                    task_id=task.id,
-                    candidate_id=version.id,
-                    champion_id=parent.id if parent else None,
-                    slices={s["name"]: s for s in outcome.to_dict()["slices"]},
-                    rules=outcome.to_dict()["rules"],
-                    verdict=Verdict.passed if outcome.passed else Verdict.failed,
-                )
-            )
+            record_decision(session, version, parent, outcome=outcome)
             run = session.get(TrainingRun, run_id)
             run.params = {
                 "data_from": cutoff.isoformat() if cutoff else None,
@@ -373,7 +364,9 @@ def _replay_sample(session: Session, task_id: int, request: RoundRequest, n_new:
     if request.replay == "none":
         return []
     items = replay.sample_replay(session, task_id, request.replay, math.ceil(n_new * request.replay_ratio), seed=request.training.seed)
-    texts = dict(session.execute(select(TextRecord.id, TextRecord.text).where(TextRecord.id.in_([i.text_id for i in items]))).all())
+    texts: dict[int, str] = {}
+    for chunk in in_list_chunks(i.text_id for i in items):
+        texts.update(session.execute(select(TextRecord.id, TextRecord.text).where(TextRecord.id.in_(chunk))).all())
     return [_Example(i.text_id, texts[i.text_id], i.label) for i in items if i.text_id in texts]
 
 

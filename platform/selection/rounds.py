@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, exists, select
 
-from driftloop.labeling.outbox import queue_picks
 from driftloop.platform.config import Settings
 from driftloop.platform.errors import InvalidInput
 from driftloop.platform.jobs import begin_job, complete_job, lock_running, progress_reporter, running, submit
+from driftloop.platform.labels.outbox import queue_picks
 from driftloop.platform.modeling import registry
 from driftloop.platform.modeling.embeddings import embed_texts
 from driftloop.platform.modeling.encoder import Encoder, load_encoder
@@ -29,6 +29,7 @@ from driftloop.platform.selection.picking import select as select_picks
 from driftloop.platform.selection.scoring import champion_probabilities
 from driftloop.platform.selection.task_index import sync_index
 from driftloop.platform.store.engine import session_scope
+from driftloop.platform.store.in_lists import in_list_chunks
 from driftloop.platform.store.models import Label, SelectionPick, SelectionRound, TextRecord
 from driftloop.platform.store.types import utcnow
 from driftloop.platform.tasks import get_task
@@ -220,12 +221,13 @@ def _record(
         )
         queue_picks(session, task_id, round_.id, [p.text_id for p in picks])  # the same transaction: no pick lost
         session.flush()
-        rows = session.execute(
-            select(TextRecord.id, TextRecord.external_id, TextRecord.text).where(
-                TextRecord.id.in_([p.text_id for p in picks])
+        found = {
+            text_id: (external_id, text)
+            for chunk in in_list_chunks(p.text_id for p in picks)
+            for text_id, external_id, text in session.execute(
+                select(TextRecord.id, TextRecord.external_id, TextRecord.text).where(TextRecord.id.in_(chunk))
             )
-        )
-        found = {text_id: (external_id, text) for text_id, external_id, text in rows}
+        }
         if job_id is not None:
             complete_job(session, job_id, {"round": round_.id, "picks": len(picks), "pool_size": pool_size, "model_version": version})
         return SelectionResult(

@@ -13,10 +13,10 @@ from sqlalchemy import Engine, select
 from driftloop.platform.modeling.embeddings import embed_texts
 from driftloop.platform.modeling.model import TextClassifier
 from driftloop.platform.store.engine import session_scope
+from driftloop.platform.store.in_lists import in_list_chunks
 from driftloop.platform.store.inserts import insert_unless_present
 from driftloop.platform.store.models import ModelVersion, Prediction, TextRecord
 
-_CHUNK = 900
 BATCH = 2048
 
 
@@ -49,10 +49,10 @@ def champion_probabilities(
 def _stored(engine: Engine, version_id: int, text_ids: list[int]) -> dict[int, np.ndarray]:
     found: dict[int, np.ndarray] = {}
     with session_scope(engine) as session:
-        for start in range(0, len(text_ids), _CHUNK):
+        for chunk in in_list_chunks(text_ids):
             rows = session.execute(
                 select(Prediction.text_id, Prediction.probabilities).where(
-                    Prediction.model_version_id == version_id, Prediction.text_id.in_(text_ids[start : start + _CHUNK])
+                    Prediction.model_version_id == version_id, Prediction.text_id.in_(chunk)
                 )
             )
             found.update({text_id: np.asarray(p, dtype=np.float32) for text_id, p in rows})
@@ -62,8 +62,7 @@ def _stored(engine: Engine, version_id: int, text_ids: list[int]) -> dict[int, n
 def _texts(engine: Engine, text_ids: list[int]) -> dict[int, str]:
     found: dict[int, str] = {}
     with session_scope(engine) as session:
-        for start in range(0, len(text_ids), _CHUNK):
-            chunk = text_ids[start : start + _CHUNK]
+        for chunk in in_list_chunks(text_ids):
             found.update(dict(session.execute(select(TextRecord.id, TextRecord.text).where(TextRecord.id.in_(chunk))).all()))
     return found
 

@@ -21,6 +21,7 @@ from driftloop.platform.modeling.encoder import Encoder
 from driftloop.platform.selection.faiss_index import FaissIndex
 from driftloop.platform.selection.index import VectorIndex
 from driftloop.platform.store.engine import session_scope
+from driftloop.platform.store.in_lists import in_list_chunks
 from driftloop.platform.store.models import Embedding, TextRecord
 
 _CHUNK = 50_000
@@ -98,15 +99,16 @@ def index_status(engine: Engine, home: Path, task_id: int, encoder_id: str) -> I
 
 def text_ids_for(engine: Engine, task_id: int, encoder_id: str, vector_ids: np.ndarray) -> dict[int, int]:
     """vector id → text id."""
+    found: dict[int, int] = {}
     with session_scope(engine) as session:
-        rows = session.execute(
-            select(Embedding.vector_id, Embedding.text_id).where(
-                Embedding.task_id == task_id,
-                Embedding.encoder_id == encoder_id,
-                Embedding.vector_id.in_([int(v) for v in vector_ids]),
+        for chunk in in_list_chunks(int(v) for v in vector_ids):
+            rows = session.execute(
+                select(Embedding.vector_id, Embedding.text_id).where(
+                    Embedding.task_id == task_id, Embedding.encoder_id == encoder_id, Embedding.vector_id.in_(chunk)
+                )
             )
-        )
-        return dict(rows.all())
+            found.update(rows.all())
+    return found
 
 
 def _recorded(engine: Engine, task_id: int, encoder_id: str) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The whole data model of DESIGN.md as SQLAlchemy 2 models.
+"""The whole data model as SQLAlchemy 2 models (docs/architecture.md, "Data model").
 
 Tables that grow with the stream (texts, embeddings, predictions, annotations, labels) are
 indexed for the questions the loop asks of them: "the newest texts of a task", "has this

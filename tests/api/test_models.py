@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 
 from driftloop.platform.api.app import create_app
 from driftloop.platform.config import Settings
-from tests.modeling.test_rounds import Loop
+from tests.learning_loop import Loop
 
 
 def test_list_promote_and_read_the_training_job(sqlite_engine: Engine, tmp_path: Path, headlines, encoder) -> None:  # type: ignore[no-untyped-def]

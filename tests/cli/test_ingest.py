@@ -6,7 +6,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from tests.conftest import run_cli, store_env
-from tests.ingestion.test_service import stored_texts
+from tests.ingestion.stored import stored_texts
 
 
 def test_ten_thousand_lines_with_three_bad_ones(engine: Engine, task_name: str, tmp_path: Path) -> None:

@@ -49,7 +49,9 @@ def test_list_and_show_never_show_a_dead_job_as_running(tmp_path: Path) -> None:
 
 
 def test_the_jobs_command_module_does_not_load_torch() -> None:
-    # ops run it on a box that is busy, or broken: it must not wait for torch to load
-    code = "import sys, driftloop.platform.cli.jobs; print(sorted({'torch', 'transformers'} & set(sys.modules)))"
+    # ops run it on a box that is busy, or broken: it must not wait for torch (or the gate's scipy
+    # and scikit-learn, which the registry's gate decisions must not bring) to load
+    heavy = "{'torch', 'transformers', 'scipy', 'sklearn'}"
+    code = f"import sys, driftloop.platform.cli.jobs; print(sorted({heavy} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

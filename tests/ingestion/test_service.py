@@ -9,18 +9,12 @@ from driftloop.platform.ingestion.service import IngestSummary, Outcome, Status,
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import Task, TextRecord
 from tests.conftest import DRIFTLOOP, store_env
+from tests.ingestion.stored import stored_texts
 
 
 def run(engine: Engine, task: str, records: list[object], batch_size: int = 100) -> list[Outcome]:
     batches = ingest(engine, task, enumerate(records), max_text_chars=1000, batch_size=batch_size)
     return [outcome for batch in batches for outcome in batch]
-
-
-def stored_texts(engine: Engine, task: str) -> list[TextRecord]:
-    with session_scope(engine) as session:
-        return list(
-            session.scalars(select(TextRecord).join(Task).where(Task.name == task).order_by(TextRecord.id))
-        )
 
 
 def test_records_are_stored_with_their_fields(engine: Engine, task_name: str) -> None:

@@ -86,6 +86,16 @@ def dataset_name() -> str:
     return f"t-{uuid.uuid4().hex[:12]}"
 
 
+@pytest.fixture
+def labeling(request: pytest.FixtureRequest, tmp_path: Path, headlines, encoder, argilla_server):  # type: ignore[no-untyped-def]
+    """A task of headlines wired to the test run's Argilla (tests.labeling.labeling_loop.LabelingLoop),
+    on the SQLite store; parametrized indirectly with "postgresql", on PostgreSQL."""
+    from tests.labeling.labeling_loop import LabelingLoop  # imported here, like the encoder: it brings torch
+
+    engine = request.getfixturevalue(f"{getattr(request, 'param', 'sqlite')}_engine")
+    return LabelingLoop(engine, tmp_path, headlines, encoder, argilla_server)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "argilla_server" in getattr(item, "fixturenames", ()):

@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import AnnotationStatus, TextRecord
 from driftloop.platform.tasks import get_task
-from tests.labeling.test_argilla_loop import LabelingLoop, labeling  # noqa: F401
+from tests.labeling.labeling_loop import LabelingLoop
 
 CHROMIUM = "/usr/bin/chromium"
 ANNOTATOR = "annotator-1"

@@ -2,22 +2,16 @@
 provisional until the eval split can judge it; and a one-class stream that has nothing to learn.
 Real BBC headlines, the real encoder, head mode."""
 
-from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import func, select
 
 from driftloop.platform.errors import InvalidInput
 from driftloop.platform.modeling import registry
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import Job, JobState, Label, ModelVersion, Split
 from driftloop.platform.tasks import get_task
-from tests.modeling.test_rounds import Loop
-
-
-@pytest.fixture
-def loop(sqlite_engine: Engine, tmp_path: Path, headlines, encoder) -> Loop:  # type: ignore[no-untyped-def]
-    return Loop(sqlite_engine, tmp_path, headlines, encoder)
+from tests.learning_loop import Loop
 
 
 def eval_labels(loop: Loop) -> int:

@@ -3,11 +3,9 @@ their figures, shown by the CLI and the API; a promotion clears it. The refused 
 stay in the next candidate's data. Real headlines, the real encoder, head mode; the refusals are
 real ones (candidates trained on one topic without replay forget the others)."""
 
-from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select
+from sqlalchemy import func, select
 
 from driftloop.platform.api.app import create_app
 from driftloop.platform.cli.models import freeze_lines
@@ -15,12 +13,7 @@ from driftloop.platform.modeling.freeze import gate_status
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import Label, Split, TrainingRun
 from driftloop.platform.tasks import get_task
-from tests.modeling.test_rounds import Loop
-
-
-@pytest.fixture
-def loop(sqlite_engine: Engine, tmp_path: Path, headlines, encoder) -> Loop:  # type: ignore[no-untyped-def]
-    return Loop(sqlite_engine, tmp_path, headlines, encoder)
+from tests.learning_loop import Loop
 
 
 def train_labels(loop: Loop) -> int:

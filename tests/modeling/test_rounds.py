@@ -3,18 +3,13 @@ gate refusing a candidate that forgets, replay rescuing it, overrides, rollback,
 and concurrent promotions on PostgreSQL."""
 
 import threading
-import uuid
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select
 
-from driftloop.platform.config import Settings
 from driftloop.platform.errors import PromotionRefused
-from driftloop.platform.ingestion.service import ingest
-from driftloop.platform.labels.service import import_labels
 from driftloop.platform.modeling import registry, replay
-from driftloop.platform.modeling.rounds import RoundRequest, train_round
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import (
     GateDecision,
@@ -25,39 +20,8 @@ from driftloop.platform.store.models import (
     ReplayBuffer,
     TrainingRun,
 )
-from driftloop.platform.tasks import create_task, get_task
-
-TOPICS = ["business", "entertainment", "politics", "sports", "tech"]
-
-
-class Loop:
-    """A task fed with headlines, labelled in rounds, trained with ``train_round``."""
-
-    def __init__(self, engine: Engine, home: Path, headlines: list[tuple[str, str, str]], encoder) -> None:  # type: ignore[no-untyped-def]
-        self.engine, self.encoder, self.headlines = engine, encoder, headlines[:900]
-        self.task = f"news-{uuid.uuid4().hex[:8]}"
-        self.settings = Settings(home=home, database_url=engine.url.render_as_string(hide_password=False))
-        with session_scope(engine) as session:
-            create_task(session, self.task, TOPICS)
-        records = ({"id": i, "text": text} for i, text, _ in self.headlines)
-        list(ingest(engine, self.task, enumerate(records), max_text_chars=1000, batch_size=1000))
-
-    def label(self, rows: list[tuple[str, str, str]]) -> None:
-        entries = enumerate({"id": i, "label": topic} for i, _, topic in rows)
-        list(import_labels(self.engine, self.task, entries, gold=False, default_annotator="sim", eval_fraction=0.2))
-
-    def train(self, **options):  # type: ignore[no-untyped-def]
-        return train_round(self.engine, self.settings, RoundRequest(task=self.task, **options), encoder=self.encoder)
-
-    def champion_version(self) -> int | None:
-        with session_scope(self.engine) as session:
-            current = registry.champion(session, get_task(session, self.task).id)
-            return current.version if current else None
-
-
-@pytest.fixture
-def loop(sqlite_engine: Engine, tmp_path: Path, headlines, encoder) -> Loop:  # type: ignore[no-untyped-def]
-    return Loop(sqlite_engine, tmp_path, headlines, encoder)
+from driftloop.platform.tasks import get_task
+from tests.learning_loop import Loop
 
 
 def test_first_model_is_gated_against_the_majority_class_and_promoted(loop: Loop) -> None:
@@ -185,7 +149,10 @@ def test_concurrent_promotions_cannot_both_win(postgresql_engine: Engine, tmp_pa
     assert sorted(o == "promoted" for o in outcomes.values()) == [False, True], outcomes
     assert any("gated against another champion" in o for o in outcomes.values())
     with session_scope(postgresql_engine) as session:
+        task_id = get_task(session, loop.task).id  # the database is shared with other tests' tasks
         champions = session.scalar(
-            select(func.count()).select_from(ModelVersion).where(ModelVersion.status == ModelStatus.champion)
+            select(func.count())
+            .select_from(ModelVersion)
+            .where(ModelVersion.task_id == task_id, ModelVersion.status == ModelStatus.champion)
         )
     assert champions == 1

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from driftloop.platform.selection.coreset import greedy_k_center
-from tests.selection.test_math import blobs, unit
+from tests.selection.vectors import blobs, unit
 
 
 def reference_k_center(vectors: np.ndarray, budget: int, centers: np.ndarray | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

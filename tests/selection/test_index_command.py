@@ -17,7 +17,7 @@ from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import Embedding
 from driftloop.platform.tasks import get_task
 from tests.conftest import run_cli, store_env
-from tests.modeling.test_rounds import Loop
+from tests.learning_loop import Loop
 
 
 def retrained_encoder(folder: Path) -> Path:

@@ -9,17 +9,7 @@ from driftloop.platform.selection.coreset import greedy_k_center
 from driftloop.platform.selection.faiss_index import FaissIndex, kmeans, typicality
 from driftloop.platform.selection.index import ExactIndex
 from driftloop.platform.selection.uncertainty import entropy, least_confidence, margin
-
-
-def unit(rows: np.ndarray) -> np.ndarray:
-    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
-
-
-def blobs(n_blobs: int, per_blob: int, dim: int = 32, spread: float = 0.05, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    centers = unit(rng.normal(size=(n_blobs, dim)))
-    points = np.repeat(centers, per_blob, axis=0) + spread * rng.normal(size=(n_blobs * per_blob, dim))
-    return unit(points), np.repeat(np.arange(n_blobs), per_blob)
+from tests.selection.vectors import blobs, unit
 
 
 def test_uncertainty_functions_on_known_values() -> None:

@@ -2,11 +2,10 @@
 
 import json
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import func, select, update
 
 from driftloop.platform.errors import InvalidInput
 from driftloop.platform.modeling.embeddings import embed_texts
@@ -18,12 +17,7 @@ from driftloop.platform.store.models import Prediction, SelectionPick, Selection
 from driftloop.platform.store.types import utcnow
 from driftloop.platform.tasks import get_task
 from tests.conftest import run_cli
-from tests.modeling.test_rounds import Loop
-
-
-@pytest.fixture
-def loop(sqlite_engine: Engine, tmp_path: Path, headlines, encoder) -> Loop:  # type: ignore[no-untyped-def]
-    return Loop(sqlite_engine, tmp_path, headlines, encoder)
+from tests.learning_loop import Loop
 
 
 def select_(loop: Loop, **options) -> object:  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ from driftloop.platform.selection.scoring import champion_probabilities
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import Prediction, TextRecord
 from driftloop.platform.tasks import get_task
-from tests.modeling.test_rounds import Loop
+from tests.learning_loop import Loop
 
 
 def test_two_rounds_scoring_one_version_at_once_both_get_the_probabilities(postgresql_engine: Engine, tmp_path: Path, headlines, encoder) -> None:  # type: ignore[no-untyped-def]

@@ -7,7 +7,7 @@ from driftloop.platform.selection.base import SelectionContext
 from driftloop.platform.selection.faiss_index import kmeans, typicality
 from driftloop.platform.selection.picking import get_strategy, select
 from driftloop.platform.selection.strategies import STRATEGIES
-from tests.selection.test_math import blobs, unit
+from tests.selection.vectors import blobs, unit
 
 
 def context(n_blobs: int = 10, per_blob: int = 30, probabilities: bool = True, seed: int = 0, taken: np.ndarray | None = None) -> SelectionContext:

@@ -1,11 +1,15 @@
-"""The labeling outbox: picks queued for Argilla in the ``pushes`` table, and the record ids
-derived from text ids. Kept free of the Argilla SDK so that selection can queue picks cheaply."""
+"""The labeling outbox: picks queued for the labeling tool in the ``pushes`` table, and the
+record ids derived from text ids.
+
+Plain SQL on the store, so it lives in the platform: selection queues a round's picks in the
+round's own transaction, and ``driftloop.labeling`` (which talks to Argilla) drains the queue."""
 
 from collections.abc import Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from driftloop.platform.store.in_lists import in_list_chunks
 from driftloop.platform.store.models import Push, PushState
 
 RECORD_PREFIX = "text-"
@@ -28,7 +32,11 @@ def requeue(session: Session, task_id: int, text_ids: Sequence[int]) -> int:
     """Ask for more opinions on texts whose answers tie: each goes out again as a new record
     (``text-<id>-r<n>``), so annotators see it as pending; the earlier record and its answers
     stay, and an annotator's newer answer replaces their older one."""
-    pushes = session.scalars(select(Push).where(Push.task_id == task_id, Push.text_id.in_(list(text_ids)))).all()
+    pushes = [
+        push
+        for chunk in in_list_chunks(text_ids)
+        for push in session.scalars(select(Push).where(Push.task_id == task_id, Push.text_id.in_(chunk)))
+    ]
     for push in pushes:
         base, _, count = push.record_id.partition("-r")
         push.record_id = f"{base}-r{int(count or 0) + 1}"

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from driftloop.labeling.connection import LabelingUnavailable
-from driftloop.labeling.dataset import FIELD, QUESTION, VECTOR, LabelingConfig, provision
+from driftloop.labeling.dataset import FIELD, QUESTION, ROUND, VECTOR, LabelingConfig, provision
 from driftloop.labeling.outbox import pending_count
 from driftloop.platform.config import Settings
 from driftloop.platform.modeling.embeddings import read_vectors
@@ -135,7 +135,7 @@ def _records(
             "strategy": round_.strategy if round_ else None,
             "score": pick.score if pick else None,
             "cluster": pick.cluster if pick else None,
-            "round": round_.id if round_ else None,
+            ROUND: round_.id if round_ else None,
             "predicted_label": prediction[0] if prediction else None,
             "source": _source(text.meta),
             "received_day": _day(text.received_at),

@@ -18,7 +18,7 @@ from rich.table import Table
 from sqlalchemy import Engine, select
 
 from driftloop.platform import corpora, tasks
-from driftloop.platform.cli.console import count_progress, err, out, stage_progress
+from driftloop.platform.cli.console import activity, count_progress, out, stage_progress
 from driftloop.platform.cli.models import freeze_lines, models_table
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.cli.train import gate_table, train_with_progress
@@ -113,8 +113,8 @@ def _start_argilla(settings: Settings) -> DemoLogins | None:
         return None
     out.rule("embedded Argilla")
     try:
-        with err.status("starting the embedded Argilla (the first time builds its environment: minutes)") as status:
-            started = embedded.up(settings.home, annotators=[BOT, PERSON], progress=lambda message: status.update(message))
+        with activity("starting the embedded Argilla (the first time builds its environment: a few minutes)") as step:
+            started = embedded.up(settings.home, annotators=[BOT, PERSON], progress=step)
     except DriftloopError as error:
         out.print(f"the embedded Argilla did not start ({error.message}); annotators answer in the store instead")
         return None
@@ -146,7 +146,8 @@ def _learning_round(engine: Engine, settings: Settings, argilla: DemoLogins | No
     else:
         out.rule(f"round {number}: {len(picks)} articles labelled in Argilla by a simulated annotator")
         dataset = _push(engine, settings)
-        answered = annotator.label_in_argilla(argilla.bot, dataset, round_id=round_id)
+        with activity(f"{BOT} answers round {round_id} in Argilla"):
+            answered = annotator.label_in_argilla(argilla.bot, dataset, round_id=round_id)
         out.print(f"{BOT} answered {answered} records of round {round_id} in Argilla (the UI's REST calls)")
         _sync(engine, settings)
     request = RoundRequest(task=TASK, replay_capacity=settings.replay_capacity, replay_ratio=settings.replay_ratio)
@@ -193,7 +194,11 @@ def _sync(engine: Engine, settings: Settings) -> None:
     from driftloop.labeling.connection import connect
     from driftloop.labeling.sync import sync
 
-    result = sync(engine, settings, TASK, lambda: connect(settings))
+    with count_progress() as progress:
+        bar = progress.add_task("read responses from Argilla", total=None, summary="")
+        result = sync(
+            engine, settings, TASK, lambda: connect(settings), progress=lambda d, t: progress.update(bar, completed=d, total=t)
+        )
     out.print(f"sync: {result.responses} responses read, {result.labels_changed} labels new or changed")
 
 

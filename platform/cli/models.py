@@ -14,7 +14,7 @@ app = typer.Typer(help="Model versions: list, promote, roll back.", no_args_is_h
 
 @app.command("list")
 def list_(name: str = typer.Argument(..., help="Task.")) -> None:
-    """List a task's model versions with their lineage and eval metrics."""
+    """List a task's model versions with their lineage and the metrics that compare them."""
     engine = current_engine()
     out.print(models_table(engine, name))
     for line in freeze_lines(engine, name):
@@ -22,10 +22,25 @@ def list_(name: str = typer.Argument(..., help="Task.")) -> None:
 
 
 def models_table(engine: Engine, name: str) -> Table:
+    """Versions with the figures of the latest gate decision, the ones that compare (a version's
+    own eval set is the split of its own round, which grows: a rejected candidate measured on 100
+    labels must not look better than a champion measured on 50)."""
     with session_scope(engine) as session:
         versions = registry.list_versions(session, name)
     table = Table(
-        "version", "status", "mode", "parent", "labels", "macro-F1", "accuracy", "created", "promoted", title=f"models of {name}"
+        "version",
+        "status",
+        "mode",
+        "parent",
+        "labels",
+        "macro-F1 ¹",
+        "accuracy ¹",
+        "own eval macro-F1 ²",
+        "created",
+        "promoted",
+        title=f"models of {name}",
+        caption=_footnotes(next((v.comparable for v in versions if v.comparable), None)),
+        caption_justify="left",
     )
     for v in versions:
         table.add_row(
@@ -34,12 +49,25 @@ def models_table(engine: Engine, name: str) -> Table:
             v.mode,
             str(v.parent or "-"),
             str(len(v.labels)),
-            _metric(v.metrics, "macro_f1"),
-            _metric(v.metrics, "accuracy"),
+            f"{v.comparable.macro_f1:.3f}" if v.comparable else "-",
+            f"{v.comparable.accuracy:.3f}" if v.comparable else "-",
+            f"{_metric(v.metrics, 'macro_f1')} (n={v.metrics.get('n', '?')})" if "macro_f1" in v.metrics else "-",
             v.created_at,
             v.promoted_at or "-",
         )
     return table
+
+
+def _footnotes(compared: registry.ComparableMetrics | None) -> str:
+    if compared is None:
+        first = "¹ no gate decision has measured a version yet"
+    else:
+        who = f"v{compared.candidate} and champion v{compared.champion}" if compared.champion else f"first model v{compared.candidate}"
+        first = (
+            f"¹ the latest gate decision ({compared.decided_at}): {who} on the same {compared.n} eval labels "
+            f"(slice {compared.slice}); - for versions it did not measure"
+        )
+    return f"{first}\n² on the eval labels of the version's own round, n each: not comparable across versions"
 
 
 def freeze_lines(engine: Engine, name: str) -> list[str]:

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from types import TracebackType
 from typing import Any, Literal
 
 from rich.console import Console
@@ -58,6 +59,7 @@ class LoggedProgress(Progress):
         self._ended: set[TaskID] = set()
         self._stopping = threading.Event()
         self._ticker: threading.Thread | None = None
+        self._failed = False  # the work inside raised: its stages stopped rather than ended
 
     def start(self) -> None:
         super().start()
@@ -74,6 +76,12 @@ class LoggedProgress(Progress):
             self._ticker = None
             self._print_lines(final=True)
         super().stop()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc_val: BaseException | None, exc_tb: TracebackType | None
+    ) -> None:
+        self._failed = exc_type is not None
+        super().__exit__(exc_type, exc_val, exc_tb)
 
     def add_task(
         self,
@@ -107,13 +115,14 @@ class LoggedProgress(Progress):
     def _line(self, task: Task, *, ended: bool) -> str:
         parts = []
         if self.unit == "fraction":
-            parts.append(f"{task.percentage:.0f}%")
+            if not ended or self._failed:  # a job's last step may report no progress: done, not "86%"
+                parts.append(f"{task.percentage:.0f}%")
         elif self.unit != "activity":
             done = self._amount(task.completed)
             parts.append(done if task.total is None else f"{done}/{self._amount(task.total)} ({task.percentage:.0f}%)")
         elapsed = _duration(task.finished_time if task.finished_time is not None else task.elapsed)
         if ended:
-            parts.append(f"{'done' if task.finished or task.total is None else 'stopped'} after {elapsed}")
+            parts.append(f"{'stopped' if self._failed else 'done'} after {elapsed}")
         else:
             # rich's speed needs two updates within its window; until then, the rate since the start
             speed = task.speed or (task.completed / task.elapsed if task.completed and task.elapsed else None)

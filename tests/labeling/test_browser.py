@@ -6,7 +6,6 @@ store."""
 import re
 from pathlib import Path
 
-import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from driftloop.platform.store.engine import session_scope

@@ -139,7 +139,7 @@ class ServedCurve:
     counts: list[int] = field(default_factory=list)
     champion: list[float] = field(default_factory=list)  # what the served model scores (majority while none)
     candidate: list[float] = field(default_factory=list)  # the round's candidate, promoted or not
-    outcomes: Counter[str] = field(default_factory=Counter)  # promoted / provisional / refused / undecided / nothing to learn
+    outcomes: Counter[str] = field(default_factory=Counter)  # see _OUTCOMES
     first_champion_at: int | None = None  # labels when a model was first served
 
 
@@ -171,7 +171,8 @@ def served_curve(data: Dataset, setup: Setup, strategy_name: str, seed: int, enc
                 except NothingToLearn:
                     curve.outcomes["nothing to learn"] += 1
                 else:
-                    curve.outcomes["provisional" if result.provisional else "promoted" if result.promoted else "refused"] += 1
+                    # provisional: judged by cross-validation (the eval split too small), whatever the verdict
+                    curve.outcomes[("provisional " if result.provisional else "") + ("promoted" if result.promoted else "refused")] += 1
                     if any(r.status == "undecided" and r.rule != "class_lost" for r in result.gate.rules):
                         curve.outcomes["undecided"] += 1
                     with session_scope(engine) as session:
@@ -195,6 +196,9 @@ def served_curve(data: Dataset, setup: Setup, strategy_name: str, seed: int, enc
         finally:
             engine.dispose()
     return curve
+
+
+_OUTCOMES = ("provisional promoted", "provisional refused", "promoted", "refused", "undecided", "nothing to learn")
 
 
 def _accuracy(model: TextClassifier, data: Dataset, rows: np.ndarray) -> float:
@@ -286,7 +290,7 @@ def report_served(
             print(f"{data.name} {name} seed {seed} served: champion " + " ".join(f"{v:.3f}" for v in curve.champion)
                   + "; candidate " + " ".join(f"{v:.3f}" for v in curve.candidate) + f"; {dict(curve.outcomes)}", flush=True)
     print(f"\n{data.name}, served champion (gate on): seeds {seeds}; {time.perf_counter() - started:.0f}s; {cached.encoded} texts encoded\n")
-    print("| strategy | learner AULC | served champion AULC | round candidate AULC | final champion accuracy | first model at (labels) | rounds: promoted / provisional / refused / undecided / nothing to learn |")
+    print("| strategy | learner AULC | served champion AULC | round candidate AULC | final champion accuracy | first model at (labels) | rounds: " + " / ".join(_OUTCOMES) + " |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, runs in served.items():
         learned = [aulc(c, a) for c, a in learner.get(name, [])]
@@ -295,7 +299,7 @@ def report_served(
         outcomes = sum((r.outcomes for r in runs), Counter())
         first = [r.first_champion_at for r in runs if r.first_champion_at is not None]
         first_text = f"{np.mean(first):.0f} ({min(first)}–{max(first)})" if first else "never"
-        counts = " / ".join(str(outcomes[k]) for k in ("promoted", "provisional", "refused", "undecided", "nothing to learn"))
+        counts = " / ".join(str(outcomes[k]) for k in _OUTCOMES)
         learned_text = f"{np.mean(learned):.1f} ± {np.std(learned):.1f}" if learned else "-"
         print(f"| {name} | {learned_text} | {np.mean(champion):.1f} ± {np.std(champion):.1f} | {np.mean(candidate):.1f} ± {np.std(candidate):.1f} | "
               f"{np.mean([r.champion[-1] for r in runs]):.3f} | {first_text} (of {len(runs)} runs with one: {len(first)}) | {counts} |")

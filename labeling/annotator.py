@@ -2,9 +2,13 @@
 
 With an Argilla, it works like a person in the UI: it logs in with its own user, lists the
 records pending for it in the dataset (the UI's search call, with the "pending" response
-filter), and submits an answer per record (the UI's bulk responses call), so the whole path
-through Argilla, the search backend and ``sync`` is exercised. Without one, it writes its
-answers straight into the store.
+filter, and optionally a filter on the records' ``round`` metadata), and submits an answer per
+record (the UI's bulk responses call), so the whole path through Argilla, the search backend
+and ``sync`` is exercised. Without one, it writes its answers straight into the store.
+
+Give it a user of its own, never a person's: its answers are then told apart from theirs, and
+with ``round_id`` it answers only the records of its own selection round, never those left in
+the dataset for people.
 """
 
 from collections.abc import Callable
@@ -13,6 +17,7 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy import Engine
 
+from driftloop.labeling.dataset import ROUND
 from driftloop.platform.labels.outbox import text_id_of
 from driftloop.platform.labels.service import Answer, record_answers
 from driftloop.platform.store.engine import session_scope
@@ -23,7 +28,7 @@ from driftloop.platform.tasks import get_task
 Oracle = Callable[[int], str | None]
 
 _PAGE = 100  # the UI's page size; also the bulk endpoint's maximum
-_PENDING = {"and": [{"type": "terms", "scope": {"entity": "response", "property": "status"}, "values": ["pending"]}]}
+_PENDING = {"type": "terms", "scope": {"entity": "response", "property": "status"}, "values": ["pending"]}
 
 
 @dataclass(frozen=True)
@@ -38,8 +43,15 @@ class SimulatedAnnotator:
         self.oracle = oracle
         self.name = name
 
-    def label_in_argilla(self, login: AnnotatorLogin, dataset_name: str, *, limit: int | None = None) -> int:
-        """Answer up to ``limit`` records pending for this user; return how many were answered."""
+    def label_in_argilla(
+        self, login: AnnotatorLogin, dataset_name: str, *, limit: int | None = None, round_id: int | None = None
+    ) -> int:
+        """Answer up to ``limit`` records pending for this user, only those of selection round
+        ``round_id`` when it is given; return how many were answered."""
+        filters = [_PENDING]
+        if round_id is not None:
+            scope = {"entity": "metadata", "metadata_property": ROUND}
+            filters.append({"type": "range", "scope": scope, "ge": round_id, "le": round_id})
         with httpx.Client(base_url=login.url, timeout=60) as http:
             token = http.post("/api/v1/token", data={"username": login.username, "password": login.password})
             token.raise_for_status()
@@ -47,7 +59,7 @@ class SimulatedAnnotator:
             dataset_id = _dataset_id(http, dataset_name)
             answered = 0
             while limit is None or answered < limit:
-                page = _pending(http, dataset_id, min(_PAGE, limit - answered) if limit else _PAGE)
+                page = _pending(http, dataset_id, {"and": filters}, min(_PAGE, limit - answered) if limit else _PAGE)
                 if not page:
                     break
                 items = [self._response(record) for record in page]
@@ -87,12 +99,12 @@ def _dataset_id(http: httpx.Client, name: str) -> str:
     raise LookupError(f"no dataset {name!r} is visible to this annotator")
 
 
-def _pending(http: httpx.Client, dataset_id: str, size: int) -> list[dict]:  # type: ignore[type-arg]
+def _pending(http: httpx.Client, dataset_id: str, filters: dict, size: int) -> list[dict]:  # type: ignore[type-arg]
     # Always the first page: answering a record takes it out of this user's pending list.
     response = http.post(
         f"/api/v1/me/datasets/{dataset_id}/records/search",
         params={"offset": 0, "limit": size},
-        json={"filters": _PENDING},
+        json={"filters": filters},
     )
     response.raise_for_status()
     return [item["record"] for item in response.json()["items"]]

@@ -21,7 +21,8 @@ FIELD = "text"
 VECTOR = "embedding"
 METADATA_TERMS = ("strategy", "predicted_label", "source", "received_day")
 METADATA_FLOATS = ("score",)
-METADATA_INTEGERS = ("cluster", "round")
+ROUND = "round"  # the selection round that picked the record's text
+METADATA_INTEGERS = ("cluster", ROUND)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from driftloop.labeling.connection import LabelingUnavailable
-from driftloop.labeling.dataset import FIELD, QUESTION, VECTOR, LabelingConfig, provision
+from driftloop.labeling.dataset import FIELD, QUESTION, ROUND, VECTOR, LabelingConfig, provision
 from driftloop.platform.config import Settings
 from driftloop.platform.labels.outbox import pending_count
 from driftloop.platform.modeling.embeddings import read_vectors
@@ -75,6 +75,7 @@ def push_pending(
     dataset_name: str | None = None
     try:
         client = connect()
+        batch_size = min(batch_size, client.api.records.MAX_RECORDS_PER_UPSERT_BULK)
         with session_scope(engine) as session:
             task = get_task(session, task_name, lock=True)
             dataset, older = provision(client, session, task, workspace=settings.argilla_workspace, dimensions=dimensions)
@@ -86,7 +87,7 @@ def push_pending(
             try:
                 with session_scope(engine) as session:
                     records = _records(session, settings, task_id, batch, config, dimensions)
-                dataset.records.log(records, batch_size=batch_size)
+                _upsert(client, dataset, records)
             except (LabelingUnavailable, ArgillaError, httpx.HTTPError):
                 raise  # noted below, with the other pending pushes
             except Exception as error:
@@ -102,6 +103,15 @@ def push_pending(
             remaining = pending_count(session, task_id)
         return PushResult(dataset_name, pushed, moved, remaining, f"{type(error).__name__}: {error}")
     return PushResult(dataset_name, pushed, moved, 0)
+
+
+def _upsert(client: rg.Argilla, dataset: rg.Dataset, records: list[rg.Record]) -> None:
+    """One bulk upsert through the SDK's API client. Not ``dataset.records.log``: it draws a tqdm
+    bar of its own and logs a warning whenever a batch is smaller than its batch size, both into
+    driftloop's output, and has no switch for either."""
+    for record in records:
+        record.dataset = dataset  # suggestions find their question's id through it
+    client.api.records.bulk_upsert(dataset_id=dataset.id, records=[record.api_model() for record in records])
 
 
 def _pending_ids(engine: Engine, task_id: int) -> list[int]:
@@ -136,7 +146,7 @@ def _records(
             "strategy": round_.strategy if round_ else None,
             "score": pick.score if pick else None,
             "cluster": pick.cluster if pick else None,
-            "round": round_.id if round_ else None,
+            ROUND: round_.id if round_ else None,
             "predicted_label": prediction[0] if prediction else None,
             "source": _source(text.meta),
             "received_day": _day(text.received_at),

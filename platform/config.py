@@ -53,6 +53,12 @@ class Settings(BaseSettings):
         description="Which candidate of a cluster the hybrid strategy takes first (bench/RESULTS.md compares them).",
     )
 
+    progress_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Where stderr is not a terminal (CI logs, a pipe), how often long work prints a progress line.",
+    )
+
     gate_freeze_after: int = Field(
         3,
         ge=1,

@@ -74,6 +74,12 @@ def list_tasks(session: Session) -> list[TaskSummary]:
     ]
 
 
+def summarize(session: Session, task: Task) -> TaskSummary:
+    """One task as ``list_tasks`` shows it, with its text count."""
+    texts = session.scalar(select(func.count()).select_from(TextRecord).where(TextRecord.task_id == task.id))
+    return TaskSummary(task.name, label_names(task), task.created_at, texts or 0)
+
+
 def label_names(task: Task) -> list[str]:
     return [label.name for label in task.labels]
 

@@ -116,7 +116,7 @@ def _up(
     env = _server_env(state, redis)
     _prepare_database(state, python, env, credentials, report)
 
-    report("starting the Argilla worker and server")
+    report("starting the Argilla worker and server (seconds; a minute on a busy machine)")
     if worker.pid() is None:
         worker.start(_launch(python, state, "worker"), env)
     server.start([*_launch(python, state, "server"), "--host", "127.0.0.1", "--port", str(port)], env)

@@ -67,7 +67,7 @@ def ensure_server_venv(venv: Path | None = None, progress: Progress | None = Non
 
 def _build(venv: Path, report: Progress) -> None:
     shutil.rmtree(venv, ignore_errors=True)
-    report(f"creating the Argilla server's virtualenv at {venv}")
+    report(f"creating the Argilla server's virtualenv at {venv} (once: it installs about 580 MB, a few minutes)")
     _run([sys.executable, "-m", "venv", str(venv)], report)
     python = str(venv_python(venv))
     _run([python, "-m", "pip", "install", "--disable-pip-version-check", "-r", str(REQUIREMENTS)], report)

@@ -1,6 +1,7 @@
 """The FastAPI application: ``create_app()`` wires settings, the store and the routes."""
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from driftloop.platform.api import errors
 from driftloop.platform.api.routes import health, jobs, labeling, models, rounds, tasks, texts
@@ -13,7 +14,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = get_engine(settings)
     ensure_current(engine, auto_upgrade=settings.is_embedded_store, settings=settings)
-    app = FastAPI(title="driftloop", version="0.1.0")
+    # /docs loads Swagger UI from files shipped in fastapi-offline, not from a CDN: the API runs on
+    # machines without internet, and its docs must render there. No /redoc: ReDoc fetches its
+    # logo from its vendor's CDN whatever its options, and /docs shows the same spec.
+    app = FastAPIOffline(title="driftloop", version="0.1.0", redoc_url=None)
     app.state.settings = settings
     app.state.engine = engine
     errors.install(app)

@@ -19,7 +19,7 @@ class TaskPublic(BaseModel):
     name: str
     labels: list[str]
     created_at: datetime
-    texts: int | None = None
+    texts: int  # texts ingested into the task
 
 
 class RecordIn(BaseModel):

@@ -1,31 +1,16 @@
 """`driftloop argilla up | down | status`: the embedded Argilla server (labeling UI and API) of this
 DRIFTLOOP_HOME, on 127.0.0.1."""
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-
 import typer
-from rich.text import Text
 
 from driftloop.labeling.server import embedded
-from driftloop.platform.cli.console import err, json_option, out, print_json
+from driftloop.platform.cli.console import activity, json_option, out, print_json
 
 app = typer.Typer(help="The embedded Argilla server: labeling UI and API on this machine.", no_args_is_help=True)
 
 
 def _split(names: str) -> list[str]:
     return [name for name in (part.strip() for part in names.split(",")) if name]
-
-
-@contextmanager
-def _progress(description: str) -> Iterator[Callable[[str], None]]:
-    """A spinner showing the latest step on a terminal; each step on its own line otherwise (CI logs)."""
-    if not err.is_terminal:
-        yield lambda message: err.print(message, markup=False)
-        return
-    with err.status(description) as status:
-        # Text, not markup: pip's lines hold brackets ("[notice]").
-        yield lambda message: status.update(Text(f"{description} {message[:100]}"))
 
 
 @app.command()
@@ -36,8 +21,8 @@ def up(
 ) -> None:
     """Start the embedded Argilla server unless it runs (the first time also builds its virtualenv:
     minutes), and print how to log in."""
-    with _progress("starting Argilla…") as progress:
-        result = embedded.up(port=port, workspace=workspace, annotators=_split(annotators), progress=progress)
+    with activity("starting Argilla (the first time builds its environment: a few minutes)") as step:
+        result = embedded.up(port=port, workspace=workspace, annotators=_split(annotators), progress=step)
     connection = result.connection
     state = "already running" if result.already_running else "running"
     out.print(f"Argilla is {state} at {connection.url}", markup=False)

@@ -1,5 +1,11 @@
 """Where the CLI writes: results to stdout, progress and problems to stderr.
 
+Progress is a rich bar when stderr is a terminal. Elsewhere (CI logs, ``| tee``, a file) rich
+draws nothing, so the same progress prints plain lines instead: a stage that is still running
+after ``DRIFTLOOP_PROGRESS_SECONDS`` prints a line then and at every interval after (count, rate,
+ETA, elapsed), and one when it ends. A log then shows long work moving and never stays silent for
+long, while quick commands print only their results and problems, as on a terminal.
+
 With ``--json`` a command prints exactly one JSON document on stdout (:func:`print_json`), and
 whatever else it has to say goes to stderr. Human output piped or redirected is for grep and
 scripts: tables are as wide as their content and lines are not wrapped to a screen's width."""
@@ -8,25 +14,35 @@ import dataclasses
 import json
 import math
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Literal
 
 import typer
 from rich.console import Console
+from rich.filesize import decimal
 from rich.progress import (
     BarColumn,
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TaskID,
     TaskProgressColumn,
     TextColumn,
+    TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.rule import Rule
+
+from driftloop.platform.config import get_settings
 
 # Wider than any table or line we print: rich sizes a table to its content (expand is off), so
 # this only lifts the cap, it pads nothing.
@@ -47,6 +63,10 @@ def _stdout() -> Console:
 out = _stdout()
 # Problems are one line each, never wrapped: scripts and people grep them.
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+# What a progress counts: items, bytes, a 0..1 fraction (a job's own progress), or nothing (a
+# step of unknown length, shown with its latest message).
+Unit = Literal["count", "bytes", "fraction", "activity"]
 
 
 def json_option() -> Any:
@@ -98,48 +118,168 @@ def print_queued(job_id: int, settings: Any) -> None:
     sys.stdout.write(f"{job_id}\n")
 
 
-def byte_progress() -> Progress:
-    """A bar over bytes read; drawn only when stderr is a terminal."""
-    return Progress(
+class LoggedProgress(Progress):
+    """rich's Progress on stderr; where stderr is not a terminal, progress lines instead of a bar."""
+
+    def __init__(self, *columns: str | ProgressColumn, unit: Unit, transient: bool = False) -> None:
+        super().__init__(*columns, console=err, disable=not err.is_terminal, transient=transient)
+        self.unit = unit
+        self._shown: set[TaskID] = set()  # tasks that printed a line: they print one when they end
+        self._ended: set[TaskID] = set()
+        self._stopping = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self._failed = False  # the work inside raised: its stages stopped rather than ended
+
+    def start(self) -> None:
+        super().start()
+        if self.disable and self._ticker is None:
+            interval = get_settings().progress_seconds
+            self._stopping.clear()
+            self._ticker = threading.Thread(target=self._tick, args=(interval,), name="progress-lines", daemon=True)
+            self._ticker.start()
+
+    def stop(self) -> None:
+        if self._ticker is not None:
+            self._stopping.set()
+            self._ticker.join()
+            self._ticker = None
+            self._print_lines(final=True)
+        super().stop()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc_val: BaseException | None, exc_tb: TracebackType | None
+    ) -> None:
+        self._failed = exc_type is not None
+        super().__exit__(exc_type, exc_val, exc_tb)
+
+    def add_task(
+        self,
+        description: str,
+        start: bool = True,
+        total: float | None = 100.0,
+        completed: int = 0,
+        visible: bool = True,
+        **fields: Any,
+    ) -> TaskID:
+        task_id = super().add_task(description, start, total, completed, visible, **fields)
+        if self.disable and self.unit == "activity":  # its steps print as they come: say what they are for
+            err.print(f"{description} …", markup=False, highlight=False)
+            self._shown.add(task_id)
+        return task_id
+
+    def _tick(self, interval: float) -> None:
+        while not self._stopping.wait(interval):
+            self._print_lines(final=False)
+
+    def _print_lines(self, *, final: bool) -> None:
+        for task in self.tasks:
+            ended = final or task.finished
+            if task.id in self._ended or (ended and task.id not in self._shown):
+                continue  # a quick stage stays quiet, as on a terminal once its bar is gone
+            self._shown.add(task.id)
+            if ended:
+                self._ended.add(task.id)
+            err.print(self._line(task, ended=ended), markup=False, highlight=False)
+
+    def _line(self, task: Task, *, ended: bool) -> str:
+        parts = []
+        if self.unit == "fraction":
+            if not ended or self._failed:  # a job's last step may report no progress: done, not "86%"
+                parts.append(f"{task.percentage:.0f}%")
+        elif self.unit != "activity":
+            done = self._amount(task.completed)
+            parts.append(done if task.total is None else f"{done}/{self._amount(task.total)} ({task.percentage:.0f}%)")
+        elapsed = _duration(task.finished_time if task.finished_time is not None else task.elapsed)
+        if ended:
+            parts.append(f"{'stopped' if self._failed else 'done'} after {elapsed}")
+        else:
+            # rich's speed needs two updates within its window; until then, the rate since the start
+            speed = task.speed or (task.completed / task.elapsed if task.completed and task.elapsed else None)
+            if speed and self.unit in ("count", "bytes"):
+                parts.append(f"{self._amount(speed)}/s")
+            if task.total is not None and self.unit != "activity":
+                remaining = task.remaining / speed if speed and task.remaining is not None else None
+                parts.append(f"ETA {_duration(remaining)}" if remaining is not None else "ETA unknown yet")
+            parts.append(f"{elapsed} elapsed")
+        if summary := task.fields.get("summary"):
+            parts.append(str(summary))
+        return f"{task.description}: {', '.join(parts)}"
+
+    def _amount(self, value: float | None) -> str:
+        if value is None:
+            return "?"
+        if self.unit == "bytes":
+            return decimal(int(value))
+        return f"{value:,.1f}" if value < 10 and value != int(value) else f"{value:,.0f}"
+
+
+def _duration(seconds: float | None) -> str:
+    return "?" if seconds is None else str(timedelta(seconds=round(seconds)))
+
+
+def byte_progress() -> LoggedProgress:
+    """A bar over bytes read."""
+    return LoggedProgress(
         TextColumn("{task.description}"),
         BarColumn(),
         DownloadColumn(),
         TextColumn("{task.fields[summary]}"),
         TimeRemainingColumn(),
-        console=err,
-        disable=not err.is_terminal,
+        unit="bytes",
     )
 
 
-def count_progress() -> Progress:
-    return Progress(
+def count_progress() -> LoggedProgress:
+    return LoggedProgress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[summary]}"),
         TimeRemainingColumn(),
-        console=err,
-        disable=not err.is_terminal,
+        unit="count",
     )
 
 
-def fraction_progress() -> Progress:
+def fraction_progress() -> LoggedProgress:
     """A bar over a job's own 0..1 progress, with its latest message."""
-    return Progress(
+    return LoggedProgress(
         TextColumn("{task.description}"),
         BarColumn(),
         TaskProgressColumn(),
         TextColumn("{task.fields[summary]}"),
-        console=err,
-        disable=not err.is_terminal,
+        TimeRemainingColumn(),
+        unit="fraction",
     )
+
+
+@contextmanager
+def activity(description: str) -> Iterator[Callable[[str], None]]:
+    """A step of unknown length (starting a server): a spinner with the latest message on a
+    terminal; elsewhere each message on a line of its own, and the progress lines between them."""
+    # markup=False: messages hold brackets (pip's "[notice]").
+    with LoggedProgress(
+        SpinnerColumn(),
+        TextColumn("{task.description}", markup=False),
+        TextColumn("{task.fields[summary]}", markup=False),
+        TimeElapsedColumn(),
+        unit="activity",
+        transient=True,
+    ) as progress:
+        task = progress.add_task(description, total=None, summary="")
+
+        def step(message: str) -> None:
+            if progress.disable:
+                err.print(message, markup=False, highlight=False)
+            progress.update(task, summary=message[:100])
+
+        yield step
 
 
 @contextmanager
 def stage_progress() -> Iterator[Callable[[str, int, int], None]]:
     """One bar per named stage (embed, score…), and the (stage, done, total) callback that moves them."""
     with count_progress() as progress:
-        bars: dict[str, int] = {}
+        bars: dict[str, TaskID] = {}
 
         def report(stage: str, done: int, total: int) -> None:
             if stage not in bars:
@@ -147,4 +287,3 @@ def stage_progress() -> Iterator[Callable[[str, int, int], None]]:
             progress.update(bars[stage], completed=done, total=total)
 
         yield report
-

@@ -3,11 +3,14 @@
 A task, a real stream (BBC News) ingested with progress, then learning rounds through a real
 Argilla (the embedded one, started here unless ``DRIFTLOOP_ARGILLA_URL`` names one): select a
 batch (cold start, then the champion's hybrid), push it to the task's dataset, a simulated
-annotator answers it through the REST calls the UI makes (with the corpus's own labels),
+annotator (the Argilla user ``demo-bot``) answers that round's records through the REST calls
+the UI makes (with the corpus's own labels),
 ``sync`` brings the answers back as labels, and a candidate is trained from the champion with
-replay and gated. A last round is left in Argilla for a person to label in the UI. Run it again
-and it selects the next batches and keeps learning."""
+replay and gated. A last round is left in Argilla for a person (``annotator-1``) to label in the
+UI; the bot never answers it, even when the demo runs again. Run it again and it selects the next
+batches and keeps learning."""
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import typer
@@ -15,7 +18,7 @@ from rich.table import Table
 from sqlalchemy import Engine, select
 
 from driftloop.platform import corpora, tasks
-from driftloop.platform.cli.console import count_progress, err, out, rule, stage_progress
+from driftloop.platform.cli.console import activity, count_progress, out, rule, stage_progress
 from driftloop.platform.cli.models import freeze_lines, models_table
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.cli.train import gate_table, train_with_progress
@@ -32,7 +35,16 @@ if TYPE_CHECKING:
 TASK = "bbc-news"
 ROUND_SIZE = 250
 LEFT_FOR_PEOPLE = 20
-ANNOTATOR = "annotator-1"
+# Two Argilla users: the simulated annotator's answers must be told apart from a person's, and
+# it must never answer the records left for them.
+BOT = "demo-bot"
+PERSON = "annotator-1"
+
+
+@dataclass(frozen=True)
+class DemoLogins:
+    bot: "AnnotatorLogin"
+    person: "AnnotatorLogin"
 
 
 def demo_command() -> None:
@@ -88,8 +100,8 @@ def demo_command() -> None:
     raise typer.Exit(0)
 
 
-def _start_argilla(settings: Settings) -> "AnnotatorLogin | None":
-    """The Argilla the demo labels in, with an annotator login; None when none can be had."""
+def _start_argilla(settings: Settings) -> DemoLogins | None:
+    """The Argilla the demo labels in, with the bot's and the person's logins; None when none can be had."""
     from driftloop.labeling.annotator import AnnotatorLogin
     from driftloop.labeling.server import embedded
     from driftloop.platform.errors import DriftloopError
@@ -99,14 +111,14 @@ def _start_argilla(settings: Settings) -> "AnnotatorLogin | None":
         return None
     rule("embedded Argilla")
     try:
-        with err.status("starting the embedded Argilla (the first time builds its environment: minutes)") as status:
-            started = embedded.up(settings.home, annotators=[ANNOTATOR], progress=lambda message: status.update(message))
+        with activity("starting the embedded Argilla (the first time builds its environment: a few minutes)") as step:
+            started = embedded.up(settings.home, annotators=[BOT, PERSON], progress=step)
     except DriftloopError as error:
         out.print(f"the embedded Argilla did not start ({error.message}); annotators answer in the store instead")
         return None
     connection = started.connection
     out.print(f"Argilla UI at {connection.url}")
-    return AnnotatorLogin(connection.url, ANNOTATOR, connection.annotators[ANNOTATOR])
+    return DemoLogins(*(AnnotatorLogin(connection.url, name, connection.annotators[name]) for name in (BOT, PERSON)))
 
 
 def _truth(engine: Engine, articles: list[corpora.LabelledText]) -> dict[int, str]:
@@ -118,23 +130,24 @@ def _truth(engine: Engine, articles: list[corpora.LabelledText]) -> dict[int, st
         return {text_id: label_of[external] for text_id, external in rows if external in label_of}
 
 
-def _learning_round(engine: Engine, settings: Settings, argilla: "AnnotatorLogin | None", truth: dict[int, str], number: int) -> None:
+def _learning_round(engine: Engine, settings: Settings, argilla: DemoLogins | None, truth: dict[int, str], number: int) -> None:
     from driftloop.labeling.annotator import SimulatedAnnotator
     from driftloop.platform.modeling.rounds import RoundRequest
 
-    picks = _select(engine, settings, ROUND_SIZE)
+    round_id, picks = _select(engine, settings, ROUND_SIZE)
     if not picks:
         out.print("every article is labelled already")
         return
-    annotator = SimulatedAnnotator(truth.get, ANNOTATOR)
+    annotator = SimulatedAnnotator(truth.get, BOT)
     if argilla is None:
         rule(f"round {number}: {len(picks)} articles labelled by a simulated annotator (in the store)")
         annotator.label_in_store(engine, TASK, picks, eval_fraction=settings.eval_fraction)
     else:
         rule(f"round {number}: {len(picks)} articles labelled in Argilla by a simulated annotator")
         dataset = _push(engine, settings)
-        answered = annotator.label_in_argilla(argilla, dataset)
-        out.print(f"{ANNOTATOR} answered {answered} records in Argilla (the UI's REST calls)")
+        with activity(f"{BOT} answers round {round_id} in Argilla"):
+            answered = annotator.label_in_argilla(argilla.bot, dataset, round_id=round_id)
+        out.print(f"{BOT} answered {answered} records of round {round_id} in Argilla (the UI's REST calls)")
         _sync(engine, settings)
     request = RoundRequest(task=TASK, replay_capacity=settings.replay_capacity, replay_ratio=settings.replay_ratio)
     result = train_with_progress(engine, settings, request, "embed, train, gate")
@@ -147,7 +160,8 @@ def _learning_round(engine: Engine, settings: Settings, argilla: "AnnotatorLogin
             out.print(line, markup=False)
 
 
-def _select(engine: Engine, settings: Settings, budget: int) -> list[int]:
+def _select(engine: Engine, settings: Settings, budget: int) -> tuple[int | None, list[int]]:
+    """The selection round's id and its picks' text ids."""
     from driftloop.platform.errors import InvalidInput
     from driftloop.platform.selection.rounds import SelectionRequest, run_selection
 
@@ -155,10 +169,10 @@ def _select(engine: Engine, settings: Settings, budget: int) -> list[int]:
         try:
             result = run_selection(engine, settings, SelectionRequest(task=TASK, budget=budget), progress=report)
         except InvalidInput:  # nothing left to pick
-            return []
+            return None, []
     who = f"champion v{result.model_version}" if result.model_version else "no champion yet: diversity only"
     out.print(f"selection round {result.round_id}: {len(result.picks)} picks by {result.strategy} ({who})")
-    return [p.text_id for p in result.picks]
+    return result.round_id, [p.text_id for p in result.picks]
 
 
 def _push(engine: Engine, settings: Settings) -> str:
@@ -180,19 +194,23 @@ def _sync(engine: Engine, settings: Settings) -> None:
     from driftloop.labeling.connection import connect
     from driftloop.labeling.sync import sync
 
-    result = sync(engine, settings, TASK, lambda: connect(settings))
+    with count_progress() as progress:
+        bar = progress.add_task("read responses from Argilla", total=None, summary="")
+        result = sync(
+            engine, settings, TASK, lambda: connect(settings), progress=lambda d, t: progress.update(bar, completed=d, total=t)
+        )
     out.print(f"sync: {result.responses} responses read, {result.labels_changed} labels new or changed")
 
 
-def _leave_a_round_for_people(engine: Engine, settings: Settings, argilla: "AnnotatorLogin") -> None:
-    picks = _select(engine, settings, LEFT_FOR_PEOPLE)
+def _leave_a_round_for_people(engine: Engine, settings: Settings, argilla: DemoLogins) -> None:
+    _, picks = _select(engine, settings, LEFT_FOR_PEOPLE)
     if not picks:
         return
     dataset = _push(engine, settings)
     rule("your turn")
     out.print(
-        f"{len(picks)} texts wait in Argilla for a person. Open {argilla.url} and log in as "
-        f"{argilla.username} / {argilla.password}, open dataset {dataset}, pick a label and Submit.\n"
+        f"{len(picks)} texts wait in Argilla for a person. Open {argilla.person.url} and log in as "
+        f"{argilla.person.username} / {argilla.person.password}, open dataset {dataset}, pick a label and Submit.\n"
         f"Then `driftloop sync {TASK}` brings the labels into the store, and `driftloop train {TASK}` learns from them.\n"
         "`driftloop argilla down` stops the embedded Argilla."
     )

@@ -14,14 +14,14 @@ from driftloop.platform.store.engine import session_scope
 
 if TYPE_CHECKING:
     from driftloop.platform.modeling.freeze import FreezeNotice
-    from driftloop.platform.modeling.registry import VersionInfo
+    from driftloop.platform.modeling.registry import ComparableMetrics, VersionInfo
 
 app = typer.Typer(help="Model versions: list, promote, roll back.", no_args_is_help=True)
 
 
 @app.command("list")
 def list_(name: str = typer.Argument(..., help="Task."), as_json: bool = json_option()) -> None:
-    """List a task's model versions with their lineage and eval metrics, and the freeze notice
+    """List a task's model versions with their lineage and the metrics that compare them, and the freeze notice
     when the gate has refused candidates in a row.
 
     --json: {"task", "versions", "notice"}, each version as the API's GET .../models gives it."""
@@ -44,7 +44,19 @@ def _versions(engine: Engine, name: str) -> "list[VersionInfo]":
 def models_table(engine: Engine, name: str) -> Table:
     versions = _versions(engine, name)
     table = Table(
-        "version", "status", "mode", "parent", "labels", "macro-F1", "accuracy", "created", "promoted", title=f"models of {name}"
+        "version",
+        "status",
+        "mode",
+        "parent",
+        "labels",
+        "macro-F1 ¹",
+        "accuracy ¹",
+        "own eval macro-F1 ²",
+        "created",
+        "promoted",
+        title=f"models of {name}",
+        caption=_footnotes(next((v.comparable for v in versions if v.comparable), None)),
+        caption_justify="left",
     )
     for v in versions:
         table.add_row(
@@ -53,8 +65,9 @@ def models_table(engine: Engine, name: str) -> Table:
             v.mode,
             str(v.parent or "-"),
             str(len(v.labels)),
-            _metric(v.metrics, "macro_f1"),
-            _metric(v.metrics, "accuracy"),
+            f"{v.comparable.macro_f1:.3f}" if v.comparable else "-",
+            f"{v.comparable.accuracy:.3f}" if v.comparable else "-",
+            f"{_metric(v.metrics, 'macro_f1')} (n={v.metrics.get('n', '?')})" if "macro_f1" in v.metrics else "-",
             v.created_at,
             v.promoted_at or "-",
         )
@@ -67,6 +80,18 @@ def freeze_notice(engine: Engine, name: str) -> "FreezeNotice | None":
 
     with session_scope(engine) as session:
         return gate_status(session, name, get_settings().gate_freeze_after).notice
+
+
+def _footnotes(compared: "ComparableMetrics | None") -> str:
+    if compared is None:
+        first = "¹ no gate decision has measured a version yet"
+    else:
+        who = f"v{compared.candidate} and champion v{compared.champion}" if compared.champion else f"first model v{compared.candidate}"
+        first = (
+            f"¹ the latest gate decision ({compared.decided_at}): {who} on the same {compared.n} eval labels "
+            f"(slice {compared.slice}); - for versions it did not measure"
+        )
+    return f"{first}\n² on the eval labels of the version's own round, n each: not comparable across versions"
 
 
 def freeze_lines(engine: Engine, name: str) -> list[str]:

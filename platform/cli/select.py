@@ -53,7 +53,7 @@ def select_command(
     if not as_json:
         champion = f"champion v{result.model_version}" if result.model_version else "no champion (cold start)"
         out.print(f"round {result.round_id}: {len(result.picks)} picks by {result.strategy} from a pool of {result.pool_size:,}, {champion}")
-        table = Table("#", "id", "score", "cluster", "reason", "text", title=f"selection round {result.round_id}")
+        table = Table("#", "id", result.score_name, "cluster", "reason", "text", title=f"selection round {result.round_id}")
         for pick in result.picks:
             table.add_row(
                 str(pick.rank + 1),

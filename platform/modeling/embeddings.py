@@ -55,7 +55,7 @@ def embed_texts(
     """Float32 vectors of ``text_ids`` (rows in the same order, repeats allowed), encoding only
     the texts that have no cached vector for ``encoder`` yet.
 
-    ``progress(done, total)`` counts the texts this call encodes. Raises :class:`NotFound` if a
+    ``progress(done, total)`` counts the texts this call encodes, from ``(0, total)``. Raises :class:`NotFound` if a
     text id is not one of the task's texts.
     """
     wanted = list(dict.fromkeys(int(i) for i in text_ids))
@@ -64,6 +64,8 @@ def embed_texts(
     missing = [i for i in wanted if i not in vector_ids]
     _require_task_texts(engine, task_id, missing)
 
+    if progress is not None and missing:
+        progress(0, len(missing))  # the work is known before its first batch, which takes seconds on a CPU
     for start in range(0, len(missing), _APPEND_CHUNK):
         chunk = missing[start : start + _APPEND_CHUNK]
         texts = _texts(engine, chunk)

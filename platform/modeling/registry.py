@@ -56,6 +56,23 @@ class SweptArtifact:
 
 
 @dataclass(frozen=True)
+class ComparableMetrics:
+    """A version's figures from the task's latest gate decision, which measured its candidate and
+    champion on the same eval labels: those two versions' figures compare. A version's own
+    ``metrics`` come from the eval split as it was in its own round, and the split grows with
+    every round, so two versions' own metrics are measured on different sets and do not."""
+
+    slice: str  # the gate's slice these figures come from
+    n: int  # its eval labels
+    macro_f1: float
+    accuracy: float
+    ece: float
+    candidate: int  # the decision's candidate version
+    champion: int | None  # and the champion it was gated against (None for a first model)
+    decided_at: str
+
+
+@dataclass(frozen=True)
 class VersionInfo:
     version: int
     status: str
@@ -64,8 +81,13 @@ class VersionInfo:
     created_at: str
     promoted_at: str | None
     labels: list[str]
-    metrics: dict
+    metrics: dict  # on the eval labels of its own round; see ComparableMetrics
     provisional: bool
+    comparable: ComparableMetrics | None  # None for versions the latest gate decision did not measure
+
+
+# The slice whose figures the registry compares versions on: every eval label the gate had.
+COMPARED_SLICE = "all"
 
 
 def register_candidate(
@@ -210,11 +232,11 @@ def rollback(session: Session, task_name: str) -> ModelVersion:
 
 def list_versions(session: Session, task_name: str) -> list[VersionInfo]:
     task = get_task(session, task_name)
-    rows = session.scalars(select(ModelVersion).where(ModelVersion.task_id == task.id).order_by(ModelVersion.version))
-    by_id = {}
+    rows = session.scalars(select(ModelVersion).where(ModelVersion.task_id == task.id).order_by(ModelVersion.version)).all()
+    by_id = {row.id: row.version for row in rows}
+    comparable = _latest_comparison(session, task.id, by_id)
     out = []
     for row in rows:
-        by_id[row.id] = row.version
         out.append(
             VersionInfo(
                 version=row.version,
@@ -226,9 +248,41 @@ def list_versions(session: Session, task_name: str) -> list[VersionInfo]:
                 labels=row.label_set,
                 metrics=row.metrics,
                 provisional=is_provisional(row),
+                comparable=comparable.get(row.version),
             )
         )
     return out
+
+
+def _latest_comparison(session: Session, task_id: int, version_of: dict[int, int]) -> dict[int, ComparableMetrics]:
+    """The figures of the newest gate decision that measured models (an override measures
+    none), by version: its candidate's, and its champion's on the same slice."""
+    decisions = session.scalars(
+        select(GateDecision)
+        .where(GateDecision.task_id == task_id)
+        .order_by(GateDecision.decided_at.desc(), GateDecision.id.desc())
+    )
+    decision = next((d for d in decisions if (d.slices or {}).get(COMPARED_SLICE)), None)
+    if decision is None:
+        return {}
+    report = decision.slices[COMPARED_SLICE]
+    candidate = version_of[decision.candidate_id]
+    champion = version_of.get(decision.champion_id) if decision.champion_id else None
+    measured = {candidate: report["candidate"], champion: report.get("champion")}
+    return {
+        version: ComparableMetrics(
+            slice=COMPARED_SLICE,
+            n=figures["n"],
+            macro_f1=figures["macro_f1"],
+            accuracy=figures["accuracy"],
+            ece=figures["ece"],
+            candidate=candidate,
+            champion=champion,
+            decided_at=decision.decided_at.isoformat(timespec="seconds"),
+        )
+        for version, figures in measured.items()
+        if version is not None and figures
+    }
 
 
 def _require_passed_gate(session: Session, candidate: ModelVersion, current: ModelVersion | None) -> None:

@@ -58,6 +58,8 @@ class Pick:
 class SelectionStrategy(ABC):
     name: ClassVar[str]
     needs_probabilities: ClassVar[bool] = False
+    # What ``Ranked.scores`` hold, for the people reading them (the select table's column header).
+    score_name: ClassVar[str] = "score"
 
     @abstractmethod
     def rank(self, context: SelectionContext, budget: int) -> Ranked:

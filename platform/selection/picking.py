@@ -16,6 +16,12 @@ def get_strategy(name: str, **options: object) -> SelectionStrategy:
     return STRATEGIES[name](**options)
 
 
+def ranker(strategy: SelectionStrategy, context: SelectionContext) -> SelectionStrategy:
+    """The strategy that ranks ``context``: ``strategy``, or with no champion's probabilities for
+    one that needs them, k-means diversity (cold start)."""
+    return KMeansStrategy() if strategy.needs_probabilities and context.probabilities is None else strategy
+
+
 def select(
     strategy: SelectionStrategy,
     context: SelectionContext,
@@ -29,8 +35,8 @@ def select(
     n = len(context.pool_ids)
     budget = min(budget, n)
     n_random = int(round(budget * random_fraction))
-    cold = strategy.needs_probabilities and context.probabilities is None
-    ranker = KMeansStrategy() if cold else strategy
+    ranking = ranker(strategy, context)
+    cold = ranking is not strategy
     guard = _Guard(context, duplicate_threshold, index_factory)
 
     accepted: list[tuple[int, float | None, int | None, str]] = []
@@ -38,7 +44,7 @@ def select(
     request = wanted  # strategies that rank by budget (k-means: k) must see the real one
     seen: set[int] = set()
     while wanted and len(accepted) < wanted:
-        ranked = ranker.rank(context, min(request, n))
+        ranked = ranking.rank(context, min(request, n))
         for position, row in enumerate(ranked.rows):
             row = int(row)
             if len(accepted) == wanted:
@@ -118,8 +124,12 @@ def _reason(ranked: Ranked, position: int, cold: bool) -> str:
     if cold:
         return f"cold start: diversity, cluster {_cluster(ranked, position)}"
     match ranked.reason:
+        # Their score is 1 - margin, so that higher means less sure; the reason gives the
+        # margin itself (top probability - second), which is what "margin" means to a reader.
         case "hybrid":
-            return f"cluster {_cluster(ranked, position)}, margin {score:.3f}"
+            return f"cluster {_cluster(ranked, position)}, margin {1 - score:.3f}"
+        case "margin":
+            return f"margin {1 - score:.3f}"
         case "k-means centroid":
             return f"nearest to centroid {_cluster(ranked, position)} (cos {score:.3f})"
         case "k-center distance":

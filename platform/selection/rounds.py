@@ -24,7 +24,7 @@ from driftloop.platform.modeling.embeddings import embed_texts
 from driftloop.platform.modeling.encoder import Encoder, load_encoder
 from driftloop.platform.modeling.rounds import load_version
 from driftloop.platform.selection.base import SelectionContext
-from driftloop.platform.selection.picking import get_strategy
+from driftloop.platform.selection.picking import get_strategy, ranker
 from driftloop.platform.selection.picking import select as select_picks
 from driftloop.platform.selection.scoring import champion_probabilities
 from driftloop.platform.selection.task_index import sync_index
@@ -66,6 +66,7 @@ class SelectionResult:
     model_version: int | None
     pool_size: int
     picks: list[PickedText]
+    score_name: str  # what the picks' scores hold, e.g. "uncertainty (1 - margin)"
 
 
 def check_request(request: SelectionRequest, settings: Settings) -> None:
@@ -147,7 +148,8 @@ def run_selection(
     )
     params = {"duplicate_threshold": settings.selection_duplicate_threshold, **options}
     version_id, version = (champion.id, champion.version) if champion else (None, None)
-    return _record(engine, task_id, request, version_id, version, len(pool_ids), params, picks, job_id)
+    score_name = ranker(strategy, context).score_name
+    return _record(engine, task_id, request, version_id, version, len(pool_ids), params, picks, score_name, job_id)
 
 
 def strategy_options(strategy: str, settings: Settings) -> dict[str, object]:
@@ -186,6 +188,7 @@ def _record(
     pool_size: int,
     params: dict[str, object],
     picks: list,  # type: ignore[type-arg]
+    score_name: str,
     job_id: int | None,
 ) -> SelectionResult:
     with session_scope(engine) as session:
@@ -239,4 +242,5 @@ def _record(
                 PickedText(p.rank, p.text_id, *found[p.text_id], p.score, p.cluster, p.reason, p.is_random)
                 for p in picks
             ],
+            score_name,
         )

@@ -20,6 +20,7 @@ from driftloop.platform.selection.uncertainty import entropy, least_confidence, 
 
 class RandomStrategy(SelectionStrategy):
     name = "random"
+    score_name = "none (random order)"
 
     def rank(self, context: SelectionContext, budget: int) -> Ranked:
         rows = np.random.default_rng(context.seed).permutation(len(context.pool_ids))
@@ -38,16 +39,19 @@ class UncertaintyStrategy(SelectionStrategy):
 
 class LeastConfidence(UncertaintyStrategy):
     name = "least-confidence"
+    score_name = "uncertainty (1 - top probability)"
     uncertainty = staticmethod(least_confidence)
 
 
 class Margin(UncertaintyStrategy):
     name = "margin"
+    score_name = "uncertainty (1 - margin)"
     uncertainty = staticmethod(margin)
 
 
 class Entropy(UncertaintyStrategy):
     name = "entropy"
+    score_name = "uncertainty (entropy, nats)"
     uncertainty = staticmethod(entropy)
 
 
@@ -56,6 +60,7 @@ class KMeansStrategy(SelectionStrategy):
     next-nearest of each cluster, round-robin, for when duplicates must be replaced."""
 
     name = "kmeans"
+    score_name = "cosine to its cluster's centroid"
 
     def rank(self, context: SelectionContext, budget: int) -> Ranked:
         clusters = kmeans(context.embeddings, budget, seed=context.seed)
@@ -65,6 +70,7 @@ class KMeansStrategy(SelectionStrategy):
 
 class KCenterStrategy(SelectionStrategy):
     name = "kcenter"
+    score_name = "distance to the nearest pick or labeled text"
     slack: ClassVar[int] = 10  # traversal steps past the budget, to replace skipped near-duplicates
 
     def rank(self, context: SelectionContext, budget: int) -> Ranked:
@@ -97,6 +103,7 @@ class Hybrid(SelectionStrategy):
 
     name = "hybrid"
     needs_probabilities = True
+    score_name = "uncertainty (1 - margin)"
     max_candidate_multiple: ClassVar[int] = 200  # the annealed candidate set's ceiling, × the budget
 
     def __init__(

@@ -17,6 +17,15 @@ def test_create_get_add_labels_and_list(client: TestClient) -> None:
     assert name in [t["name"] for t in client.get("/v1/tasks").json()]
 
 
+def test_show_counts_the_texts_like_the_list(client: TestClient) -> None:
+    name = f"api-{uuid.uuid4().hex[:8]}"
+    assert client.post("/v1/tasks", json={"name": name, "labels": ["a", "b"]}).json()["texts"] == 0
+    client.post(f"/v1/tasks/{name}/texts", json=[{"text": "one"}, {"text": "two"}, {"text": "three"}])
+    listed = next(t for t in client.get("/v1/tasks").json() if t["name"] == name)
+    assert client.get(f"/v1/tasks/{name}").json()["texts"] == listed["texts"] == 3
+    assert client.post(f"/v1/tasks/{name}/labels", json={"labels": ["c"]}).json()["texts"] == 3
+
+
 def test_errors_are_json_with_a_code(client: TestClient) -> None:
     name = f"api-{uuid.uuid4().hex[:8]}"
     client.post("/v1/tasks", json={"name": name, "labels": ["a"]})

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from driftloop.labeling.outbox import queue_picks
+from driftloop.platform.labels.outbox import queue_picks
 from driftloop.platform.store.engine import make_engine, session_scope
 from driftloop.platform.store.models import SelectionRound, TextRecord
 from driftloop.platform.tasks import get_task

@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+from driftloop.platform.modeling import registry
+from driftloop.platform.store.engine import make_engine, session_scope
 from tests.conftest import run_cli
 
 
@@ -42,9 +44,23 @@ def test_train_gate_list_promote_and_rollback(tmp_path: Path, headlines) -> None
     [v1, v2] = models["versions"]
     assert (v1["version"], v1["status"], v1["mode"], v1["parent"], v1["provisional"]) == (1, "champion", "head", None, False)
     assert (v2["version"], v2["parent"], len(v2["labels"])) == (2, 1, 5)
-    # the table's macro-F1 and accuracy columns, to the digits it shows
-    assert f"│ {v1['metrics']['macro_f1']:.3f}    │ {v1['metrics']['accuracy']:.3f}    │" in listed
     assert v1["created_at"] in listed and v1["promoted_at"] in listed
+    # the figures that compare are those of v2's gate, both versions on its eval labels; each
+    # version's own (v1's on fewer labels) stand apart, with their n
+    engine = make_engine(f"sqlite:///{tmp_path / 'driftloop.db'}")
+    with session_scope(engine) as session:
+        v1, v2 = registry.list_versions(session, "news")
+    engine.dispose()
+    assert v1.comparable and v2.comparable and v1.comparable.n == v2.comparable.n > v1.metrics["n"]
+    row_of = {line.split("│")[1].strip(): line for line in listed.splitlines() if line.startswith("│ ") and line.split("│")[1].strip().isdigit()}
+    for version in (v1, v2):
+        cells = [cell.strip() for cell in row_of[str(version.version)].split("│")]
+        assert cells[6:9] == [
+            f"{version.comparable.macro_f1:.3f}",
+            f"{version.comparable.accuracy:.3f}",
+            f"{version.metrics['macro_f1']:.3f} (n={version.metrics['n']})",
+        ]
+    assert f"¹ the latest gate decision ({v2.comparable.decided_at}): v2 and champion v1 on the same {v2.comparable.n} eval labels (slice all)" in listed
 
     refused = run_cli("models", "promote", "news", "2", "--force", env=env)
     assert refused.returncode == 2 and "--force needs --reason" in refused.stderr.decode()

@@ -15,6 +15,7 @@ from driftloop.platform.labels.outbox import pending_count, requeue, text_id_of
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import AnnotationStatus, Push, PushState, TextRecord
 from driftloop.platform.tasks import add_labels, get_task
+from tests.conftest import run_cli
 from tests.labeling.labeling_loop import LabelingLoop
 
 # The tests whose sync writes most (annotations updated in place, majority labels, agreement,
@@ -120,6 +121,23 @@ def test_disagreeing_annotators_leave_the_label_unresolved_and_agreement_drops(l
     third = labeling.sync()
     assert third.unresolved == 0 and set(labeling.labels()) == set(picked)
     assert third.agreement.value == pytest.approx(1.0)  # type: ignore[union-attr]
+
+
+def test_a_push_through_the_cli_prints_driftloop_s_lines_and_none_of_the_sdk_s(labeling: LabelingLoop) -> None:
+    labeling.select(3)  # fewer records than a batch: the SDK's log() warned that it "normalized" its batch size
+    env = {
+        "DRIFTLOOP_HOME": str(labeling.settings.home),
+        "DRIFTLOOP_DATABASE_URL": str(labeling.settings.database_url),
+        "DRIFTLOOP_ARGILLA_URL": labeling.server.url,
+        "DRIFTLOOP_ARGILLA_API_KEY": labeling.server.api_key,
+        "DRIFTLOOP_ARGILLA_WORKSPACE": labeling.server.workspace,
+    }
+    pushed = run_cli("labeling", "push", labeling.task, env=env)
+    assert pushed.returncode == 0, pushed.stderr.decode()
+    assert pushed.stdout.decode().splitlines() == [f"pushed 3 records to dataset {labeling.task}"]
+    # stderr is no terminal here: driftloop's progress lines at most, and no SDK warning or tqdm bar
+    problems = pushed.stderr.decode().splitlines()
+    assert all(line.startswith("push records") for line in problems), problems
 
 
 def test_a_push_while_argilla_is_down_stays_pending_and_goes_through_later(labeling: LabelingLoop) -> None:

@@ -1,35 +1,21 @@
 """The labeling loop through Argilla's own UI: a headless Chromium (the Debian ``chromium``, driven by
-Playwright with ``executable_path``; no ``playwright install``) logs in as an annotator, opens the
+Playwright, see ``tests/browser.py``) logs in as an annotator, opens the
 round's dataset, picks the headline's topic and submits it; ``sync`` then brings the label into the
-store. The Makefile's ``install`` installs ``chromium`` where it is missing."""
+store."""
 
 import re
-import shutil
 from pathlib import Path
 
-import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import AnnotationStatus, TextRecord
 from driftloop.platform.tasks import get_task
+from tests.browser import launch_chromium
 from tests.labeling.labeling_loop import LabelingLoop
 
-CHROMIUM = "/usr/bin/chromium"
 ANNOTATOR = "annotator-1"
 UI_TIMEOUT_MS = 60_000  # generous: CI machines are small and busy
-
-
-def _launch_chromium(playwright):  # type: ignore[no-untyped-def]
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"The browser test needs Debian's chromium at {CHROMIUM} (`make install` installs it as root; "
-            f"or `apt-get install -y chromium`). Found on PATH: {shutil.which('chromium')}"
-        )
-    # --no-sandbox: the tests run as root, where Chromium's sandbox refuses to start.
-    return playwright.chromium.launch(
-        executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
-    )
 
 
 def _sign_in(page: Page, url: str, username: str, password: str) -> None:
@@ -56,7 +42,7 @@ def test_an_annotator_labels_a_record_in_the_argilla_ui_and_sync_stores_it(
     password = labeling.server.annotators[ANNOTATOR]
 
     with sync_playwright() as playwright:
-        browser = _launch_chromium(playwright)
+        browser = launch_chromium(playwright)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.set_default_timeout(UI_TIMEOUT_MS)

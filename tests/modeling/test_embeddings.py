@@ -129,7 +129,7 @@ def test_progress_counts_the_texts_encoded_by_the_call(
     embed_texts(engine, task_id, ids[:2], encoder, tmp_path)
     calls: list[tuple[int, int]] = []
     embed_texts(engine, task_id, ids, encoder, tmp_path, batch_size=2, progress=lambda *call: calls.append(call))
-    assert calls == [(2, 3), (3, 3)]
+    assert calls == [(0, 3), (2, 3), (3, 3)]
 
 
 def test_no_ids_give_no_rows(engine: Engine, task_name: str, encoder: Encoder, tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """`driftloop index status|rebuild`: the task's vector index after an encoder change, through the CLI."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -41,9 +42,15 @@ def test_rebuild_indexes_every_text_for_the_new_encoder(sqlite_engine, tmp_path:
     assert before.returncode == 0, before.stderr.decode()
     assert "0 of 300 texts embedded, 0 in the index" in before.stdout.decode()
 
-    built = run_cli("index", "rebuild", loop.task, env=env)
+    # stderr is a pipe, as in CI logs: progress comes as lines (count, ETA, elapsed) every interval
+    built = run_cli("index", "rebuild", loop.task, env={**env, "DRIFTLOOP_PROGRESS_SECONDS": "0.2"})
     assert built.returncode == 0, built.stderr.decode()
     assert f"rebuilt the index of {loop.task} for {encoder.id}: 300 vectors" in built.stdout.decode()
+    lines = built.stderr.decode().splitlines()
+    stage = f"embed {loop.task}"
+    moving = [line for line in lines if re.fullmatch(rf"{stage}: \d+/300 \(\d+%\), .*ETA .*, \d+:\d\d:\d\d elapsed, .*", line)]
+    assert moving, lines
+    assert re.fullmatch(rf"{stage}: 300/300 \(100%\), done after \d+:\d\d:\d\d, .*", lines[-1]), lines
 
     new_folder = retrained_encoder(tmp_path / "retrained")
     new_env = {**env, "DRIFTLOOP_ENCODER_PATH": str(new_folder)}

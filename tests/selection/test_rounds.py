@@ -28,6 +28,7 @@ def test_cold_start_picks_diverse_texts_without_a_champion(loop: Loop) -> None:
     result = select_(loop, budget=10, strategy="hybrid")
     assert len(result.picks) == 10 and result.model_version is None
     assert all("cold start" in p.reason for p in result.picks)
+    assert result.score_name == "cosine to its cluster's centroid"  # what the cold start ranked by
     assert len({p.cluster for p in result.picks}) == 10  # one per k-means cluster
     with session_scope(loop.engine) as session:
         task_id = get_task(session, loop.task).id
@@ -53,6 +54,15 @@ def test_champion_scores_the_pool_and_no_text_is_picked_twice(loop: Loop) -> Non
     # margin picks are the least sure: each is at least as uncertain as a typical pool text
     scores = [p.score for p in second.picks]
     assert scores == sorted(scores, reverse=True)
+    # the score is 1 - margin and says so; the reason shows the margin itself, p1 - p2
+    assert first.score_name == second.score_name == "uncertainty (1 - margin)"
+    with session_scope(loop.engine) as session:
+        probabilities = dict(session.execute(select(Prediction.text_id, Prediction.probabilities)).all())
+    for pick in second.picks:
+        p2, p1 = sorted(probabilities[pick.text_id])[-2:]
+        assert pick.score == pytest.approx(1 - (p1 - p2), abs=1e-6)
+        assert pick.reason == f"margin {p1 - p2:.3f}"
+    assert all(p.reason.endswith(f"margin {1 - p.score:.3f}") for p in first.picks if not p.is_random)
 
 
 def test_the_window_keeps_old_texts_out(loop: Loop) -> None:
@@ -112,6 +122,7 @@ def test_cli_prints_the_picks(loop: Loop) -> None:
     assert result.returncode == 0, result.stderr.decode()
     output = result.stdout.decode()
     assert "5 picks by kmeans from a pool of 900, no champion (cold start)" in output
+    assert "cosine to its cluster's centroid" in output  # the score column says what it holds
     with session_scope(loop.engine) as session:
         picked = session.scalars(
             select(TextRecord.external_id).join(SelectionPick, SelectionPick.text_id == TextRecord.id)

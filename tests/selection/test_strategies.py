@@ -93,7 +93,9 @@ def test_hybrid_covers_clusters_and_prefers_uncertain_points(options: dict) -> N
     picks = select(get_strategy("hybrid", **options), ctx, 6)
     assert {p.text_id for p in picks} == set(uncertain)
     assert len({blob[p.text_id] for p in picks}) == 6
-    assert all(p.cluster is not None and "margin 0.98" in p.reason for p in picks)
+    # [0.51, 0.49]: a margin of 0.02, a score (1 - margin) of 0.98
+    assert all(p.cluster is not None and p.reason.endswith("margin 0.020") for p in picks)
+    assert all(p.score == pytest.approx(0.98) for p in picks)
 
 
 def test_near_duplicates_are_suppressed() -> None:

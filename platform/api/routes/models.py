@@ -19,10 +19,12 @@ class ModelPublic(BaseModel):
     mode: str
     parent: int | None
     labels: list[str]
-    metrics: dict
+    metrics: dict  # on the eval labels of its own round: versions' own metrics do not compare
     created_at: str
     promoted_at: str | None
     provisional: bool  # passed on cross-validation while the eval split was too small to decide
+    # the latest gate decision's figures, candidate and champion on the same eval labels: they compare
+    comparable: registry.ComparableMetrics | None
 
 
 class FailedRulePublic(BaseModel):

@@ -21,11 +21,9 @@ def list_tasks(session: SessionDep) -> list[TaskPublic]:
 
 @router.get("/{task}", responses=declare(404, 422))
 def get_task(task: str, session: SessionDep) -> TaskPublic:
-    found = tasks.get_task(session, task)
-    return TaskPublic(name=found.name, labels=tasks.label_names(found), created_at=found.created_at)
+    return TaskPublic(**vars(tasks.summarize(session, tasks.get_task(session, task))))
 
 
 @router.post("/{task}/labels", responses=declare(400, 404, 422))
 def add_labels(task: str, body: LabelsAdd, session: SessionDep) -> TaskPublic:
-    found = tasks.add_labels(session, task, body.labels)
-    return TaskPublic(name=found.name, labels=tasks.label_names(found), created_at=found.created_at)
+    return TaskPublic(**vars(tasks.summarize(session, tasks.add_labels(session, task, body.labels))))

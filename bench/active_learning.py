@@ -27,17 +27,15 @@ Embeddings are computed once and cached in bench/out/.
 import argparse
 import os
 import platform
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from continual import CachedVectors, load_corpus  # bench/ is on sys.path when this runs as a script
+from continual import CachedVectors, fresh_store, load_corpus  # bench/ is on sys.path when this runs as a script
 from sklearn.metrics import f1_score
 
-from driftloop.platform.config import Settings
 from driftloop.platform.corpora import bbc_news
 from driftloop.platform.errors import NothingToLearn
 from driftloop.platform.ingestion.service import ingest
@@ -51,9 +49,8 @@ from driftloop.platform.selection.base import SelectionContext
 from driftloop.platform.selection.picking import get_strategy, select
 from driftloop.platform.selection.rounds import SelectionRequest, run_selection
 from driftloop.platform.selection.strategies import WITHIN_CLUSTER
-from driftloop.platform.store import schema
-from driftloop.platform.store.engine import make_engine, session_scope
-from driftloop.platform.tasks import create_task, get_task
+from driftloop.platform.store.engine import session_scope
+from driftloop.platform.tasks import get_task
 
 OUT = Path(__file__).parent / "out"
 STRATEGY_NAMES = ("random", "least-confidence", "margin", "entropy", "kmeans", "kcenter", "hybrid")
@@ -150,51 +147,43 @@ def served_curve(data: Dataset, setup: Setup, strategy_name: str, seed: int, enc
     test, pool = order[: setup.test], order[setup.test : setup.test + setup.pool]
     to_label = [int(i) for i in rng.choice(pool, setup.seed_labels, replace=False)]
     curve, seen = ServedCurve(), Counter[int]()
-    with tempfile.TemporaryDirectory(prefix="driftloop-al-") as folder:
-        settings = Settings(home=Path(folder), database_url=None)
-        engine = make_engine(settings.resolved_database_url)
-        try:
-            schema.upgrade(engine, settings=settings)
-            with session_scope(engine) as session:
-                create_task(session, data.name, data.label_names)
-            records = ({"id": int(i), "text": data.texts[i]} for i in pool)
-            list(ingest(engine, data.name, enumerate(records), max_text_chars=settings.ingest_max_text_chars, batch_size=5000))
-            request = RoundRequest(task=data.name, training=TrainingConfig(seed=seed))
-            for round_number in range(setup.rounds + 1):
-                answers = ({"id": i, "label": data.label_names[data.labels[i]]} for i in to_label)
-                list(import_labels(engine, data.name, enumerate(answers), gold=False, default_annotator="sim", eval_fraction=settings.eval_fraction))
-                seen.update(int(data.labels[i]) for i in to_label)
-                curve.counts.append(sum(seen.values()))
-                candidate = None
-                try:
-                    result = train_round(engine, settings, request, encoder=encoder)  # type: ignore[arg-type]
-                except NothingToLearn:
-                    curve.outcomes["nothing to learn"] += 1
-                else:
-                    # provisional: judged by cross-validation (the eval split too small), whatever the verdict
-                    curve.outcomes[("provisional " if result.provisional else "") + ("promoted" if result.promoted else "refused")] += 1
-                    if any(r.status == "undecided" and r.rule != "class_lost" for r in result.gate.rules):
-                        curve.outcomes["undecided"] += 1
-                    with session_scope(engine) as session:
-                        task = get_task(session, data.name)
-                        candidate = load_version(registry.get_version(session, task, result.version), encoder)  # type: ignore[arg-type]
+    with fresh_store(data.name, data.label_names) as (engine, settings):
+        records = ({"id": int(i), "text": data.texts[i]} for i in pool)
+        list(ingest(engine, data.name, enumerate(records), max_text_chars=settings.ingest_max_text_chars, batch_size=5000))
+        request = RoundRequest(task=data.name, training=TrainingConfig(seed=seed))
+        for round_number in range(setup.rounds + 1):
+            answers = ({"id": i, "label": data.label_names[data.labels[i]]} for i in to_label)
+            list(import_labels(engine, data.name, enumerate(answers), gold=False, default_annotator="sim", eval_fraction=settings.eval_fraction))
+            seen.update(int(data.labels[i]) for i in to_label)
+            curve.counts.append(sum(seen.values()))
+            candidate = None
+            try:
+                result = train_round(engine, settings, request, encoder=encoder)  # type: ignore[arg-type]
+            except NothingToLearn:
+                curve.outcomes["nothing to learn"] += 1
+            else:
+                # provisional: judged by cross-validation (the eval split too small), whatever the verdict
+                curve.outcomes[("provisional " if result.provisional else "") + ("promoted" if result.promoted else "refused")] += 1
+                if any(r.status == "undecided" and r.rule != "class_lost" for r in result.gate.rules):
+                    curve.outcomes["undecided"] += 1
                 with session_scope(engine) as session:
-                    champion_row = registry.champion(session, get_task(session, data.name).id)
-                    champion = load_version(champion_row, encoder) if champion_row is not None else None  # type: ignore[arg-type]
-                majority = float(np.mean(data.labels[test] == seen.most_common(1)[0][0]))
-                curve.champion.append(_accuracy(champion, data, test) if champion is not None else majority)
-                curve.candidate.append(_accuracy(candidate, data, test) if candidate is not None else majority)
-                if champion is not None and curve.first_champion_at is None:
-                    curve.first_champion_at = curve.counts[-1]
-                if round_number == setup.rounds:
-                    break
-                picked = run_selection(
-                    engine, settings, SelectionRequest(task=data.name, budget=setup.budget, strategy=strategy_name, seed=seed * 1000 + round_number),
-                    encoder=encoder,  # type: ignore[arg-type]
-                )
-                to_label = [int(p.external_id) for p in picked.picks]
-        finally:
-            engine.dispose()
+                    task = get_task(session, data.name)
+                    candidate = load_version(registry.get_version(session, task, result.version), encoder)  # type: ignore[arg-type]
+            with session_scope(engine) as session:
+                champion_row = registry.champion(session, get_task(session, data.name).id)
+                champion = load_version(champion_row, encoder) if champion_row is not None else None  # type: ignore[arg-type]
+            majority = float(np.mean(data.labels[test] == seen.most_common(1)[0][0]))
+            curve.champion.append(_accuracy(champion, data, test) if champion is not None else majority)
+            curve.candidate.append(_accuracy(candidate, data, test) if candidate is not None else majority)
+            if champion is not None and curve.first_champion_at is None:
+                curve.first_champion_at = curve.counts[-1]
+            if round_number == setup.rounds:
+                break
+            picked = run_selection(
+                engine, settings, SelectionRequest(task=data.name, budget=setup.budget, strategy=strategy_name, seed=seed * 1000 + round_number),
+                encoder=encoder,  # type: ignore[arg-type]
+            )
+            to_label = [int(p.external_id) for p in picked.picks]
     return curve
 
 

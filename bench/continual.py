@@ -43,12 +43,14 @@ import platform
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import train_test_split
+from sqlalchemy import Engine
 
 from driftloop.platform.config import Settings
 from driftloop.platform.corpora import health_tweets
@@ -163,6 +165,21 @@ def run_method(
     return results, seconds
 
 
+@contextmanager
+def fresh_store(task: str, labels: list[str]) -> Iterator[tuple[Engine, Settings]]:
+    """A product store of its own (SQLite in a temporary home) holding one task, as a new user has."""
+    with tempfile.TemporaryDirectory(prefix="driftloop-bench-") as folder:
+        settings = Settings(home=Path(folder), database_url=None)
+        engine = make_engine(settings.resolved_database_url)
+        try:
+            schema.upgrade(engine, settings=settings)
+            with session_scope(engine) as session:
+                create_task(session, task, labels)
+            yield engine, settings
+        finally:
+            engine.dispose()
+
+
 class CachedVectors:
     """The real encoder, except that a text whose vector bench/out/ holds is not encoded again:
     the product's embedding cache then fills in seconds instead of minutes (a fresh store per
@@ -208,49 +225,41 @@ def run_gated(
     default gate (see the module docstring)."""
     names = sorted(set(corpus.labels))
     run = GatedRun(np.zeros((len(slices), len(slices))), 0.0, 0.0)
-    with tempfile.TemporaryDirectory(prefix="driftloop-continual-") as folder:
-        settings = Settings(home=Path(folder), database_url=None)
-        engine = make_engine(settings.resolved_database_url)
-        try:
-            schema.upgrade(engine, settings=settings)
-            with session_scope(engine) as session:
-                create_task(session, "tweets", names)
-            training = TrainingConfig(seed=seed, distill_weight=1.0 if method == "replay+distill" else 0.0)
-            request = RoundRequest(
-                task="tweets", mode="head", replay=GATED_REPLAY[method], replay_ratio=ratio, replay_capacity=capacity, training=training
+    with fresh_store("tweets", names) as (engine, settings):
+        training = TrainingConfig(seed=seed, distill_weight=1.0 if method == "replay+distill" else 0.0)
+        request = RoundRequest(
+            task="tweets", mode="head", replay=GATED_REPLAY[method], replay_ratio=ratio, replay_capacity=capacity, training=training
+        )
+        seen: Counter[str] = Counter()
+        for t, current in enumerate(slices):
+            rows = [int(i) for i in current.train]
+            records = ({"id": i, "text": corpus.texts[i], "ts": corpus.times[i]} for i in rows)
+            list(ingest(engine, "tweets", enumerate(records), max_text_chars=settings.ingest_max_text_chars, batch_size=5000))
+            answers = ({"id": i, "label": corpus.labels[i]} for i in rows)
+            list(import_labels(engine, "tweets", enumerate(answers), gold=False, default_annotator="stream", eval_fraction=settings.eval_fraction))
+            seen.update(corpus.labels[i] for i in rows)
+            started = time.perf_counter()
+            result = train_round(engine, settings, request, encoder=encoder)  # type: ignore[arg-type]
+            run.wall += time.perf_counter() - started
+            run.seconds += result.fit.seconds
+            run.promoted += result.promoted
+            run.refused += not result.gate.passed
+            undecided = sorted({f"{r.rule}@{r.slice}" for r in result.gate.rules if r.status == "undecided" and r.rule != "class_lost"})
+            failed = sorted({f"{r.rule}@{r.slice}" for r in result.gate.rules if r.status == "fail"})
+            run.undecided += bool(undecided)
+            run.log.append(
+                f"slice {t}: v{result.version} {'promoted' if result.promoted else 'refused'} (new {result.n_new}, replay {result.n_replay}, "
+                f"{result.init}{', provisional' if result.provisional else ''}); failed {failed or '-'}; undecided {undecided or '-'}"
             )
-            seen: Counter[str] = Counter()
-            for t, current in enumerate(slices):
-                rows = [int(i) for i in current.train]
-                records = ({"id": i, "text": corpus.texts[i], "ts": corpus.times[i]} for i in rows)
-                list(ingest(engine, "tweets", enumerate(records), max_text_chars=settings.ingest_max_text_chars, batch_size=5000))
-                answers = ({"id": i, "label": corpus.labels[i]} for i in rows)
-                list(import_labels(engine, "tweets", enumerate(answers), gold=False, default_annotator="stream", eval_fraction=settings.eval_fraction))
-                seen.update(corpus.labels[i] for i in rows)
-                started = time.perf_counter()
-                result = train_round(engine, settings, request, encoder=encoder)  # type: ignore[arg-type]
-                run.wall += time.perf_counter() - started
-                run.seconds += result.fit.seconds
-                run.promoted += result.promoted
-                run.refused += not result.gate.passed
-                undecided = sorted({f"{r.rule}@{r.slice}" for r in result.gate.rules if r.status == "undecided" and r.rule != "class_lost"})
-                failed = sorted({f"{r.rule}@{r.slice}" for r in result.gate.rules if r.status == "fail"})
-                run.undecided += bool(undecided)
-                run.log.append(
-                    f"slice {t}: v{result.version} {'promoted' if result.promoted else 'refused'} (new {result.n_new}, replay {result.n_replay}, "
-                    f"{result.init}{', provisional' if result.provisional else ''}); failed {failed or '-'}; undecided {undecided or '-'}"
-                )
-                with session_scope(engine) as session:
-                    champion = registry.champion(session, get_task(session, "tweets").id)
-                    model = load_version(champion, encoder) if champion is not None else None  # type: ignore[arg-type]
-                for j, past in enumerate(slices):
-                    if model is not None:
-                        run.results[t, j] = accuracy(model, corpus, past.eval)
-                    else:  # nothing served yet: the majority class of the labels so far
-                        majority = seen.most_common(1)[0][0]
-                        run.results[t, j] = float(np.mean([corpus.labels[i] == majority for i in past.eval]))
-        finally:
-            engine.dispose()
+            with session_scope(engine) as session:
+                champion = registry.champion(session, get_task(session, "tweets").id)
+                model = load_version(champion, encoder) if champion is not None else None  # type: ignore[arg-type]
+            for j, past in enumerate(slices):
+                if model is not None:
+                    run.results[t, j] = accuracy(model, corpus, past.eval)
+                else:  # nothing served yet: the majority class of the labels so far
+                    majority = seen.most_common(1)[0][0]
+                    run.results[t, j] = float(np.mean([corpus.labels[i] == majority for i in past.eval]))
     return run
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from driftloop.platform import corpora, tasks
 from driftloop.platform.cli.console import activity, count_progress, out, rule, stage_progress
@@ -24,10 +24,9 @@ from driftloop.platform.cli.store import current_engine
 from driftloop.platform.cli.train import gate_table, train_with_progress
 from driftloop.platform.config import Settings, get_settings
 from driftloop.platform.errors import DriftloopError, NotFound
-from driftloop.platform.ingestion.service import IngestSummary, Status, ingest
+from driftloop.platform.ingestion.service import IngestSummary, Status, ingest, stored_ids
 from driftloop.platform.inventory import inventory
 from driftloop.platform.store.engine import session_scope
-from driftloop.platform.store.models import TextRecord
 
 if TYPE_CHECKING:
     from driftloop.labeling.annotator import AnnotatorLogin
@@ -124,10 +123,7 @@ def _start_argilla(settings: Settings) -> DemoLogins | None:
 def _truth(engine: Engine, articles: list[corpora.LabelledText]) -> dict[int, str]:
     """The simulated annotator's answers: each text's corpus label, by text id."""
     label_of = {a.id: a.label for a in articles}
-    with session_scope(engine) as session:
-        task_id = tasks.get_task(session, TASK).id
-        rows = session.execute(select(TextRecord.id, TextRecord.external_id).where(TextRecord.task_id == task_id))
-        return {text_id: label_of[external] for text_id, external in rows if external in label_of}
+    return {text_id: label_of[external] for external, text_id in stored_ids(engine, TASK).items() if external in label_of}
 
 
 def _learning_round(engine: Engine, settings: Settings, argilla: DemoLogins | None, truth: dict[int, str], number: int) -> None:

@@ -9,12 +9,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from driftloop.platform.ingestion.records import Record, Rejection, parse_record
 from driftloop.platform.ingestion.writer import store_records
-from driftloop.platform.store.engine import write_locked
+from driftloop.platform.store.engine import session_scope, write_locked
+from driftloop.platform.store.models import TextRecord
 from driftloop.platform.store.types import utcnow
 from driftloop.platform.tasks import get_task
 
@@ -87,6 +88,14 @@ def ingest(
             in_flight = writer.submit(batch.write, engine, task_id)
         if in_flight is not None:
             yield in_flight.result()
+
+
+def stored_ids(engine: Engine, task_name: str) -> dict[str, int]:
+    """The task's stored texts as the producer named them: external id -> the store's text id."""
+    with session_scope(engine) as session:
+        task_id = get_task(session, task_name).id
+        rows = session.execute(select(TextRecord.external_id, TextRecord.id).where(TextRecord.task_id == task_id))
+        return {external_id: text_id for external_id, text_id in rows}
 
 
 def _chunks(entries: Iterable[tuple[int, object]], size: int) -> Iterator[list[tuple[int, object]]]:

@@ -3,9 +3,11 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, func, select
 
-from driftloop.platform.ingestion.service import IngestSummary, Outcome, Status, ingest
+from driftloop.platform.errors import NotFound
+from driftloop.platform.ingestion.service import IngestSummary, Outcome, Status, ingest, stored_ids
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import Task, TextRecord
 from tests.conftest import DRIFTLOOP, store_env
@@ -25,6 +27,15 @@ def test_records_are_stored_with_their_fields(engine: Engine, task_name: str) ->
     assert row.event_time.isoformat() == "2014-01-02T03:04:05+00:00"
     assert row.received_at.tzinfo is not None
     assert row.meta is not None and row.content_hash is not None
+
+
+def test_stored_ids_map_the_producers_ids_to_the_stores(engine: Engine, task_name: str) -> None:
+    run(engine, task_name, [{"text": "one", "id": "a"}, {"text": "two", "id": "b"}, {"text": "three", "id": "c"}])
+    ids = stored_ids(engine, task_name)
+    assert set(ids) == {"a", "b", "c"} and len(set(ids.values())) == 3
+    assert {row.external_id: row.id for row in stored_texts(engine, task_name)} == ids
+    with pytest.raises(NotFound):
+        stored_ids(engine, "no-such-task")
 
 
 def test_ingest_is_idempotent_on_id_and_on_content(engine: Engine, task_name: str) -> None:

@@ -69,6 +69,7 @@ _LIVE = (JobState.queued, JobState.running)
 OPERATIONS: dict[str, str] = {
     "train": "driftloop.platform.modeling.rounds:run_train_job",
     "select": "driftloop.platform.selection.rounds:run_select_job",
+    "rebuild": "driftloop.platform.selection.task_index:run_rebuild_job",
 }
 CELERY_TASK_PREFIX = "driftloop."
 

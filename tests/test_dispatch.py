@@ -21,10 +21,12 @@ from sqlalchemy import Engine, func, select
 from driftloop.platform import jobs
 from driftloop.platform.api.app import create_app
 from driftloop.platform.config import Settings
+from driftloop.platform.ingestion.service import ingest
 from driftloop.platform.jobs import Owner, create_job, get_job, run_job, submit
+from driftloop.platform.selection.task_index import index_status
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import Job, JobState, ModelVersion, TrainingRun
-from driftloop.platform.tasks import get_task
+from driftloop.platform.tasks import create_task, get_task
 from tests.conftest import run_cli, store_env
 from tests.learning_loop import Loop
 
@@ -161,3 +163,21 @@ def jobs_body(message: dict) -> str:  # type: ignore[type-arg]
     import base64
 
     return base64.b64decode(message["body"]).decode()
+
+
+def test_an_index_rebuild_over_http_is_a_job_that_embeds_and_indexes_every_text(sqlite_engine: Engine, tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, database_url=sqlite_engine.url.render_as_string(hide_password=False))
+    task = f"t-{uuid.uuid4().hex[:8]}"
+    with session_scope(sqlite_engine) as session:
+        create_task(session, task, ["a", "b"])
+    texts = ["flu season starts early", "a new vaccine trial", "hospital waiting times grow", "sleep and heart health"]
+    list(ingest(sqlite_engine, task, enumerate({"text": t} for t in texts), max_text_chars=1000, batch_size=100))
+    with TestClient(create_app(settings)) as client:
+        accepted = client.post(f"/v1/tasks/{task}/index/rebuild")
+        assert accepted.status_code == 202 and accepted.headers["location"] == accepted.json()["url"]
+        job = _wait(client, accepted.json()["job"])[-1]
+        assert (job["state"], job["result"]["vectors"]) == ("succeeded", 4), job
+        assert client.post(f"/v1/tasks/no-{uuid.uuid4().hex[:6]}/index/rebuild").status_code == 404
+    with session_scope(sqlite_engine) as session:
+        task_id = get_task(session, task).id
+    assert index_status(sqlite_engine, tmp_path, task_id, job["result"]["encoder"]).indexed == 4

@@ -11,13 +11,16 @@ and builds its index in one go, instead of leaving that to the next selection ro
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, Select, func, select
 
+from driftloop.platform.config import Settings
 from driftloop.platform.home import private_home
+from driftloop.platform.jobs import begin_job, complete_job, progress_reporter, running, submit
 from driftloop.platform.modeling.embeddings import embed_texts, read_vectors
-from driftloop.platform.modeling.encoder import Encoder
+from driftloop.platform.modeling.encoder import Encoder, load_encoder
 from driftloop.platform.selection.faiss_index import FaissIndex
 from driftloop.platform.selection.index import VectorIndex
 from driftloop.platform.store.engine import session_scope
@@ -69,6 +72,30 @@ def rebuild_index(
     path = index_path(home, task_id, encoder.id)
     path.unlink(missing_ok=True)
     return sync_index(engine, home, task_id, encoder)
+
+
+def submit_rebuild(engine: Engine, settings: Settings, task: str, *, runner: str = "thread") -> int:
+    """Queue an index rebuild of ``task`` as a job and have it run (:func:`driftloop.platform.jobs.submit`); its id."""
+    return submit(engine, settings, "rebuild", task, {"task": task}, runner=runner)
+
+
+def run_rebuild_job(engine: Engine, settings: Settings, job_id: int) -> dict[str, Any]:
+    """The ``rebuild`` job's operation: :func:`rebuild_index` of its task with the configured encoder."""
+    from driftloop.platform.tasks import get_task
+
+    with session_scope(engine, write=True) as session:
+        job = begin_job(session, job_id)
+        task_id = get_task(session, job.params["task"]).id
+    with running(engine, job_id, settings.job_heartbeat_seconds):
+        to_job = progress_reporter(engine, job_id, high=0.95)
+        encoder = load_encoder(settings)
+        index = rebuild_index(
+            engine, settings.home, task_id, encoder, progress=lambda done, total: to_job(done / max(total, 1), f"embedded {done}/{total}")
+        )
+        result = {"encoder": encoder.id, "vectors": len(index)}
+        with session_scope(engine) as session:
+            complete_job(session, job_id, result)  # the index file is written: a lost job leaves a usable index
+    return result
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,15 @@ def select(task: str, body: SelectRequest, engine: EngineDep, settings: Settings
     return _accepted(submit_selection(engine, settings, request), response)
 
 
+@router.post("/v1/tasks/{task}/index/rebuild", status_code=202, responses=declare(404, 422))
+def rebuild_index(task: str, engine: EngineDep, settings: SettingsDep, response: Response) -> JobAccepted:
+    """Queue a rebuild of the task's vector index: every text embedded with the configured encoder
+    (after an encoder change), then the index built afresh; follow it at ``url``."""
+    from driftloop.platform.selection.task_index import submit_rebuild
+
+    return _accepted(submit_rebuild(engine, settings, task), response)
+
+
 def _accepted(job_id: int, response: Response) -> JobAccepted:
     url = f"/v1/jobs/{job_id}"
     response.headers["Location"] = url

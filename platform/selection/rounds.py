@@ -94,7 +94,7 @@ def run_select_job(engine: Engine, settings: Settings, job_id: int) -> dict[str,
         result = run_selection(
             engine, settings, SelectionRequest(**params), progress=lambda stage, done, total: to_job(done / max(total, 1), f"{stage} {done}/{total}"), job_id=job_id
         )
-    return {"round": result.round_id, "picks": len(result.picks), "pool_size": result.pool_size, "model_version": result.model_version}
+    return _job_result(result.round_id, len(result.picks), result.pool_size, result.model_version)
 
 
 def run_selection(
@@ -179,6 +179,11 @@ def _taken(session, task_id: int) -> list[int]:  # type: ignore[no-untyped-def]
     return sorted(set(session.scalars(labeled)) | set(session.scalars(queued)))
 
 
+def _job_result(round_id: int, picks: int, pool_size: int, model_version: int | None) -> dict[str, Any]:
+    """A ``select`` job's result, as stored on the job and returned by its operation."""
+    return {"round": round_id, "picks": picks, "pool_size": pool_size, "model_version": model_version}
+
+
 def _record(
     engine: Engine,
     task_id: int,
@@ -232,7 +237,7 @@ def _record(
             )
         }
         if job_id is not None:
-            complete_job(session, job_id, {"round": round_.id, "picks": len(picks), "pool_size": pool_size, "model_version": version})
+            complete_job(session, job_id, _job_result(round_.id, len(picks), pool_size, version))
         return SelectionResult(
             round_.id,
             request.strategy,

@@ -19,7 +19,7 @@ from argilla._exceptions import ArgillaError
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from driftloop.labeling.connection import LabelingUnavailable
+from driftloop.labeling.connection import LabelingUnavailable, connect, target
 from driftloop.labeling.dataset import FIELD, QUESTION, ROUND, VECTOR, LabelingConfig, provision
 from driftloop.platform.config import Settings
 from driftloop.platform.labels.outbox import pending_count
@@ -103,6 +103,14 @@ def push_pending(
             remaining = pending_count(session, task_id)
         return PushResult(dataset_name, pushed, moved, remaining, f"{type(error).__name__}: {error}")
     return PushResult(dataset_name, pushed, moved, 0)
+
+
+def push_if_configured(engine: Engine, settings: Settings, task_name: str) -> PushResult | None:
+    """Send the task's pending picks to Argilla when one is configured or running; None when
+    none is: the picks then wait in the outbox for a later push or sync."""
+    if target(settings) is None:
+        return None
+    return push_pending(engine, settings, task_name, lambda: connect(settings))
 
 
 def _upsert(client: rg.Argilla, dataset: rg.Dataset, records: list[rg.Record]) -> None:

@@ -21,7 +21,7 @@ from driftloop.labeling.push import PushResult, push_pending
 from driftloop.platform.config import Settings
 from driftloop.platform.labels.aggregation import majority_vote
 from driftloop.platform.labels.agreement import Agreement, agreement
-from driftloop.platform.labels.outbox import text_id_of
+from driftloop.platform.labels.outbox import requeue, text_id_of
 from driftloop.platform.labels.service import Answer, record_answers
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import Annotation, AnnotationStatus, Label, Push, Task
@@ -112,6 +112,14 @@ def _summary(engine: Engine, task_name: str, pushed: PushResult, *, responses: i
     submitted = [(t, a, label) for t, a, label, status in rows if status == AnnotationStatus.submitted and label]
     skipped = len({t for t, _, _, status in rows if status == AnnotationStatus.discarded})
     return SyncResult(pushed, responses, changed, skipped, len(ties), agreement(submitted))
+
+
+def requeue_ties(engine: Engine, task_name: str) -> int:
+    """Send the texts whose answers tie back to the outbox as new records, for more opinions; how
+    many. The next push (or sync) takes them to Argilla."""
+    with session_scope(engine, write=True) as session:
+        task = get_task(session, task_name, lock=True)
+        return requeue(session, task.id, unresolved(session, task))
 
 
 def unresolved(session: Session, task: Task) -> list[int]:

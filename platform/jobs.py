@@ -28,7 +28,8 @@ the job row and hands its id to a runner: Celery, by the operation's task name, 
 small thread pool of this process (a server) or a detached process (a CLI about to exit). A
 queued job is owned from the start by the process that will run it, so one whose process died
 before it began is lost, not queued forever. What a kind of job runs is :data:`OPERATIONS`: an
-import path, so that submitting imports nothing heavy. An operation takes a queued job's id,
+import path, so that submitting imports nothing heavy; edges add their own kinds with
+:func:`register_operations`. An operation takes a queued job's id,
 starts it, and completes it in the transaction that commits its results.
 """
 
@@ -72,6 +73,12 @@ OPERATIONS: dict[str, str] = {
     "rebuild": "driftloop.platform.selection.task_index:run_rebuild_job",
 }
 CELERY_TASK_PREFIX = "driftloop."
+
+
+def register_operations(operations: dict[str, str]) -> None:
+    """Add kinds of job whose code the core must not import (labeling's ``sync``): the edges that
+    wire labeling in (CLI, API, workers) call this as they start."""
+    OPERATIONS.update(operations)
 
 log = logging.getLogger(__name__)
 

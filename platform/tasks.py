@@ -43,6 +43,16 @@ def create_task(session: Session, name: str, labels: Sequence[str]) -> Task:
     return task
 
 
+def ensure_task(session: Session, name: str, labels: Sequence[str]) -> bool:
+    """The task, created with ``labels`` when it does not exist yet, else given those it lacks
+    (appended); True when it was created."""
+    if session.scalar(select(Task.id).where(Task.name == name)) is None:
+        create_task(session, name, labels)
+        return True
+    add_labels(session, name, labels)
+    return False
+
+
 def add_labels(session: Session, name: str, labels: Sequence[str]) -> Task:
     """Append labels that are new to the task; labels it already has are left as they are."""
     task = get_task(session, name, lock=True)

@@ -28,23 +28,10 @@ from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import Job, JobState, ModelVersion, TrainingRun
 from driftloop.platform.tasks import create_task, get_task
 from tests.conftest import run_cli, store_env
+from tests.job_watch import wait_for_job
 from tests.learning_loop import Loop
 
 BROKER_DB = 13  # this file's own Redis database: parallel runs and a demo use others
-
-
-def _wait(client: TestClient, job_id: int, timeout: float = 300.0) -> list[dict]:  # type: ignore[type-arg]
-    """Every distinct view of the job over HTTP until it ends."""
-    seen: list[dict] = []  # type: ignore[type-arg]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if not seen or (job["state"], job["progress"]) != (seen[-1]["state"], seen[-1]["progress"]):
-            seen.append(job)
-        if job["state"] not in ("queued", "running"):
-            return seen
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not end in {timeout}s: {seen[-1]}")
 
 
 def test_train_and_select_over_http_answer_202_and_run_one_after_the_other(sqlite_engine: Engine, tmp_path: Path, headlines, encoder) -> None:  # type: ignore[no-untyped-def]
@@ -60,11 +47,11 @@ def test_train_and_select_over_http_answer_202_and_run_one_after_the_other(sqlit
         assert picked.status_code == 202, picked.text
         pick_id = picked.json()["job"]
 
-        views = _wait(client, job_id)
+        views = wait_for_job(client, job_id)
         assert views[-1]["state"] == "succeeded", views[-1]
         assert views[-1]["progress"] == 1.0 and views[-1]["result"]["version"] == 1
         assert any(0 < v["progress"] < 1 and v["state"] == "running" for v in views), "no progress was shown while it ran"
-        selection = _wait(client, pick_id)[-1]
+        selection = wait_for_job(client, pick_id)[-1]
         assert selection["state"] == "succeeded", selection
         # picked by the champion the first job promoted, and only after it finished
         assert selection["result"]["picks"] == 5 and selection["result"]["model_version"] == 1
@@ -175,7 +162,7 @@ def test_an_index_rebuild_over_http_is_a_job_that_embeds_and_indexes_every_text(
     with TestClient(create_app(settings)) as client:
         accepted = client.post(f"/v1/tasks/{task}/index/rebuild")
         assert accepted.status_code == 202 and accepted.headers["location"] == accepted.json()["url"]
-        job = _wait(client, accepted.json()["job"])[-1]
+        job = wait_for_job(client, accepted.json()["job"])[-1]
         assert (job["state"], job["result"]["vectors"]) == ("succeeded", 4), job
         assert client.post(f"/v1/tasks/no-{uuid.uuid4().hex[:6]}/index/rebuild").status_code == 404
     with session_scope(sqlite_engine) as session:

@@ -20,6 +20,15 @@ def test_creating_a_task_twice_is_refused(engine: Engine, task_name: str) -> Non
         tasks.create_task(session, task_name, ["x"])
 
 
+def test_ensure_task_creates_once_then_only_appends_missing_labels(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        assert tasks.ensure_task(session, "ensured", ["x", "y"]) is True
+    with session_scope(engine) as session:
+        assert tasks.ensure_task(session, "ensured", ["y", "z"]) is False
+    with session_scope(engine) as session:
+        assert tasks.label_names(tasks.get_task(session, "ensured")) == ["x", "y", "z"]
+
+
 @pytest.mark.parametrize(
     ("name", "labels", "message"),
     [

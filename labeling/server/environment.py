@@ -77,7 +77,7 @@ def _build(venv: Path, report: Progress) -> None:
 
 
 def _run(command: list[str], report: Progress) -> None:
-    """Run a build step, passing its output on line by line; fail with the output's tail."""
+    """Run a build step, passing on the lines that say how far it is; fail with the output's tail."""
     tail: list[str] = []
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True
@@ -87,10 +87,27 @@ def _run(command: list[str], report: Progress) -> None:
             line = line.rstrip()
             if line:
                 tail = [*tail[-29:], line]
-                report(line)
+                shown = _worth_showing(line)
+                if shown:
+                    report(shown)
     if process.returncode != 0:
         shown = "\n".join(tail)
         raise EmbeddedServerError(
             f"building the Argilla server's virtualenv failed ({' '.join(command[:4])} … exited "
             f"{process.returncode}):\n{shown}"
         )
+
+
+def _worth_showing(line: str) -> str | None:
+    """What a user watching the build needs of a pip line: which package it is at, and the totals.
+    Download bars, index warnings and "Requirement already satisfied" are pip's, not ours; they
+    stay in the tail that a failure reports."""
+    if line.startswith("Collecting "):
+        return "resolving " + line.removeprefix("Collecting ").split(" ", 1)[0]
+    if line.startswith("Installing collected packages:"):
+        return f"installing {len(line.split(':', 1)[1].split(','))} packages (the longest step)"
+    if line.startswith("Successfully installed "):
+        return f"installed {len(line.split()) - 2} packages"
+    if line.startswith(("ERROR", "No broken requirements")):
+        return line
+    return None

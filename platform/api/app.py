@@ -3,6 +3,7 @@
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from driftloop.labeling import register_jobs
 from driftloop.platform.api import errors
 from driftloop.platform.api.routes import health, jobs, labeling, models, rounds, tasks, texts
 from driftloop.platform.config import Settings, get_settings
@@ -21,6 +22,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     errors.install(app)
+    register_jobs()  # the API is an edge: it wires labeling's jobs (sync) into its runner
     for module in (health, tasks, texts, models, rounds, jobs, labeling):
         app.include_router(module.router)
     return app

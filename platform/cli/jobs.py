@@ -120,6 +120,9 @@ def cancel(job_id: int = typer.Argument(..., metavar="ID", help="Job id.")) -> N
 @app.command("run", hidden=True)
 def run(job_id: int = typer.Argument(..., metavar="ID", help="Job id.")) -> None:
     """Run a queued job in this process (how `--no-wait` runs one when no broker is configured)."""
+    from driftloop.labeling import register_jobs
+
+    register_jobs()
     engine, settings = current_engine(), get_settings()
     run_job(engine, settings, job_id)
     with session_scope(engine) as session:

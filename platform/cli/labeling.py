@@ -2,12 +2,11 @@
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 import typer
 
-from driftloop.platform.cli.console import count_progress, err, json_option, out, print_json
+from driftloop.platform.cli.console import count_progress, err, json_option, out, print_json, print_queued
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import get_settings
 from driftloop.platform.store.engine import session_scope
@@ -19,21 +18,31 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Labeling in Argilla: dataset switches, pushes, webhooks.", no_args_is_help=True)
 
 
-def sync_command(name: str = typer.Argument(..., help="Task."), as_json: bool = json_option()) -> None:
+def sync_command(
+    name: str = typer.Argument(..., help="Task."),
+    as_json: bool = json_option(),
+    no_wait: bool = typer.Option(
+        False, "--no-wait", help="Queue the sync as a job, print its id and return; follow it with `driftloop jobs watch ID`."
+    ),
+) -> None:
     """Push pending picks to Argilla, then pull annotators' responses into the store.
 
     Exit status 1 when Argilla could not be reached (the pushes stay pending).
 
     --json: {"task", "responses", "labels_changed", "skipped", "unresolved", "agreement", "push"}."""
     from driftloop.labeling.connection import connect
+    from driftloop.labeling.jobs import submit_sync, sync_summary
     from driftloop.labeling.sync import sync
 
     settings = get_settings()
+    if no_wait:
+        print_queued(submit_sync(current_engine(), settings, name, runner="process"), settings)
+        return
     with _bar("read responses") as report:
         result = sync(current_engine(), settings, name, lambda: connect(settings), progress=report)
     print_push(result.push, as_json=as_json)
     if as_json:
-        print_json({"task": name, **asdict(result)})
+        print_json(sync_summary(name, result))
         if result.push.error is not None:
             raise typer.Exit(1)
         return
@@ -85,12 +94,9 @@ def configure_command(
 @app.command("requeue")
 def requeue_command(name: str = typer.Argument(..., help="Task.")) -> None:
     """Send texts whose answers tie back to Argilla as new records, for more opinions."""
-    from driftloop.labeling.sync import unresolved
-    from driftloop.platform.labels.outbox import requeue
+    from driftloop.labeling.sync import requeue_ties
 
-    with session_scope(current_engine()) as session:
-        task = get_task(session, name, lock=True)
-        count = requeue(session, task.id, unresolved(session, task))
+    count = requeue_ties(current_engine(), name)
     out.print(f"re-queued {count} unresolved texts; `driftloop labeling push {name}` (or `driftloop sync`) sends them")
 
 

@@ -2,18 +2,13 @@
 runs, not with the module: the CLI imports it to answer ``--help``)."""
 
 from dataclasses import asdict
-from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
-from sqlalchemy import Engine
 
 from driftloop.platform.cli.console import err, json_option, out, print_json, print_queued, stage_progress
 from driftloop.platform.cli.store import current_engine
-from driftloop.platform.config import Settings, get_settings
-
-if TYPE_CHECKING:
-    from driftloop.labeling.push import PushResult
+from driftloop.platform.config import get_settings
 
 _NO_ARGILLA = "no Argilla configured: the picks wait as pending pushes (see `driftloop argilla up`)"
 
@@ -64,7 +59,9 @@ def select_command(
                 pick.text[:60].replace("\n", " "),
             )
         out.print(table)
-    push = _push_if_labeling(settings, engine, name)
+    from driftloop.labeling.push import push_if_configured
+
+    push = push_if_configured(engine, settings, name)
     if as_json:
         print_json({**asdict(result), "push": push})
     if push is None:
@@ -72,13 +69,3 @@ def select_command(
     else:
         print_push(push, as_json=as_json)
 
-
-def _push_if_labeling(settings: Settings, engine: Engine, name: str) -> "PushResult | None":
-    """Send the round to Argilla when one is configured or running; otherwise (None) the picks
-    wait in the outbox for `driftloop labeling push` or `driftloop sync`."""
-    from driftloop.labeling.connection import connect, target
-    from driftloop.labeling.push import push_pending
-
-    if target(settings) is None:
-        return None
-    return push_pending(engine, settings, name, lambda: connect(settings))

@@ -182,7 +182,57 @@ def _run(
 
         return report
 
-    report = stage(0.0, 1.0)
+    data = gather(engine, request, task_id)
+    stage(0.0, 1.0)(0.02, f"{len(data.new)} new labels, {len(data.replayed)} replayed")
+    trained = train_candidate(engine, settings, request, data, encoder, stage(0.02, 0.85))
+    judged = gate_candidate(engine, settings, request, data, trained, encoder, stage(0.86, 0.99))
+    return record_round(engine, settings, request, data, trained, judged, job_id, run_id)
+
+
+@dataclass(frozen=True)
+class _Champion:
+    id: int
+    version: int
+    artifact_uri: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class RoundData:
+    """What a round learns from and is judged on, read from the store in one transaction."""
+
+    task_id: int
+    labels: list[str]
+    rules: GateRules
+    eval_size: int
+    cutoff: datetime | None  # the new labels are those after it
+    new: list[_Example]
+    replayed: list[_Example]
+    data_until: datetime
+    slices: list[SliceSpec]
+    base: _Champion | None  # the model the candidate starts from and is gated against
+    champion_id: int | None  # the current champion (a provisional one may not be the base)
+    judges_provisional: bool  # the gate's champion side is a provisional model its slices now judge
+
+
+@dataclass
+class TrainedCandidate:
+    model: TextClassifier
+    init: str  # "champion vN" or "scratch"
+    fit: FitReport
+    features: np.ndarray | None  # the training examples' embeddings, when a head needs them
+    champion: TextClassifier | None
+
+
+@dataclass(frozen=True)
+class GateResult:
+    outcome: GateOutcome
+    cross_validated: RuleResult | None  # the first model's evidence when the eval split was too small
+
+
+def gather(engine: Engine, request: RoundRequest, task_id: int) -> RoundData:
+    """Step 1: the new labels since the champion's data cutoff, a replay sample of older ones, and
+    the eval slices the gate will use. Raises when there is nothing to learn."""
     with session_scope(engine) as session:
         task = get_task(session, request.task)
         labels = label_names(task)
@@ -190,7 +240,7 @@ def _run(
         rules = GateRules.from_dict(task.settings.get("gate"))
         eval_size = session.scalar(
             select(func.count()).select_from(Label).where(Label.task_id == task_id, Label.split == Split.eval)
-        )
+        ) or 0
         cutoff = _cutoff(session, current)
         new = _train_examples(session, task_id, since=cutoff)
         if not new:
@@ -208,51 +258,97 @@ def _run(
             new = _train_examples(session, task_id, since=None)
         if base is None:
             _require_two_classes(task.name, new)
-        replayed = _replay_sample(session, task_id, request, len(new)) if base else []
-        data_until = session.scalar(select(func.max(Label.created_at)).where(Label.task_id == task_id))
-        slices = eval_slices(session, task_id, labels, cutoff, request.past_windows, rules.min_slice_size)
-        champion_row = (base.id, base.version, base.artifact_uri, base.sha256) if base else None
-        current_id = current.id if current else None
-        judges_provisional = base is not None and registry.is_provisional(base)
+        return RoundData(
+            task_id=task_id,
+            labels=labels,
+            rules=rules,
+            eval_size=eval_size,
+            cutoff=cutoff,
+            new=new,
+            replayed=_replay_sample(session, task_id, request, len(new)) if base else [],
+            data_until=session.scalar(select(func.max(Label.created_at)).where(Label.task_id == task_id)),
+            slices=eval_slices(session, task_id, labels, cutoff, request.past_windows, rules.min_slice_size),
+            base=_Champion(base.id, base.version, base.artifact_uri, base.sha256) if base else None,
+            champion_id=current.id if current else None,
+            judges_provisional=base is not None and registry.is_provisional(base),
+        )
 
-    report(0.02, f"{len(new)} new labels, {len(replayed)} replayed")
-    champion_model = _load(champion_row, encoder)
-    model, init = _start_from(champion_model, champion_row, request, labels, encoder)
-    examples = new + replayed
-    features = _features(engine, settings, task_id, examples, encoder, request.mode, champion_model, stage(0.02, 0.3))
-    data = TrainingData(
+
+def train_candidate(
+    engine: Engine, settings: Settings, request: RoundRequest, data: RoundData, encoder: Encoder, progress: Progress
+) -> TrainedCandidate:
+    """Step 2: a candidate from the base model (or from scratch), fitted on the new and replayed
+    examples, with distillation from the base when asked."""
+    champion_model = _load(data.base, encoder)
+    model, init = _start_from(champion_model, data.base, request, data.labels, encoder)
+    examples = data.new + data.replayed
+    features = _features(engine, settings, data.task_id, examples, encoder, request.mode, champion_model, _within(progress, 0.0, 0.33))
+    training_data = TrainingData(
         texts=[e.text for e in examples],
-        y=np.array([labels.index(e.label) for e in examples], dtype=np.int64),
+        y=np.array([data.labels.index(e.label) for e in examples], dtype=np.int64),
         features=features if request.mode == "head" else None,
-        teacher=_teacher(champion_model, new, replayed, features, request.training),
+        teacher=_teacher(champion_model, data.new, data.replayed, features, request.training),
     )
-    fit_report = fit(model, data, request.training, stage(0.3, 0.85))
+    fit_report = fit(model, training_data, request.training, _within(progress, 0.33, 1.0))
+    return TrainedCandidate(model, init, fit_report, features, champion_model)
 
-    report(0.86, "gating the candidate")
+
+def gate_candidate(
+    engine: Engine,
+    settings: Settings,
+    request: RoundRequest,
+    data: RoundData,
+    trained: TrainedCandidate,
+    encoder: Encoder,
+    progress: Progress,
+) -> GateResult:
+    """Step 3: the candidate against the base on every eval slice; a first model whose eval split
+    is too small to decide is judged on cross-validation of its recipe instead."""
+    progress(0.0, "gating the candidate")
+    model, champion_model = trained.model, trained.champion
     uses_embeddings = model.mode == "head" or (champion_model is not None and champion_model.mode == "head")
-    slice_features = _slice_features(engine, settings, task_id, slices, encoder) if uses_embeddings else {}
-    outcome = _gate(slices, slice_features, model, champion_model, labels, rules)
+    slice_features = _slice_features(engine, settings, data.task_id, data.slices, encoder) if uses_embeddings else {}
+    outcome = _gate(data.slices, slice_features, model, champion_model, data.labels, data.rules)
     cross_validated: RuleResult | None = None
-    if champion_row is None and not first_model.eval_can_decide(eval_size, rules):
-        report(0.9, "cross-validating the recipe on the training labels (the eval split is too small)")
-        cross_validated = _cross_validated(engine, settings, task_id, new, features, labels, encoder, request, eval_size, rules)
+    if data.base is None and not first_model.eval_can_decide(data.eval_size, data.rules):
+        progress(0.5, "cross-validating the recipe on the training labels (the eval split is too small)")
+        cross_validated = _cross_validated(
+            engine, settings, data.task_id, data.new, trained.features, data.labels, encoder, request, data.eval_size, data.rules
+        )
         outcome = first_model.with_cross_validation(outcome, cross_validated)
-    artifact = model.save(
+    return GateResult(outcome, cross_validated)
+
+
+def record_round(
+    engine: Engine,
+    settings: Settings,
+    request: RoundRequest,
+    data: RoundData,
+    trained: TrainedCandidate,
+    judged: GateResult,
+    job_id: int,
+    run_id: int,
+) -> RoundResult:
+    """Step 4: the artifact saved, then in one transaction the version registered, the gate
+    decision recorded, the candidate promoted or rejected and the run and job completed. A job
+    that was cancelled or lost meanwhile records nothing (its artifact is removed)."""
+    outcome, cross_validated = judged.outcome, judged.cross_validated
+    artifact = trained.model.save(
         registry.artifact_folder(private_home(settings.home), request.task),
         registry.run_artifact_name(run_id),
-        {"training_run": run_id, "init": init, "fit": asdict(fit_report) | {"history": fit_report.history[-5:]}},
+        {"training_run": run_id, "init": trained.init, "fit": asdict(trained.fit) | {"history": trained.fit.history[-5:]}},
     )
     try:
         with session_scope(engine, write=True) as session:
             lock_running(session, job_id)  # first, as the reaper does: then the two cannot deadlock
             task = get_task(session, request.task)
-            parent = session.get(ModelVersion, current_id) if current_id else None
+            parent = session.get(ModelVersion, data.champion_id) if data.champion_id else None
             all_metrics = next((s.candidate.to_dict() for s in outcome.slices if s.name == "all"), {})
             metrics = all_metrics if cross_validated is None else registry.provisional_metrics(all_metrics, first_model.evidence(cross_validated))
             version = registry.register_candidate(
-                session, task, artifact, mode=request.mode, labels=labels, parent=parent, training_run_id=run_id, metrics=metrics
+                session, task, artifact, mode=request.mode, labels=data.labels, parent=parent, training_run_id=run_id, metrics=metrics
             )
-            if judges_provisional and parent is not None:
+            if data.judges_provisional and parent is not None:
                 # its eval slices decide now: the provisional champion gets the metrics they gave it
                 champion_all = next((s.champion.to_dict() for s in outcome.slices if s.name == "all" and s.champion), None)
                 if champion_all is not None:
@@ -260,14 +356,14 @@ def _run(
             record_decision(session, version, parent, outcome=outcome)
             run = session.get(TrainingRun, run_id)
             run.params = {
-                "data_from": cutoff.isoformat() if cutoff else None,
-                "data_until": data_until.isoformat(),
-                "n_new": len(new),
-                "n_replay": len(replayed),
-                "init": init,
+                "data_from": data.cutoff.isoformat() if data.cutoff else None,
+                "data_until": data.data_until.isoformat(),
+                "n_new": len(data.new),
+                "n_replay": len(data.replayed),
+                "init": trained.init,
                 "training": asdict(request.training),
             }
-            run.metrics = {"fit": asdict(fit_report), "candidate_all": all_metrics}
+            run.metrics = {"fit": asdict(trained.fit), "candidate_all": all_metrics}
             run.state, run.finished_at = JobState.succeeded, utcnow()
             session.flush()
             promoted = False
@@ -282,27 +378,40 @@ def _run(
         shutil.rmtree(artifact.path, ignore_errors=True)
         raise
     return RoundResult(
-        number, promoted, outcome, fit_report, len(new), len(replayed), init, job_id, run_id, cross_validated is not None
+        number,
+        promoted,
+        outcome,
+        trained.fit,
+        len(data.new),
+        len(data.replayed),
+        trained.init,
+        job_id,
+        run_id,
+        cross_validated is not None,
     )
+
+
+def _within(progress: Progress, low: float, high: float) -> Progress:
+    """A step's share of its caller's progress."""
+    return lambda fraction, message: progress(low + (high - low) * fraction, message)
 
 
 def load_version(version: ModelVersion, encoder: Encoder) -> TextClassifier:
     return TextClassifier.load(path_from_uri(version.artifact_uri), version.sha256, encoder)
 
 
-def _load(champion_row: tuple | None, encoder: Encoder) -> TextClassifier | None:  # type: ignore[type-arg]
-    if champion_row is None:
+def _load(champion: _Champion | None, encoder: Encoder) -> TextClassifier | None:
+    if champion is None:
         return None
-    _, _, uri, sha256 = champion_row
-    return TextClassifier.load(path_from_uri(uri), sha256, encoder)
+    return TextClassifier.load(path_from_uri(champion.artifact_uri), champion.sha256, encoder)
 
 
 def _start_from(
-    champion: TextClassifier | None, row: tuple | None, request: RoundRequest, labels: list[str], encoder: Encoder  # type: ignore[type-arg]
+    champion: TextClassifier | None, row: _Champion | None, request: RoundRequest, labels: list[str], encoder: Encoder
 ) -> tuple[TextClassifier, str]:
     seed = request.training.seed
-    if champion is not None and (champion.mode == "head" or champion.mode == request.mode):
-        return champion.candidate(request.mode, labels, seed), f"champion v{row[1]}"
+    if champion is not None and row is not None and (champion.mode == "head" or champion.mode == request.mode):
+        return champion.candidate(request.mode, labels, seed), f"champion v{row.version}"
     return TextClassifier.fresh(request.mode, labels, encoder, seed), "scratch"
 
 

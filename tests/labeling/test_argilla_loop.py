@@ -213,6 +213,34 @@ def test_sync_without_argilla_reports_it_and_keeps_the_store(labeling: LabelingL
         assert session.scalar(select(func.count()).select_from(Push).where(Push.state == PushState.pending)) >= 2
 
 
+def test_a_sync_over_http_is_a_job_that_stores_the_answers(labeling: LabelingLoop) -> None:
+    from fastapi.testclient import TestClient
+
+    from driftloop.platform.api.app import create_app
+    from tests.job_watch import wait_for_job
+
+    picked = labeling.select(3)
+    labeling.push()
+    labeling.annotate(ANNOTATOR)
+    with TestClient(create_app(labeling.settings)) as client:
+        answer = client.post(f"/v1/tasks/{labeling.task}/sync")
+        assert answer.status_code == 202 and answer.headers["location"] == answer.json()["url"]
+        job = wait_for_job(client, answer.json()["job"])[-1]
+        assert (job["kind"], job["state"], job["progress"]) == ("sync", "succeeded", 1.0), job
+        assert (job["result"]["responses"], job["result"]["labels_changed"]) == (3, 3)
+        assert set(labeling.labels()) == set(picked)
+
+        # Argilla unreachable: the job fails and says why; the picks stay pending for the next sync
+        labeling.select(2)
+        down = labeling.settings.model_copy(update={"argilla_url": "http://127.0.0.1:9"})
+        with TestClient(create_app(down)) as unreachable:
+            failed = wait_for_job(unreachable, unreachable.post(f"/v1/tasks/{labeling.task}/sync").json()["job"])[-1]
+        assert failed["state"] == "failed" and "Argilla could not be reached; 2 pushes stay pending" in failed["error"]
+        with session_scope(labeling.engine) as session:
+            assert pending_count(session, labeling.task_id) == 2
+        assert client.post("/v1/tasks/no-such-task/sync").status_code == 404
+
+
 @pytest.fixture
 def driftloop_api(labeling: LabelingLoop):  # type: ignore[no-untyped-def]
     """The driftloop API on a free port of 127.0.0.1, in this process, for Argilla's worker to call."""

@@ -1,7 +1,7 @@
 from dataclasses import asdict
 from datetime import datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from driftloop.platform.api.deps import RowNumber, SessionDep, SettingsDep
@@ -26,6 +26,21 @@ class JobPublic(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+
+class JobAccepted(BaseModel):
+    """The answer to slow work: the job that does it, queued, and where to follow it."""
+
+    job: int
+    state: str
+    url: str
+
+
+def accepted(job_id: int, response: Response) -> JobAccepted:
+    """A 202's body and its ``Location`` for a job that was just submitted."""
+    url = f"/v1/jobs/{job_id}"
+    response.headers["Location"] = url
+    return JobAccepted(job=job_id, state="queued", url=url)
 
 
 @router.get("/v1/jobs/{job_id}", responses=declare(404, 422))

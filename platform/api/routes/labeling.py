@@ -1,11 +1,13 @@
-"""Argilla's webhook deliveries: verified, then a sync of the task they concern, after the reply."""
+"""Labeling over HTTP: a sync as a job (202), and Argilla's webhook deliveries: verified, then a
+sync of the task they concern, after the reply."""
 
-from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi import APIRouter, BackgroundTasks, Request, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from driftloop.platform.api.deps import EngineDep, SettingsDep
 from driftloop.platform.api.errors import declare
+from driftloop.platform.api.routes.jobs import JobAccepted, accepted
 
 router = APIRouter(tags=["labeling"])
 
@@ -25,6 +27,16 @@ async def receive_webhook(request: Request, engine: EngineDep, settings: Setting
     if delivery.task is not None:
         background.add_task(_runner(request, engine, settings).request, delivery.task)
     return WebhookAccepted(event=str(delivery.event.get("type")), task=delivery.task)
+
+
+@router.post("/v1/tasks/{task}/sync", status_code=202, responses=declare(404, 422))
+def sync(task: str, engine: EngineDep, settings: SettingsDep, response: Response) -> JobAccepted:
+    """Queue a sync: pending picks pushed to Argilla, then every answer read back as annotations and
+    labels; follow it at ``url``. The job fails, saying why, when Argilla cannot be reached (the
+    pushes stay pending)."""
+    from driftloop.labeling.jobs import submit_sync
+
+    return accepted(submit_sync(engine, settings, task), response)
 
 
 def _runner(request: Request, engine, settings):  # type: ignore[no-untyped-def]

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from driftloop.platform.api.deps import EngineDep, SettingsDep
 from driftloop.platform.api.errors import declare
+from driftloop.platform.api.routes.jobs import JobAccepted, accepted
 
 router = APIRouter(tags=["rounds"])
 
@@ -30,12 +31,6 @@ class SelectRequest(BaseModel):
     seed: int = Field(0, ge=0, le=2**31 - 1)
 
 
-class JobAccepted(BaseModel):
-    job: int
-    state: str
-    url: str
-
-
 @router.post("/v1/tasks/{task}/train", status_code=202, responses=declare(400, 404, 422))
 def train(task: str, engine: EngineDep, settings: SettingsDep, response: Response, body: TrainRequest | None = None) -> JobAccepted:
     """Queue a training round (train → gate → promote if it passed); follow it at ``url``."""
@@ -52,7 +47,7 @@ def train(task: str, engine: EngineDep, settings: SettingsDep, response: Respons
         training=TrainingConfig(epochs=body.epochs, distill_weight=body.distill, seed=body.seed),
         promote=body.promote,
     )
-    return _accepted(submit_train(engine, settings, request), response)
+    return accepted(submit_train(engine, settings, request), response)
 
 
 @router.post("/v1/tasks/{task}/select", status_code=202, responses=declare(400, 404, 422))
@@ -61,7 +56,7 @@ def select(task: str, body: SelectRequest, engine: EngineDep, settings: Settings
     from driftloop.platform.selection.rounds import SelectionRequest, submit_selection
 
     request = SelectionRequest(task=task, **body.model_dump())
-    return _accepted(submit_selection(engine, settings, request), response)
+    return accepted(submit_selection(engine, settings, request), response)
 
 
 @router.post("/v1/tasks/{task}/index/rebuild", status_code=202, responses=declare(404, 422))
@@ -70,10 +65,5 @@ def rebuild_index(task: str, engine: EngineDep, settings: SettingsDep, response:
     (after an encoder change), then the index built afresh; follow it at ``url``."""
     from driftloop.platform.selection.task_index import submit_rebuild
 
-    return _accepted(submit_rebuild(engine, settings, task), response)
+    return accepted(submit_rebuild(engine, settings, task), response)
 
-
-def _accepted(job_id: int, response: Response) -> JobAccepted:
-    url = f"/v1/jobs/{job_id}"
-    response.headers["Location"] = url
-    return JobAccepted(job=job_id, state="queued", url=url)

@@ -36,9 +36,12 @@ def test_demo_learns_in_rounds_labelled_through_the_embedded_argilla(tmp_path: P
         "COLUMNS": "120",
     }
     try:
-        first = run_cli("demo", env=env, timeout=900)
-        assert first.returncode == 0, first.stderr.decode()
-        output = first.stdout.decode()
+        returncode, lines = _timed_lines([DRIFTLOOP, "demo"], env, timeout=900)
+        output = "\n".join(line for _, line in lines)
+        assert returncode == 0, output
+        # piped to a file (no terminal), it still says what it is doing at least every 30 s
+        gaps = [(later - earlier, line) for (earlier, _), (later, line) in zip(lines, lines[1:], strict=False)]
+        assert max(gaps)[0] <= 30, max(gaps)
         assert "created task bbc-news with labels business, entertainment, politics, sports, tech" in output
         assert "ingested 2225, duplicates 0, rejected 0" in output
         assert f"Argilla UI at http://127.0.0.1:{port}" in output
@@ -57,6 +60,19 @@ def test_demo_learns_in_rounds_labelled_through_the_embedded_argilla(tmp_path: P
         assert "candidate version 3 from champion v" in second  # it keeps learning on the next batches
     finally:
         run_cli("argilla", "down", env=env)
+
+
+def _timed_lines(command: list[str], env: dict[str, str], timeout: float) -> tuple[int, list[tuple[float, str]]]:
+    """Run ``command`` with stdout and stderr piped together; its exit status and each line with
+    the time it arrived."""
+    started = time.monotonic()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, **env})
+    assert process.stdout is not None
+    lines = []
+    for raw in process.stdout:
+        lines.append((time.monotonic() - started, raw.decode(errors="replace").rstrip("\n")))
+        assert time.monotonic() - started < timeout, f"still running after {timeout}s"
+    return process.wait(timeout=60), lines
 
 
 @contextmanager

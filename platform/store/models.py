@@ -472,3 +472,6 @@ class Job(Base):
     owner_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
     owner_started_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # seconds since the epoch
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # starts, redeliveries included
+    worker: Mapped[str | None] = mapped_column(String(255), nullable=True)  # the Celery worker's name, or the runner
+    queue: Mapped[str | None] = mapped_column(String(50), nullable=True)

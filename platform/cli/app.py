@@ -17,6 +17,7 @@ from driftloop.platform.cli.jsonl_input import EXIT_USAGE
 from driftloop.platform.cli.select import select_command
 from driftloop.platform.cli.serve import serve_command
 from driftloop.platform.cli.train import train_command
+from driftloop.platform.cli.worker import worker_command
 from driftloop.platform.errors import AlreadyExists, DriftloopError, InvalidInput, NotFound, PromotionRefused
 
 app = typer.Typer(
@@ -39,6 +40,7 @@ app.command("train")(train_command)
 app.command("select")(select_command)
 app.command("sync")(labeling.sync_command)
 app.command("demo")(demo_command)
+app.command("worker")(worker_command)
 
 _USAGE_ERRORS = (NotFound, InvalidInput, AlreadyExists, PromotionRefused)
 

@@ -80,6 +80,12 @@ class Settings(BaseSettings):
         description="A job whose heartbeat is older than this is lost (when its process cannot be checked on this host).",
     )
 
+    pool_refresh: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Embed and score new texts as they arrive and re-score the pool after a promotion, as `score` "
+        "jobs: auto = when a broker is set (workers do it); without one the next selection does it, and the "
+        "in-process runner stays free for trainings.",
+    )
     job_max_attempts: int = Field(
         3, ge=1, description="A job whose worker died is run again (redelivered) at most until it has been started this often."
     )
@@ -120,6 +126,10 @@ class Settings(BaseSettings):
                 f"DRIFTLOOP_TASK_TIME_LIMIT ({self.task_time_limit}): a task still running would be delivered twice"
             )
         return self
+
+    @property
+    def refreshes_pool(self) -> bool:
+        return self.pool_refresh == "on" or (self.pool_refresh == "auto" and bool(self.broker_url))
 
     @property
     def visibility_timeout(self) -> int:

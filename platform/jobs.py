@@ -44,6 +44,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -71,6 +72,7 @@ OPERATIONS: dict[str, str] = {
     "train": "driftloop.platform.modeling.rounds:run_train_job",
     "select": "driftloop.platform.selection.rounds:run_select_job",
     "rebuild": "driftloop.platform.selection.task_index:run_rebuild_job",
+    "score": "driftloop.platform.selection.pool:run_score_job",
 }
 CELERY_TASK_PREFIX = "driftloop."
 DEFAULT_QUEUE, TRAIN_QUEUE = "default", "train"
@@ -164,18 +166,37 @@ def begin_job(session: Session, job_id: int) -> Job:
     return job
 
 
-def submit(engine: Engine, settings: Settings, kind: str, task: str | None, params: dict[str, Any], *, runner: str = "thread") -> int:
+def submit(
+    engine: Engine,
+    settings: Settings,
+    kind: str,
+    task: str | None,
+    params: dict[str, Any],
+    *,
+    runner: str = "thread",
+    coalesce: bool = False,
+) -> int:
     """Create a queued job of ``kind`` and have it run (see the module's docstring); its id.
 
     ``runner`` says where it runs when no broker is configured: ``"thread"`` in this process's
     pool (a long-lived server), ``"process"`` in a detached ``driftloop jobs run`` (a CLI that exits).
+    With ``coalesce``, a job of the same kind and task that is still queued (not started) stands
+    for this one: its id is returned and nothing new is queued (one pending refresh per task,
+    however many ingests ask for it).
     """
     if kind not in OPERATIONS:
         raise InvalidInput(f"unknown job kind {kind!r}: use one of {', '.join(OPERATIONS)}")
     if runner not in ("thread", "process"):
         raise ValueError(f"unknown runner {runner!r}")
     with session_scope(engine, write=True) as session:
-        task_id = get_task(session, task).id if task is not None else None
+        # the task's row lock: two submitters cannot both find no pending job and both queue one
+        task_id = get_task(session, task, lock=coalesce).id if task is not None else None
+        if coalesce:
+            pending = session.scalar(
+                select(Job.id).where(Job.kind == kind, Job.task_id == task_id, Job.state == JobState.queued, Job.started_at.is_(None))
+            )
+            if pending is not None:
+                return pending
         job_id = create_job(session, kind, task_id, params).id
     if settings.broker_url:
         send_to_broker(engine, settings, job_id, kind)
@@ -199,6 +220,16 @@ def submit(engine: Engine, settings: Settings, kind: str, task: str | None, para
     return job_id
 
 
+_FOLLOW_UP_RUNNER: ContextVar[str] = ContextVar("follow_up_runner", default="thread")
+
+
+def follow_up_runner() -> str:
+    """The runner for a job that a running job queues after itself (a re-scoring after a
+    promotion): the detached process's own kind when it runs in one, so the follow-up does not
+    die with it; a thread of this process otherwise (a server); a broker's worker when one is set."""
+    return _FOLLOW_UP_RUNNER.get()
+
+
 def run_job(
     engine: Engine,
     settings: Settings,
@@ -208,6 +239,7 @@ def run_job(
     queue: str | None = None,
     redelivery: bool = False,
     wait_if_busy: bool = True,
+    follow_ups: str = "thread",
 ) -> dict[str, Any] | None:
     """Run a queued job here, to its end; its result, or None when it was not queued any more
     (already run, cancelled, or delivered twice by a broker) or it failed (the job row says why).
@@ -227,6 +259,14 @@ def run_job(
     if state != JobState.queued:
         log.info("job %s is %s, not queued: not run again", job_id, state.value)
         return None
+    token = _FOLLOW_UP_RUNNER.set(follow_ups)
+    try:
+        return _run_operation(engine, settings, job_id, kind, wait_if_busy)
+    finally:
+        _FOLLOW_UP_RUNNER.reset(token)
+
+
+def _run_operation(engine: Engine, settings: Settings, job_id: int, kind: str, wait_if_busy: bool) -> dict[str, Any] | None:
     while True:
         try:
             operation = _operation(kind)

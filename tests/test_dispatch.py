@@ -242,3 +242,28 @@ def test_two_trainings_of_one_task_never_run_at_once(sqlite_engine: Engine, tmp_
     with session_scope(sqlite_engine) as session:
         job = session.get(Job, queued)
         assert (job.state, job.result["version"]) == (JobState.succeeded, 1), job.error
+
+
+def test_an_ingest_over_http_queues_one_refresh_of_the_pool_that_embeds_the_new_texts(sqlite_engine: Engine, tmp_path: Path) -> None:
+    from driftloop.platform.selection.pool import submit_score
+
+    settings = Settings(home=tmp_path, database_url=sqlite_engine.url.render_as_string(hide_password=False), pool_refresh="on")
+    task = f"t-{uuid.uuid4().hex[:8]}"
+    with session_scope(sqlite_engine) as session:
+        create_task(session, task, ["a", "b"])
+    with TestClient(create_app(settings)) as client:
+        stored = client.post(f"/v1/tasks/{task}/texts", json=[{"text": "flu season starts early"}, {"text": "a new vaccine trial"}])
+        assert stored.json()["stored"] == 2
+        with session_scope(sqlite_engine) as session:
+            [refresh] = session.scalars(select(Job.id).where(Job.kind == "score")).all()
+        job = wait_for_job(client, refresh)[-1]
+        assert (job["state"], job["result"]) == ("succeeded", {"pool": 2, "indexed": 2, "scored_by": None}), job
+
+    # coalesced: while one refresh waits for a worker (a broker nobody consumes), more ingests add none
+    url = f"redis://127.0.0.1:6379/{BROKER_DB}"
+    redis.Redis.from_url(url).flushdb()
+    brokered = settings.model_copy(update={"broker_url": url})
+    first = submit_score(sqlite_engine, brokered, task)
+    assert submit_score(sqlite_engine, brokered, task) == first
+    assert redis.Redis.from_url(url).llen("default") == 1
+    redis.Redis.from_url(url).flushdb()

@@ -132,7 +132,7 @@ def run(job_id: int = typer.Argument(..., metavar="ID", help="Job id.")) -> None
 
     register_jobs()
     engine, settings = current_engine(), get_settings()
-    run_job(engine, settings, job_id)
+    run_job(engine, settings, job_id, follow_ups="process")  # this process exits after: its follow-ups must not die with it
     with session_scope(engine) as session:
         job = job_info(session, job_id, lost_after=settings.job_lost_after_seconds)
     if job.state != "succeeded":

@@ -33,6 +33,7 @@ from driftloop.platform.jobs import (
     complete_job,
     create_job,
     fail_job,
+    follow_up_runner,
     lock_running,
     progress_reporter,
     running,
@@ -170,7 +171,19 @@ def run_train_job(engine: Engine, settings: Settings, job_id: int) -> dict[str, 
     with session_scope(engine) as session:
         params = session.get(Job, job_id).params  # type: ignore[union-attr]
     result = train_round(engine, settings, request_from_params(params), job_id=job_id)
+    if result.promoted and settings.refreshes_pool:  # the new champion scores the pool for the next selection
+        submit(engine, settings, "score", params["task"], {"task": params["task"]}, runner=follow_up_runner(), coalesce=True)
     return {"version": result.version, "promoted": result.promoted, "passed": result.gate.passed}
+
+
+def new_labels(session: Session, task_id: int) -> int:
+    """Train labels that arrived since the champion's data was cut off: what the next round
+    would learn from (all of them before a first model)."""
+    query = select(func.count()).select_from(Label).where(Label.task_id == task_id, Label.split == Split.train)
+    cutoff = _cutoff(session, registry.champion(session, task_id))
+    if cutoff is not None:
+        query = query.where(Label.created_at > cutoff)
+    return session.scalar(query) or 0
 
 
 def _run(

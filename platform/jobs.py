@@ -525,11 +525,18 @@ def queue_of(kind: str) -> str:
 
 
 def send_to_broker(engine: Engine, settings: Settings, job_id: int, kind: str) -> bool:
-    """Send a queued job's task to the broker and note when it was taken; False (the job stays
-    queued, unsent, saying why) when the broker cannot be reached: :func:`send_unsent` sends it
-    when it is back. The job row is committed first, so the job exists either way, and a task
-    delivered twice runs once (:func:`run_job` runs only a queued job)."""
+    """Send a queued job's task to the broker; False (the job stays queued, unsent, saying why)
+    when the broker cannot be reached: :func:`send_unsent` sends it when it is back. The job row
+    is committed first, so the job exists either way. The send is claimed on the row first, so
+    that of several processes sending what the broker missed only one sends each job; a task
+    delivered twice all the same runs once (:func:`run_job` runs only a queued job)."""
     queue = queue_of(kind)
+    with session_scope(engine) as session:
+        claimed = session.execute(
+            update(Job).where(Job.id == job_id, Job.state == JobState.queued, Job.sent_at.is_(None)).values(sent_at=utcnow(), queue=queue)
+        )
+    if claimed.rowcount != 1:
+        return False  # started, ended, or sent by someone else meanwhile
     try:
         _producer(settings.broker_url or "").send_task(CELERY_TASK_PREFIX + kind, args=[job_id], queue=queue)
     except Exception as error:  # kombu's OperationalError, a refused connection, a DNS failure...
@@ -538,17 +545,15 @@ def send_to_broker(engine: Engine, settings: Settings, job_id: int, kind: str) -
             session.execute(
                 update(Job)
                 .where(Job.id == job_id, Job.state == JobState.queued)
-                .values(message=f"waiting for the broker, unreachable: {type(error).__name__}: {error}"[:500])
+                .values(sent_at=None, message=f"waiting for the broker, unreachable: {type(error).__name__}: {error}"[:500])
             )
         return False
-    with session_scope(engine) as session:
-        session.execute(update(Job).where(Job.id == job_id).values(sent_at=utcnow(), queue=queue))
     return True
 
 
 def send_unsent(engine: Engine, settings: Settings, *, older_than: float = 5.0) -> list[int]:
     """Send the queued jobs the broker never took (it was down when they were submitted); the
-    ids sent. Called by the scheduler and by workers as they start."""
+    ids sent. The workers call it every few seconds, and the scheduler at each tick."""
     cutoff = utcnow() - timedelta(seconds=older_than)
     with session_scope(engine) as session:
         unsent = session.execute(

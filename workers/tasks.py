@@ -8,6 +8,8 @@ its job only if the job is still queued, or if its process died (then it is run 
 """
 
 import logging
+import threading
+import time
 from typing import Any
 
 from celery import Celery, Task
@@ -56,13 +58,23 @@ def _fresh_connections(**_: Any) -> None:
 
 
 @worker_ready.connect
-def _send_what_the_broker_missed(**_: Any) -> None:
-    """Jobs submitted while the broker was down were committed but never sent: send them now."""
+def _start_sending_what_the_broker_missed(**_: Any) -> None:
+    """Jobs submitted while the broker was down are committed but were never sent: this worker's
+    parent looks for them as it starts and every ``RESEND_SECONDS`` after (a send is claimed on
+    the job row, so several workers never send one job twice)."""
+    threading.Thread(target=_resend_forever, name="driftloop-resend", daemon=True).start()
+
+
+RESEND_SECONDS = 10.0
+
+
+def _resend_forever() -> None:
     settings = get_settings()
-    try:
-        sent = jobs.send_unsent(get_engine(settings), settings)
-    except Exception:  # the store may be down too; the scheduler sends them later
-        log.exception("could not look for unsent jobs")
-        return
-    if sent:
-        log.info("sent %d jobs that were waiting for the broker: %s", len(sent), sent)
+    while True:
+        try:
+            sent = jobs.send_unsent(get_engine(settings), settings)
+            if sent:
+                log.info("sent %d jobs that were waiting for the broker: %s", len(sent), sent)
+        except Exception:  # the store may be down too: try again at the next round
+            log.exception("could not look for unsent jobs")
+        time.sleep(RESEND_SECONDS)

@@ -8,7 +8,7 @@ import time
 import uuid
 from pathlib import Path
 
-import redis
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
@@ -22,10 +22,12 @@ from driftloop.platform.modeling import registry
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import Job, JobState, TextRecord
 from driftloop.platform.tasks import get_task
+from driftloop.workers.app import create_celery
 from tests.conftest import store_env
 from tests.workers.celery_workers import Workers
 
-BROKER = "redis://127.0.0.1:6379/12"
+# The machine's Redis (a database index of its own) and its RabbitMQ: the loop must run on both.
+BROKERS = ["redis://127.0.0.1:6379/12", "amqp://guest:guest@127.0.0.1:5672//"]
 ANNOTATOR = "annotator-1"
 
 
@@ -50,13 +52,14 @@ def _ended(engine: Engine, job_id: int, timeout: float = 300.0) -> Job:
         time.sleep(0.3)
 
 
-def test_the_loop_runs_through_the_workers_from_ingest_to_a_promoted_model(postgresql_engine, tmp_path: Path, headlines, argilla_server):  # type: ignore[no-untyped-def]
-    redis.Redis.from_url(BROKER).flushdb()
+@pytest.mark.parametrize("broker", BROKERS, ids=["redis", "rabbitmq"])
+def test_the_loop_runs_through_the_workers_from_ingest_to_a_promoted_model(broker: str, postgresql_engine, tmp_path: Path, headlines, argilla_server):  # type: ignore[no-untyped-def]
     engine = postgresql_engine
     task = f"news-{uuid.uuid4().hex[:8]}"
     argilla = {"argilla_url": argilla_server.url, "argilla_api_key": argilla_server.api_key, "argilla_workspace": argilla_server.workspace}
-    settings = Settings(home=tmp_path, database_url=engine.url.render_as_string(hide_password=False), broker_url=BROKER, **argilla)
-    env = {**store_env(engine, tmp_path), "DRIFTLOOP_BROKER_URL": BROKER, **{f"DRIFTLOOP_{k.upper()}": v for k, v in argilla.items()}}
+    settings = Settings(home=tmp_path, database_url=engine.url.render_as_string(hide_password=False), broker_url=broker, **argilla)
+    env = {**store_env(engine, tmp_path), "DRIFTLOOP_BROKER_URL": broker, **{f"DRIFTLOOP_{k.upper()}": v for k, v in argilla.items()}}
+    create_celery(settings).control.purge()  # what an earlier run may have left in the queues
     workers = Workers(env, tmp_path / "logs")
     register_jobs()
     try:
@@ -104,4 +107,4 @@ def test_the_loop_runs_through_the_workers_from_ingest_to_a_promoted_model(postg
         assert all(j.worker.startswith("default@") for j in _jobs(engine, task, "loop"))
     finally:
         workers.stop_all()
-        redis.Redis.from_url(BROKER).flushdb()
+        create_celery(settings).control.purge()

@@ -4,7 +4,6 @@ passes (what a schedule fires) select and push a round, sync the answers a simul
 gives in Argilla, and queue a training; the train worker trains, gates and promotes; the new
 champion re-scores the pool. No CLI step in between."""
 
-import time
 import uuid
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from driftloop.platform.store.models import Job, JobState, TextRecord
 from driftloop.platform.tasks import get_task
 from driftloop.workers.app import create_celery
 from tests.conftest import store_env
+from tests.job_watch import wait_for_job_row
 from tests.workers.celery_workers import Workers
 
 # The machine's Redis (a database index of its own) and its RabbitMQ: the loop must run on both.
@@ -38,18 +38,6 @@ def _jobs(engine: Engine, task: str, kind: str) -> list[Job]:
         for row in rows:
             session.expunge(row)
         return list(rows)
-
-
-def _ended(engine: Engine, job_id: int, timeout: float = 300.0) -> Job:
-    deadline = time.monotonic() + timeout
-    while True:
-        with session_scope(engine) as session:
-            job = session.get(Job, job_id)
-            session.expunge(job)
-        if job.state not in (JobState.queued, JobState.running):
-            return job
-        assert time.monotonic() < deadline, f"job {job_id} ({job.kind}) is {job.state.value}: {job.message}"
-        time.sleep(0.3)
 
 
 @pytest.mark.parametrize("broker", BROKERS, ids=["redis", "rabbitmq"])
@@ -72,12 +60,12 @@ def test_the_loop_runs_through_the_workers_from_ingest_to_a_promoted_model(broke
 
         # the ingest queued the embedding of the new texts; a default worker ran it
         [refresh] = _jobs(engine, task, "score")
-        refresh = _ended(engine, refresh.id)
+        refresh = wait_for_job_row(engine, refresh.id)
         assert (refresh.state, refresh.result["indexed"], refresh.result["scored_by"]) == (JobState.succeeded, 300, None), refresh.error
         assert refresh.worker.startswith("default@")
 
         params = {"task": task, "budget": 60, "retrain_after": 40}
-        first = _ended(engine, submit(engine, settings, "loop", task, params))
+        first = wait_for_job_row(engine, submit(engine, settings, "loop", task, params))
         assert first.state == JobState.succeeded, first.error
         assert (first.result["picks"], first.result["pushed"], first.result["training_job"]) == (60, 60, None)
 
@@ -89,12 +77,12 @@ def test_the_loop_runs_through_the_workers_from_ingest_to_a_promoted_model(broke
         login = AnnotatorLogin(argilla_server.url, ANNOTATOR, argilla_server.annotators[ANNOTATOR])
         assert SimulatedAnnotator(truth.get, ANNOTATOR).label_in_argilla(login, dataset) == 60
 
-        second = _ended(engine, submit(engine, settings, "loop", task, params))
+        second = wait_for_job_row(engine, submit(engine, settings, "loop", task, params))
         assert second.state == JobState.succeeded, second.error
         assert second.result["sync"]["responses"] == 60 and second.result["new_labels"] >= 40
         assert second.result["picks"] == 60  # the round was answered: the next one goes out
 
-        training = _ended(engine, second.result["training_job"])
+        training = wait_for_job_row(engine, second.result["training_job"])
         assert (training.state, training.result["promoted"], training.queue) == (JobState.succeeded, True, "train"), training.error
         assert training.worker.startswith("train@")
         with session_scope(engine) as session:
@@ -102,7 +90,7 @@ def test_the_loop_runs_through_the_workers_from_ingest_to_a_promoted_model(broke
             assert champion is not None and champion.version == training.result["version"] == 1
 
         # the new champion re-scored the pool
-        rescored = _ended(engine, _jobs(engine, task, "score")[-1].id)
+        rescored = wait_for_job_row(engine, _jobs(engine, task, "score")[-1].id)
         assert (rescored.state, rescored.result["scored_by"]) == (JobState.succeeded, 1), rescored.error
         assert all(j.worker.startswith("default@") for j in _jobs(engine, task, "loop"))
     finally:

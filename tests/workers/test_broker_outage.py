@@ -22,6 +22,7 @@ from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import Job, JobState, SelectionRound, TextRecord
 from driftloop.platform.tasks import get_task
 from tests.conftest import store_env
+from tests.job_watch import wait_for_job_row
 from tests.workers.celery_workers import Workers
 
 
@@ -62,18 +63,6 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     server.stop()
 
 
-def _ended(engine: Engine, job_id: int, timeout: float = 240.0) -> Job:
-    deadline = time.monotonic() + timeout
-    while True:
-        with session_scope(engine) as session:
-            job = session.get(Job, job_id)
-            session.expunge(job)
-        if job.state not in (JobState.queued, JobState.running):
-            return job
-        assert time.monotonic() < deadline, f"job {job_id} ({job.kind}) is {job.state.value}: {job.message}"
-        time.sleep(0.3)
-
-
 def test_work_submitted_while_the_broker_is_down_runs_once_when_it_is_back(postgresql_engine, tmp_path: Path, headlines, private_redis) -> None:  # type: ignore[no-untyped-def]
     engine = postgresql_engine
     task = f"news-{uuid.uuid4().hex[:8]}"
@@ -85,7 +74,7 @@ def test_work_submitted_while_the_broker_is_down_runs_once_when_it_is_back(postg
             assert api.post("/v1/tasks", json={"name": task, "labels": ["a", "b"]}).status_code == 201
             first = api.post(f"/v1/tasks/{task}/texts", json=[{"id": i, "text": t} for i, t, _ in headlines[:40]])
             assert first.json()["stored"] == 40
-            before = _ended(engine, _score_jobs(engine, task)[-1])
+            before = wait_for_job_row(engine, _score_jobs(engine, task)[-1])
             assert before.state == JobState.succeeded, before.error
 
             private_redis.stop()
@@ -103,8 +92,8 @@ def test_work_submitted_while_the_broker_is_down_runs_once_when_it_is_back(postg
 
         private_redis.start()  # the worker reconnects and sends what the broker missed
 
-        refreshed = _ended(engine, _score_jobs(engine, task)[-1])
-        selected = _ended(engine, selecting.json()["job"])
+        refreshed = wait_for_job_row(engine, _score_jobs(engine, task)[-1])
+        selected = wait_for_job_row(engine, selecting.json()["job"])
         assert (refreshed.state, refreshed.attempts, refreshed.result["indexed"]) == (JobState.succeeded, 1, 80), refreshed.error
         assert (selected.state, selected.attempts, selected.result["picks"]) == (JobState.succeeded, 1, 5), selected.error
         time.sleep(12)  # a resend round later: nothing was sent or run twice

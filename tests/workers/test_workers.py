@@ -4,7 +4,6 @@ submitted through the dispatch seam; workers killed with kill -9 mid-training.""
 
 import os
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,9 +16,10 @@ from driftloop.platform.config import Settings
 from driftloop.platform.jobs import submit
 from driftloop.platform.modeling.rounds import RoundRequest, request_params
 from driftloop.platform.store.engine import session_scope
-from driftloop.platform.store.models import Job, JobState, ModelVersion, TrainingRun
+from driftloop.platform.store.models import JobState, ModelVersion, TrainingRun
 from driftloop.platform.tasks import get_task
 from tests.conftest import store_env
+from tests.job_watch import wait_for_job_row
 from tests.learning_loop import Loop
 from tests.workers.celery_workers import Workers
 
@@ -45,23 +45,6 @@ def workers(postgresql_engine: Engine, tmp_path: Path, broker: str) -> Iterator[
     pool.stop_all()
 
 
-def wait_for(engine: Engine, job_id: int, until, timeout: float = 300.0) -> Job:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        with session_scope(engine) as session:
-            job = session.get(Job, job_id)
-            assert job is not None
-            session.expunge(job)
-        if until(job):
-            return job
-        assert time.monotonic() < deadline, f"job {job_id} is {job.state.value} ({job.progress:.0%} {job.message}; {job.error})"
-        time.sleep(0.2)
-
-
-def ended(job: Job) -> bool:
-    return job.state not in (JobState.queued, JobState.running)
-
-
 def training(engine: Engine, loop: Loop, settings: Settings) -> int:
     request = RoundRequest(task=loop.task, replay_capacity=settings.replay_capacity, replay_ratio=settings.replay_ratio)
     return submit(engine, settings, "train", loop.task, request_params(request))
@@ -80,9 +63,9 @@ def test_jobs_go_to_their_queue_and_the_workers_record_themselves(postgresql_eng
     default = workers.start("default", "default")
     workers.start("train", "train")
 
-    trained = wait_for(postgresql_engine, training(postgresql_engine, loop, settings), ended)
+    trained = wait_for_job_row(postgresql_engine, training(postgresql_engine, loop, settings))
     selected_id = submit(postgresql_engine, settings, "select", loop.task, {"task": loop.task, "budget": 5})
-    selected = wait_for(postgresql_engine, selected_id, ended)
+    selected = wait_for_job_row(postgresql_engine, selected_id)
 
     assert (trained.state, trained.result["version"], trained.result["promoted"]) == (JobState.succeeded, 1, True), trained.error
     assert (trained.queue, trained.worker.split("@")[0], trained.attempts) == ("train", "train", 1)
@@ -99,11 +82,11 @@ def test_a_training_whose_worker_process_is_killed_runs_again_and_makes_one_vers
     settings = loop.settings.model_copy(update={"broker_url": BROKER})
     workers.start("train", "train")
     job_id = training(postgresql_engine, loop, settings)
-    started = wait_for(postgresql_engine, job_id, lambda j: j.state == JobState.running and j.progress >= 0.05)
+    started = wait_for_job_row(postgresql_engine, job_id, lambda j: j.state == JobState.running and j.progress >= 0.05)
 
     os.kill(started.owner_pid, signal.SIGKILL)  # the pool process that trains: its worker gets the task back
 
-    job = wait_for(postgresql_engine, job_id, ended)
+    job = wait_for_job_row(postgresql_engine, job_id)
     assert (job.state, job.attempts, job.result["version"]) == (JobState.succeeded, 2, 1), job.error
     assert versions(postgresql_engine, loop.task) == 1
     with session_scope(postgresql_engine) as session:
@@ -125,12 +108,12 @@ def test_a_killed_worker_s_training_is_picked_up_by_a_restarted_worker(postgresq
         workers.start("train", "train")
         settings = loop.settings.model_copy(update={"broker_url": BROKER})
         job_id = training(postgresql_engine, loop, settings)
-        wait_for(postgresql_engine, job_id, lambda j: j.state == JobState.running)
+        wait_for_job_row(postgresql_engine, job_id, lambda j: j.state == JobState.running)
 
         workers.kill("train")  # the whole worker, kill -9
         workers.start("train-2", "train")
 
-        job = wait_for(postgresql_engine, job_id, ended, timeout=400)
+        job = wait_for_job_row(postgresql_engine, job_id, timeout=400)
         assert (job.state, job.attempts, job.worker.split("@")[0]) == (JobState.succeeded, 2, "train-2"), job.error
         assert versions(postgresql_engine, loop.task) == 1
     finally:
@@ -145,13 +128,13 @@ def test_a_job_that_succeeded_is_not_run_again_when_its_task_is_delivered_twice(
     settings = loop.settings.model_copy(update={"broker_url": BROKER})
     workers.start("train", "train")
     job_id = training(postgresql_engine, loop, settings)
-    first = wait_for(postgresql_engine, job_id, ended)
+    first = wait_for_job_row(postgresql_engine, job_id)
     assert first.state == JobState.succeeded, first.error
 
     again = create_celery(settings).send_task("driftloop.train", args=[job_id], queue="train")
     assert again.get(timeout=120) is None  # the worker ran the task and found nothing to do
 
-    after = wait_for(postgresql_engine, job_id, ended)
+    after = wait_for_job_row(postgresql_engine, job_id)
     assert (after.attempts, after.finished_at, versions(postgresql_engine, loop.task)) == (1, first.finished_at, 1)
 
 

@@ -50,7 +50,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psutil
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, case, func, select, update
 from sqlalchemy.orm import Session
 
 from driftloop.platform.config import Settings
@@ -410,6 +410,36 @@ def list_jobs(
     if state is not None:
         query = query.where(Job.state == JobState(state))
     return [_info(job, name) for job, name in session.execute(query)]
+
+
+@dataclass(frozen=True)
+class JobStatistic:
+    """Jobs of one kind in one state, as the store knows them (however many processes ran them)."""
+
+    kind: str
+    state: str
+    count: int
+    seconds: float  # summed from start to end, over the ended ones that started
+    timed: int  # how many of them had a start and an end
+
+
+def job_statistics(session: Session) -> list[JobStatistic]:
+    """Counts and run times of the jobs by kind and state, computed by the database."""
+    if session.get_bind().dialect.name == "sqlite":
+        seconds = (func.julianday(Job.finished_at) - func.julianday(Job.started_at)) * 86400.0
+    else:
+        seconds = func.extract("epoch", Job.finished_at - Job.started_at)
+    timed = (Job.finished_at.is_not(None)) & (Job.started_at.is_not(None))
+    rows = session.execute(
+        select(
+            Job.kind,
+            Job.state,
+            func.count(),
+            func.coalesce(func.sum(case((timed, seconds), else_=None)), 0.0),
+            func.count(case((timed, 1), else_=None)),
+        ).group_by(Job.kind, Job.state)
+    )
+    return [JobStatistic(kind, state.value, count, float(total), int(n)) for kind, state, count, total, n in rows]
 
 
 def reap_lost_jobs(session: Session, *, lost_after: float, task_id: int | None = None) -> list[LostJob]:

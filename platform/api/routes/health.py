@@ -1,9 +1,10 @@
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
 
 from driftloop.platform.api.deps import EngineDep
 from driftloop.platform.api.errors import declare, error_response
+from driftloop.platform.api.metrics import JobsCollector
 
 router = APIRouter(tags=["operations"])
 
@@ -19,5 +20,9 @@ def healthz(engine: EngineDep) -> dict[str, str] | Response:
 
 
 @router.get("/metrics")
-def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+def metrics(engine: EngineDep) -> Response:
+    # this process's counters, then the jobs read from the store (a registry per scrape: the
+    # collector holds this app's engine, and several apps may live in one process)
+    jobs = CollectorRegistry(auto_describe=False)
+    jobs.register(JobsCollector(engine))
+    return Response(generate_latest() + generate_latest(jobs), media_type=CONTENT_TYPE_LATEST)

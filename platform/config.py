@@ -86,6 +86,9 @@ class Settings(BaseSettings):
         "jobs: auto = when a broker is set (workers do it); without one the next selection does it, and the "
         "in-process runner stays free for trainings.",
     )
+    checkpoint_steps: int = Field(
+        200, gt=0, description="A full or lora training saves a checkpoint every this many optimizer steps (resumed after a crash)."
+    )
     job_max_attempts: int = Field(
         3, ge=1, description="A job whose worker died is run again (redelivered) at most until it has been started this often."
     )

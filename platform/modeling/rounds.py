@@ -15,6 +15,7 @@ import shutil
 import traceback
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,7 @@ from driftloop.platform.modeling.embeddings import embed_texts
 from driftloop.platform.modeling.encoder import Encoder, load_encoder
 from driftloop.platform.modeling.model import TextClassifier
 from driftloop.platform.modeling.registry import parse_time
-from driftloop.platform.modeling.training import FitReport, Progress, TrainingConfig, TrainingData, fit
+from driftloop.platform.modeling.training import Checkpointing, FitReport, Progress, TrainingConfig, TrainingData, fit
 from driftloop.platform.recovery import recover
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.in_lists import in_list_chunks
@@ -129,10 +130,18 @@ def train_round(
         job_id, run_id, task_id = job.id, run.id, task.id
     try:
         with running(engine, job_id, settings.job_heartbeat_seconds):
-            return _run(engine, settings, request, encoder, task_id, job_id, run_id, on_progress)
+            result = _run(engine, settings, request, encoder, task_id, job_id, run_id, on_progress)
     except BaseException as error:  # an interrupted round (Ctrl-C) is a failed one too
         _mark_failed(engine, job_id, run_id, error)
+        shutil.rmtree(checkpoint_path(settings, job_id).parent, ignore_errors=True)  # a failed job is not run again
         raise
+    shutil.rmtree(checkpoint_path(settings, job_id).parent, ignore_errors=True)
+    return result
+
+
+def checkpoint_path(settings: Settings, job_id: int) -> Path:
+    """The job's training checkpoint: job-scoped, so the job's next attempt finds it, and no other job does."""
+    return private_home(settings.home) / "checkpoints" / f"job-{job_id}" / "fit.pt"
 
 
 def _refuse_a_second_training(session: Session, task_id: int, task: str, job_id: int | None) -> None:
@@ -208,7 +217,9 @@ def _run(
 
     data = gather(engine, request, task_id)
     stage(0.0, 1.0)(0.02, f"{len(data.new)} new labels, {len(data.replayed)} replayed")
-    trained = train_candidate(engine, settings, request, data, encoder, stage(0.02, 0.85))
+    # full and lora take hours on a GPU: a job run again after its process died resumes from here
+    resumable = Checkpointing(checkpoint_path(settings, job_id), settings.checkpoint_steps) if request.mode != "head" else None
+    trained = train_candidate(engine, settings, request, data, encoder, stage(0.02, 0.85), resumable)
     judged = gate_candidate(engine, settings, request, data, trained, encoder, stage(0.86, 0.99))
     return record_round(engine, settings, request, data, trained, judged, job_id, run_id)
 
@@ -299,7 +310,13 @@ def gather(engine: Engine, request: RoundRequest, task_id: int) -> RoundData:
 
 
 def train_candidate(
-    engine: Engine, settings: Settings, request: RoundRequest, data: RoundData, encoder: Encoder, progress: Progress
+    engine: Engine,
+    settings: Settings,
+    request: RoundRequest,
+    data: RoundData,
+    encoder: Encoder,
+    progress: Progress,
+    checkpointing: Checkpointing | None = None,
 ) -> TrainedCandidate:
     """Step 2: a candidate from the base model (or from scratch), fitted on the new and replayed
     examples, with distillation from the base when asked."""
@@ -313,7 +330,7 @@ def train_candidate(
         features=features if request.mode == "head" else None,
         teacher=_teacher(champion_model, data.new, data.replayed, features, request.training),
     )
-    fit_report = fit(model, training_data, request.training, _within(progress, 0.33, 1.0))
+    fit_report = fit(model, training_data, request.training, _within(progress, 0.33, 1.0), checkpointing)
     return TrainedCandidate(model, init, fit_report, features, champion_model)
 
 

@@ -1,15 +1,25 @@
 """One training loop for every mode: class-weighted cross-entropy, optional distillation from
 the champion (Learning without Forgetting), early stopping on a validation split carved from
-the training labels, seeded, with progress reported as it goes.
+the training labels, seeded, with progress reported as it goes, and checkpoints that let a
+training whose process died resume where it was instead of starting over.
+
+Our own loop rather than Hugging Face's ``Trainer``: the same loop trains a linear head on cached
+embeddings (no tokenizer, no transformer in the step), tunes the whole encoder, or tunes LoRA
+adapters; its loss masks the distillation term per row (replayed rows have no teacher); and it is
+~150 lines to read. What the Trainer would add is multi-GPU through accelerate; a training here
+runs on one GPU (one worker per GPU), and checkpoint/resume and bf16 autocast are below.
 
 Early stopping watches the validation loss rather than accuracy or F1: on small validation
 sets those saturate within a few epochs and stop training while the probabilities are still
 far from calibrated; the loss keeps improving until the model is confident *and* right.
 """
 
+import hashlib
+import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -82,9 +92,26 @@ class FitReport:
     n_val: int
     seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
+    steps: int = 0  # optimizer steps, those before a resume included
+    resumed_from_step: int | None = None  # the checkpoint's step when this fit continued one
 
 
-def fit(model: TextClassifier, data: TrainingData, config: TrainingConfig, progress: Progress | None = None) -> FitReport:
+@dataclass(frozen=True)
+class Checkpointing:
+    """Where a fit keeps its checkpoint (one file, replaced atomically) and how often, in
+    optimizer steps. A fit given a checkpoint of the same data and settings resumes from it."""
+
+    path: Path
+    every_steps: int
+
+
+def fit(
+    model: TextClassifier,
+    data: TrainingData,
+    config: TrainingConfig,
+    progress: Progress | None = None,
+    checkpointing: Checkpointing | None = None,
+) -> FitReport:
     """Train ``model`` in place on ``data``; the weights of the best validation epoch are kept."""
     if len(data) == 0:
         raise ValueError("no training examples")
@@ -99,30 +126,42 @@ def fit(model: TextClassifier, data: TrainingData, config: TrainingConfig, progr
     epochs, patience = int(settings["epochs"]), int(settings["patience"])
     batch_size = int(settings["batch_size"])
 
-    best: tuple[float, int, dict, float] | None = None  # val loss, epoch, weights, val macro-F1
-    history: list[dict[str, float]] = []
-    for epoch in range(1, epochs + 1):
+    state = _State(epoch=1, history=[])
+    fingerprint = _fingerprint(model, data, config) if checkpointing else ""
+    resumed = _resume(checkpointing, fingerprint, model, optimizer, rng) if checkpointing else None
+    if resumed is not None:
+        state = resumed
+    resumed_from = state.step if resumed is not None else None
+    while state.epoch <= epochs:
         model.train(True)
-        order = rng.permutation(len(train))
-        losses = []
-        for start in range(0, len(order), batch_size):
-            batch = train.subset(order[start : start + batch_size])
+        if state.order is None:  # a new epoch (a resumed one keeps the order it had)
+            state.order, state.batch, state.losses = rng.permutation(len(train)), 0, []
+        starts = range(0, len(state.order), batch_size)
+        for start in starts[state.batch :]:
+            batch = train.subset(state.order[start : start + batch_size])
             loss = _loss(model, batch, loss_weights, config, device)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            losses.append(loss.item())
+            state.losses.append(loss.item())
+            state.batch += 1
+            state.step += 1
+            if checkpointing and state.step % checkpointing.every_steps == 0:
+                _save(checkpointing.path, fingerprint, state, model, optimizer, rng)
+        epoch, losses = state.epoch, state.losses
         scores = _validate(model, val) if len(val) else None
-        history.append({"epoch": epoch, "loss": float(np.mean(losses)), **(scores or {})})
+        state.history.append({"epoch": epoch, "loss": float(np.mean(losses)), **(scores or {})})
         if progress is not None:
             shown = f", val loss {scores['val_loss']:.4f}, macro-F1 {scores['val_macro_f1']:.3f}" if scores else ""
             progress(epoch / epochs, f"epoch {epoch}/{epochs}: loss {np.mean(losses):.4f}{shown}")
+        state.epoch, state.order = epoch + 1, None
         if scores is None:
             continue
-        if best is None or scores["val_loss"] < best[0]:
-            best = (scores["val_loss"], epoch, _snapshot(model), scores["val_macro_f1"])
-        elif epoch - best[1] >= patience:
+        if state.best is None or scores["val_loss"] < state.best[0]:
+            state.best = (scores["val_loss"], epoch, _snapshot(model), scores["val_macro_f1"])
+        elif epoch - state.best[1] >= patience:
             break
+    best, history = state.best, state.history
     if best is not None:
         _restore(model, best[2])
     model.train(False)
@@ -134,7 +173,65 @@ def fit(model: TextClassifier, data: TrainingData, config: TrainingConfig, progr
         n_val=len(val),
         seconds=time.perf_counter() - started,
         history=history,
+        steps=state.step,
+        resumed_from_step=resumed_from,
     )
+
+
+@dataclass
+class _State:
+    """Where a fit is: what a checkpoint holds besides the weights, the optimizer and the RNG."""
+
+    epoch: int
+    history: list[dict[str, float]]
+    step: int = 0
+    batch: int = 0  # batches of this epoch done
+    order: np.ndarray | None = None  # this epoch's order of the examples
+    losses: list[float] = field(default_factory=list)
+    best: tuple[float, int, dict, float] | None = None  # val loss, epoch, weights, val macro-F1
+
+
+def _fingerprint(model: TextClassifier, data: TrainingData, config: TrainingConfig) -> str:
+    """What a checkpoint is for: the same mode, labels, examples and settings, or it is not used."""
+    digest = hashlib.sha256(repr((model.mode, model.labels, asdict(config))).encode())
+    digest.update(data.y.tobytes())
+    for text in data.texts:
+        digest.update(text.encode("utf-8", "surrogatepass") + b"\0")
+    return digest.hexdigest()
+
+
+def _save(path: Path, fingerprint: str, state: _State, model: TextClassifier, optimizer: torch.optim.Optimizer, rng: np.random.Generator) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(
+        {
+            "fingerprint": fingerprint,
+            "state": {**{k: v for k, v in state.__dict__.items() if k != "order"}, "order": None if state.order is None else state.order.tolist()},
+            "weights": _snapshot(model),
+            "optimizer": optimizer.state_dict(),
+            "numpy_rng": rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+        },
+        partial,
+    )
+    os.replace(partial, path)  # a process killed while saving leaves the previous checkpoint whole
+
+
+def _resume(
+    checkpointing: Checkpointing, fingerprint: str, model: TextClassifier, optimizer: torch.optim.Optimizer, rng: np.random.Generator
+) -> _State | None:
+    if not checkpointing.path.exists():
+        return None
+    saved = torch.load(checkpointing.path, map_location=model.head.weight.device, weights_only=False)
+    if saved["fingerprint"] != fingerprint:
+        return None  # the labels changed since (new ones arrived): start over on the new data
+    _restore(model, saved["weights"])
+    optimizer.load_state_dict(saved["optimizer"])
+    rng.bit_generator.state = saved["numpy_rng"]
+    torch.set_rng_state(saved["torch_rng"])
+    fields = saved["state"]
+    order = fields.pop("order")
+    return _State(**fields, order=None if order is None else np.asarray(order))
 
 
 def _loss(model: TextClassifier, batch: TrainingData, weights: torch.Tensor | None, config: TrainingConfig, device: torch.device) -> torch.Tensor:

@@ -166,16 +166,17 @@ def _lock_engine(engine: Engine) -> Engine:
 
 class Background:
     """A scheduler in a daemon thread of this process (``driftloop serve`` without a broker):
-    :meth:`start`, and :meth:`stop`, which waits for its tick to end."""
+    :meth:`start`, and :meth:`stop`, which waits for its tick to end. ``say`` hears a line for each
+    firing and each change of leadership (the server's log)."""
 
-    def __init__(self, engine: Engine, settings: Settings, *, interval: float = 1.0) -> None:
-        self.scheduler = Scheduler(engine, settings, runner="thread", on_firing=_log_firing)
-        self.interval = interval
+    def __init__(self, engine: Engine, settings: Settings, *, say: Callable[[str], None] = log.info, interval: float = 1.0) -> None:
+        self.say = say
+        self.scheduler = Scheduler(engine, settings, runner="thread", on_firing=lambda firing: say(describe(firing)), on_role=say)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self.scheduler.run, args=(self._stop, interval), name="driftloop-scheduler", daemon=True)
 
     def start(self) -> None:
-        log.info("schedules run in this process (no broker configured)")
+        self.say("schedules fire in this process and their jobs run here (no broker configured)")
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -190,7 +191,3 @@ def describe(firing: FiringInfo) -> str:
         f"{firing.fired_at.isoformat(timespec='seconds')} schedule {firing.schedule} ({firing.action} of task {firing.task}, "
         f"{firing.trigger}): {outcome}"
     )
-
-
-def _log_firing(firing: FiringInfo) -> None:
-    log.info("%s", describe(firing))

@@ -1,5 +1,6 @@
 """The FastAPI application: ``create_app()`` wires settings, the store and the routes."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -47,7 +48,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         return
     from driftloop.platform.scheduler import Background
 
-    background = Background(app.state.engine, app.state.settings)
+    # its lines go to the server's own log, beside uvicorn's
+    background = Background(app.state.engine, app.state.settings, say=logging.getLogger("uvicorn.error").info)
     background.start()
     try:
         yield

@@ -54,7 +54,7 @@ class Scheduler:
         self.engine, self.settings, self.runner = engine, settings, runner
         self._on_firing = on_firing or (lambda firing: None)
         self._on_role = on_role or log.info
-        self._lock: Connection | None = None
+        self._lock: Connection | None = None  # PostgreSQL: the connection that holds the lock, or tries to
         self._role: str | None = None
 
     @property
@@ -96,7 +96,7 @@ class Scheduler:
             self.close()
 
     def close(self) -> None:
-        """Let go of the lock (another scheduler takes over at its next tick)."""
+        """Let go of the lock, if held (another scheduler takes over at its next tick)."""
         if self._lock is not None:
             try:
                 self._lock.close()  # ends the session, which releases its advisory lock
@@ -124,24 +124,19 @@ class Scheduler:
         if self.engine.dialect.name != "postgresql":
             self._become("leading")
             return True
-        if self._lock is not None:
-            try:
-                self._lock.exec_driver_sql("SELECT 1")
-                return True
-            except Exception:  # the connection (and so the lock) is gone: try to take it again
-                self.close()
         try:
-            connection = _lock_engine(self.engine).connect()
-        except Exception:
+            if self._lock is None:
+                self._lock = _lock_engine(self.engine).connect()
+            if self.leading:
+                self._lock.exec_driver_sql("SELECT 1")  # the session, and so the lock, is still there
+                return True
+            held = bool(self._lock.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": LOCK_KEY}).scalar())
+        except Exception:  # the connection is gone, and the lock with it: a new one tries again next tick
             log.exception("scheduler: the store does not answer")
+            self.close()
             return False
-        if connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": LOCK_KEY}).scalar():
-            self._lock = connection
-            self._become("leading")
-            return True
-        connection.close()
-        self._become("standing by")
-        return False
+        self._become("leading" if held else "standing by")
+        return held
 
     def _become(self, role: str) -> None:
         if role != self._role:

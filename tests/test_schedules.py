@@ -201,6 +201,37 @@ def test_after_labels_fires_after_n_new_train_labels_and_not_before(store: Engin
     assert (again.trigger, again.job, again.skipped) == ("after 5 labels: 6 new", None, f"job {firing.job} (sync) is still queued")
 
 
+def test_a_firing_submits_the_job_its_action_names_with_the_params_other_callers_give_it(store: Engine, settings: Settings, task: str) -> None:
+    from dataclasses import asdict
+
+    from driftloop.platform.modeling.rounds import RoundRequest, request_from_params, request_params
+    from driftloop.platform.modeling.training import TrainingConfig
+    from driftloop.platform.selection.rounds import SelectionRequest
+
+    t0 = utcnow()
+    with session_scope(store) as session:
+        schedules.add(session, task, "train", every="1m", now=t0, params={"mode": "lora", "epochs": 3, "distill": 0.5, "seed": 7, "promote": False})
+        schedules.add(session, task, "select", every="1m", now=t0, params={"budget": 5, "strategy": "margin", "window_days": 2})
+        schedules.add(session, task, "sync", every="1m", now=t0)
+    fired = Scheduler(store, settings).tick(t0 + timedelta(minutes=1))
+    assert [(f.action, f.skipped) for f in fired] == [("train", None), ("select", None), ("sync", None)]
+    with session_scope(store) as session:
+        train, select_, sync = (session.get(Job, f.job) for f in fired)
+        assert (train.kind, train.state, select_.kind, sync.kind) == ("train", JobState.queued, "select", "sync")
+        expected = RoundRequest(
+            task=task,
+            mode="lora",
+            replay="reservoir",
+            replay_ratio=settings.replay_ratio,
+            replay_capacity=settings.replay_capacity,
+            training=TrainingConfig(epochs=3, distill_weight=0.5, seed=7),
+            promote=False,
+        )
+        assert train.params == request_params(expected) and request_from_params(train.params) == expected
+        assert select_.params == asdict(SelectionRequest(task=task, budget=5, strategy="margin", window_days=2.0))
+        assert sync.params == {"task": task}
+
+
 def test_a_firing_is_skipped_while_a_job_of_its_kind_is_queued_or_running(store: Engine, settings: Settings, task: str) -> None:
     t0 = utcnow()
     with session_scope(store) as session:

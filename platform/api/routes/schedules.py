@@ -61,7 +61,7 @@ def _public(info: schedules.ScheduleInfo) -> SchedulePublic:
     return SchedulePublic(**{k: v for k, v in asdict(info).items() if k in SchedulePublic.model_fields})
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=declare(404, 409, 422))
+@router.post("", status_code=status.HTTP_201_CREATED, responses=declare(400, 404, 409, 422))
 def add_schedule(task: str, body: ScheduleCreate, session: SessionDep, response: Response) -> SchedulePublic:
     """Add a schedule with exactly one trigger (``every``, ``cron``, ``after_labels`` or ``on_drift``);
     its parameters are checked now. 409 when the task has the same schedule already."""

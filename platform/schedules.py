@@ -119,20 +119,20 @@ class _Param:
         where = f"params.{key}"
         if self.kind is bool:
             if not isinstance(value, bool):
-                raise InvalidInput(f"param {key} must be true or false, not {value!r}", field=where)
+                raise InvalidInput(f"param {key} must be true or false, not {_shown(value)}", field=where)
             return value
         if self.kind is str:
             if not isinstance(value, str) or value not in (self.choices or ()):
-                raise InvalidInput(f"param {key} must be one of {', '.join(self.choices or ())}, not {value!r}", field=where)
+                raise InvalidInput(f"param {key} must be one of {', '.join(self.choices or ())}, not {_shown(value)}", field=where)
             return value
         numeric = isinstance(value, int | float) and not isinstance(value, bool)
         if self.kind is int and not (numeric and float(value).is_integer()):
-            raise InvalidInput(f"param {key} must be an integer, not {value!r}", field=where)
+            raise InvalidInput(f"param {key} must be an integer, not {_shown(value)}", field=where)
         if self.kind is float and not (numeric and math.isfinite(value)):
-            raise InvalidInput(f"param {key} must be a number, not {value!r}", field=where)
+            raise InvalidInput(f"param {key} must be a number, not {_shown(value)}", field=where)
         number = int(value) if self.kind is int else float(value)
         if (self.low is not None and number < self.low) or (self.high is not None and number > self.high):
-            raise InvalidInput(f"param {key} must be from {self.low:g} to {self.high:g}, not {value!r}", field=where)
+            raise InvalidInput(f"param {key} must be from {self.low:g} to {self.high:g}, not {_shown(value)}", field=where)
         return number
 
 
@@ -171,7 +171,7 @@ def check_params(action: str, params: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(params) - set(spec))
     if unknown:
         allowed = ", ".join(spec) or "none"
-        raise InvalidInput(f"{action} takes no param {unknown[0]!r} (its params: {allowed})", field=f"params.{unknown[0]}")
+        raise InvalidInput(f"{action} takes no param {_shown(unknown[0])} (its params: {allowed})", field=f"params.{unknown[0]}")
     missing = [key for key, param in spec.items() if param.required and key not in params]
     if missing:
         raise InvalidInput(f"{action} needs the param {missing[0]} (e.g. {missing[0]}=50)", field=f"params.{missing[0]}")
@@ -181,7 +181,7 @@ def check_params(action: str, params: dict[str, Any]) -> dict[str, Any]:
 def _free_value(key: str, value: Any) -> Any:
     problem = text_problem(key) if isinstance(key, str) else "is not text"
     if problem or not 0 < len(key) <= 100:
-        raise InvalidInput(f"param name {key!r} {problem or 'must be 1 to 100 characters'}", field="params")
+        raise InvalidInput(f"param name {_shown(key)} {problem or 'must be 1 to 100 characters'}", field="params")
     where = f"params.{key}"
     if value is None or isinstance(value, bool):
         return value
@@ -205,11 +205,17 @@ def parse_duration(value: str) -> int:
     """``30s``, ``10m``, ``6h``, ``1d`` as seconds."""
     match = _DURATION.fullmatch(value.strip()) if isinstance(value, str) else None
     if match is None:
-        raise InvalidInput(f"every: {value!r} is not a duration: use a whole number and a unit, e.g. 30s, 10m, 6h, 1d", field="every")
+        raise InvalidInput(f"every: {_shown(value)} is not a duration: use a whole number and a unit, e.g. 30s, 10m, 6h, 1d", field="every")
     seconds = int(match.group(1)) * _UNITS[match.group(2)]
     if not 0 < seconds <= MAX_EVERY_SECONDS:
-        raise InvalidInput(f"every: {value!r} must be from 1s to {MAX_EVERY_SECONDS // 86400}d", field="every")
+        raise InvalidInput(f"every: {_shown(value)} must be from 1s to {MAX_EVERY_SECONDS // 86400}d", field="every")
     return seconds
+
+
+def _shown(value: object) -> str:
+    """``value`` as an error message quotes it: at most 100 characters of it."""
+    text = repr(value)
+    return text if len(text) <= 100 else f"{text[:100]}…"
 
 
 def format_duration(seconds: int) -> str:
@@ -226,11 +232,11 @@ def _next_cron(expression: str, after: datetime) -> datetime:
 
 def _check_cron(expression: str, now: datetime) -> datetime:
     if not isinstance(expression, str) or not expression.strip() or len(expression) > 200 or text_problem(expression):
-        raise InvalidInput(f"cron: {expression!r} is not a cron expression: use five fields, e.g. \"0 3 * * *\"", field="cron")
+        raise InvalidInput(f"cron: {_shown(expression)} is not a cron expression: use five fields, e.g. \"0 3 * * *\"", field="cron")
     try:
         return _next_cron(expression, now)
     except (CronSimError, ValueError, StopIteration) as error:
-        raise InvalidInput(f"cron: {expression!r} is not a valid cron expression: {error}", field="cron") from None
+        raise InvalidInput(f"cron: {_shown(expression)} is not a valid cron expression: {error}", field="cron") from None
 
 
 # --- the services --------------------------------------------------------------------------
@@ -253,7 +259,7 @@ def add(
     now = now or utcnow()
     found = get_task(session, task)
     if action not in ACTIONS:
-        raise InvalidInput(f"unknown action {action!r}: use one of {', '.join(ACTIONS)}", field="action")
+        raise InvalidInput(f"unknown action {_shown(action)}: use one of {', '.join(ACTIONS)}", field="action")
     given = [name for name, value in (("every", every), ("cron", cron), ("after_labels", after_labels)) if value is not None]
     given += ["on_drift"] if on_drift else []
     if len(given) != 1:

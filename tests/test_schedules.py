@@ -274,9 +274,8 @@ def test_many_schedulers_at_once_fire_each_period_once(store: Engine, settings: 
     assert len(_firings(store, added.id)) == 1
 
 
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)  # the lock is PostgreSQL's; SQLite has the compare-and-set
 def test_on_postgresql_one_scheduler_leads_and_another_takes_over_when_it_stops(settings: Settings, store: Engine, task: str) -> None:
-    if store.dialect.name != "postgresql":
-        pytest.skip("the advisory lock is PostgreSQL's; SQLite relies on the compare-and-set")
     t0 = utcnow()
     with session_scope(store) as session:
         schedules.add(session, task, "loop", every="2s", now=t0)

@@ -80,6 +80,61 @@ class Settings(BaseSettings):
         description="A job whose heartbeat is older than this is lost (when its process cannot be checked on this host).",
     )
 
+    pool_refresh: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Embed and score new texts as they arrive and re-score the pool after a promotion, as `score` "
+        "jobs: auto = when a broker is set (workers do it); without one the next selection does it, and the "
+        "in-process runner stays free for trainings.",
+    )
+    job_max_attempts: int = Field(
+        3, ge=1, description="A job whose worker died is run again (redelivered) at most until it has been started this often."
+    )
+    job_busy_retry_seconds: float = Field(
+        15.0, gt=0.0, description="How long a training waits before trying again while another training of its task runs."
+    )
+
+    task_soft_time_limit: int = Field(
+        6 * 3600, gt=0, description="Seconds a Celery task may run before it is asked to stop (a full fine-tune takes hours)."
+    )
+    task_time_limit: int = Field(
+        6 * 3600 + 600, gt=0, description="Seconds after which a Celery task's process is killed (it is then redelivered)."
+    )
+    broker_visibility_timeout: int | None = Field(
+        None,
+        gt=0,
+        description="Redis broker: seconds before an unacknowledged task (its worker died) is delivered again; unset = "
+        "the hard time limit plus 10 minutes. It must exceed the hard time limit, or a task that is still running is "
+        "delivered a second time.",
+    )
+    worker_max_tasks_per_child: int = Field(
+        20, gt=0, description="A worker process is replaced after this many tasks (torch and CUDA caches grow)."
+    )
+    worker_max_memory_per_child_mb: int = Field(
+        8192, gt=0, description="A worker process is replaced after its task if it holds more than this (resident MiB)."
+    )
+
+    @model_validator(mode="after")
+    def _visibility_outlasts_the_time_limit(self) -> "Settings":
+        if self.task_soft_time_limit >= self.task_time_limit:
+            raise ValueError(
+                f"DRIFTLOOP_TASK_SOFT_TIME_LIMIT ({self.task_soft_time_limit}) must be less than DRIFTLOOP_TASK_TIME_LIMIT "
+                f"({self.task_time_limit}): the soft limit asks a task to stop before the hard one kills it"
+            )
+        if self.broker_visibility_timeout is not None and self.broker_visibility_timeout <= self.task_time_limit:
+            raise ValueError(
+                f"DRIFTLOOP_BROKER_VISIBILITY_TIMEOUT ({self.broker_visibility_timeout}) must be greater than "
+                f"DRIFTLOOP_TASK_TIME_LIMIT ({self.task_time_limit}): a task still running would be delivered twice"
+            )
+        return self
+
+    @property
+    def refreshes_pool(self) -> bool:
+        return self.pool_refresh == "on" or (self.pool_refresh == "auto" and bool(self.broker_url))
+
+    @property
+    def visibility_timeout(self) -> int:
+        return self.broker_visibility_timeout or self.task_time_limit + 600
+
     @model_validator(mode="after")
     def _heartbeat_beats_the_lost_rule(self) -> "Settings":
         # otherwise every healthy job would be declared lost between two heartbeats

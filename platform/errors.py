@@ -40,6 +40,14 @@ class JobEnded(DriftloopError):
     status = 409
 
 
+class Busy(DriftloopError):
+    """The work cannot start yet: other work holds what it needs (a training of the same task
+    runs). A queued job stays queued and is tried again."""
+
+    code = "busy"
+    status = 409
+
+
 class InvalidInput(DriftloopError):
     code = "invalid_input"
     status = 422

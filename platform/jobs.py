@@ -44,8 +44,9 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psutil
@@ -53,7 +54,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from driftloop.platform.config import Settings
-from driftloop.platform.errors import DriftloopError, InvalidInput, JobEnded, NotFound
+from driftloop.platform.errors import Busy, DriftloopError, InvalidInput, JobEnded, NotFound
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import Job, JobState, Task, TrainingRun
 from driftloop.platform.store.types import utcnow
@@ -71,8 +72,11 @@ OPERATIONS: dict[str, str] = {
     "train": "driftloop.platform.modeling.rounds:run_train_job",
     "select": "driftloop.platform.selection.rounds:run_select_job",
     "rebuild": "driftloop.platform.selection.task_index:run_rebuild_job",
+    "score": "driftloop.platform.selection.pool:run_score_job",
 }
 CELERY_TASK_PREFIX = "driftloop."
+DEFAULT_QUEUE, TRAIN_QUEUE = "default", "train"
+TRAIN_KINDS = frozenset({"train"})
 
 
 def register_operations(operations: dict[str, str]) -> None:
@@ -115,6 +119,9 @@ class JobInfo:
     owner_host: str | None
     owner_pid: int | None
     heartbeat_at: str | None
+    attempts: int
+    worker: str | None  # the Celery worker (name@host), or None when a driftloop process ran it itself
+    queue: str | None
     created_at: str
     started_at: str | None
     finished_at: str | None
@@ -159,21 +166,40 @@ def begin_job(session: Session, job_id: int) -> Job:
     return job
 
 
-def submit(engine: Engine, settings: Settings, kind: str, task: str | None, params: dict[str, Any], *, runner: str = "thread") -> int:
+def submit(
+    engine: Engine,
+    settings: Settings,
+    kind: str,
+    task: str | None,
+    params: dict[str, Any],
+    *,
+    runner: str = "thread",
+    coalesce: bool = False,
+) -> int:
     """Create a queued job of ``kind`` and have it run (see the module's docstring); its id.
 
     ``runner`` says where it runs when no broker is configured: ``"thread"`` in this process's
     pool (a long-lived server), ``"process"`` in a detached ``driftloop jobs run`` (a CLI that exits).
+    With ``coalesce``, a job of the same kind and task that is still queued (not started) stands
+    for this one: its id is returned and nothing new is queued (one pending refresh per task,
+    however many ingests ask for it).
     """
     if kind not in OPERATIONS:
         raise InvalidInput(f"unknown job kind {kind!r}: use one of {', '.join(OPERATIONS)}")
     if runner not in ("thread", "process"):
         raise ValueError(f"unknown runner {runner!r}")
     with session_scope(engine, write=True) as session:
-        task_id = get_task(session, task).id if task is not None else None
+        # the task's row lock: two submitters cannot both find no pending job and both queue one
+        task_id = get_task(session, task, lock=coalesce).id if task is not None else None
+        if coalesce:
+            pending = session.scalar(
+                select(Job.id).where(Job.kind == kind, Job.task_id == task_id, Job.state == JobState.queued, Job.started_at.is_(None))
+            )
+            if pending is not None:
+                return pending
         job_id = create_job(session, kind, task_id, params).id
     if settings.broker_url:
-        _send_to_celery(settings.broker_url, kind, job_id)
+        send_to_broker(engine, settings, job_id, kind)
     elif runner == "thread":
         _claim(engine, job_id, Owner.this_process())
         _pool().submit(run_job, engine, settings, job_id)
@@ -194,23 +220,106 @@ def submit(engine: Engine, settings: Settings, kind: str, task: str | None, para
     return job_id
 
 
-def run_job(engine: Engine, settings: Settings, job_id: int) -> dict[str, Any] | None:
+_FOLLOW_UP_RUNNER: ContextVar[str] = ContextVar("follow_up_runner", default="thread")
+
+
+def follow_up_runner() -> str:
+    """The runner for a job that a running job queues after itself (a re-scoring after a
+    promotion): the detached process's own kind when it runs in one, so the follow-up does not
+    die with it; a thread of this process otherwise (a server); a broker's worker when one is set."""
+    return _FOLLOW_UP_RUNNER.get()
+
+
+def run_job(
+    engine: Engine,
+    settings: Settings,
+    job_id: int,
+    *,
+    worker: str | None = None,
+    queue: str | None = None,
+    redelivery: bool = False,
+    wait_if_busy: bool = True,
+    follow_ups: str = "thread",
+) -> dict[str, Any] | None:
     """Run a queued job here, to its end; its result, or None when it was not queued any more
-    (already run, cancelled, or delivered twice by a broker) or it failed (the job row says why)."""
-    with session_scope(engine) as session:
+    (already run, cancelled, or delivered twice by a broker) or it failed (the job row says why).
+
+    ``redelivery`` (a broker's worker): a job whose process died mid-way is lost, and a broker
+    delivers its task again; such a job is reaped and run again, up to ``job_max_attempts``
+    starts (see :func:`reclaim_lost`). A job whose operation raises :class:`Busy` (another
+    training of its task runs) waits here and tries again when ``wait_if_busy``; otherwise Busy
+    is raised to the caller (a worker retries the task later instead of holding its slot)."""
+    with session_scope(engine, write=True) as session:
+        if redelivery:
+            reclaim_lost(session, job_id, lost_after=settings.job_lost_after_seconds, max_attempts=settings.job_max_attempts)
         job = _load(session, job_id)
         kind, state = job.kind, job.state
+        if state == JobState.queued and (worker or queue):
+            job.worker, job.queue = worker, queue
     if state != JobState.queued:
         log.info("job %s is %s, not queued: not run again", job_id, state.value)
         return None
+    token = _FOLLOW_UP_RUNNER.set(follow_ups)
     try:
-        operation = _operation(kind)
-        return operation(engine, settings, job_id)
-    except Exception as error:  # the job row is the report: whoever waits on it reads the error there
-        with session_scope(engine) as session:
-            fail_job(session, job_id, f"{type(error).__name__}: {error}")
-        log.exception("job %s (%s) failed", job_id, kind)
-        return None
+        return _run_operation(engine, settings, job_id, kind, wait_if_busy)
+    finally:
+        _FOLLOW_UP_RUNNER.reset(token)
+
+
+def _run_operation(engine: Engine, settings: Settings, job_id: int, kind: str, wait_if_busy: bool) -> dict[str, Any] | None:
+    while True:
+        try:
+            operation = _operation(kind)
+            return operation(engine, settings, job_id)
+        except Busy as busy:
+            if not wait_if_busy:
+                raise
+            if not _wait_turn(engine, job_id, busy, settings.job_busy_retry_seconds):
+                return None
+        except Exception as error:  # the job row is the report: whoever waits on it reads the error there
+            with session_scope(engine) as session:
+                fail_job(session, job_id, f"{type(error).__name__}: {error}")
+            log.exception("job %s (%s) failed", job_id, kind)
+            return None
+
+
+def note_waiting(engine: Engine, job_id: int, busy: Busy) -> None:
+    """Say on a queued job why it has not started."""
+    with session_scope(engine) as session:
+        session.execute(update(Job).where(Job.id == job_id, Job.state == JobState.queued).values(message=f"waiting: {busy}"[:500]))
+
+
+def _wait_turn(engine: Engine, job_id: int, busy: Busy, seconds: float) -> bool:
+    """Wait before trying a busy job again; False when it was cancelled meanwhile."""
+    note_waiting(engine, job_id, busy)
+    time.sleep(seconds)
+    with session_scope(engine) as session:
+        return _load(session, job_id).state == JobState.queued
+
+
+def reclaim_lost(session: Session, job_id: int, *, lost_after: float, max_attempts: int) -> bool:
+    """Make a job whose process died runnable again (queued, owner and error cleared), when a
+    broker delivers its task again; True if it was. A job still running elsewhere, or ended
+    otherwise (succeeded, cancelled, failed for a reason of its own), is left as it is, so a
+    task delivered twice does its work once. A job started ``max_attempts`` times already stays
+    failed, its error saying it was given up: a task that always kills its worker (out of
+    memory, a crash in native code) must not loop forever."""
+    job = _load(session, job_id)
+    if job.state == JobState.running:
+        reaped = _reap_if_lost(session, job, lost_after)
+        if reaped is None:
+            return False  # its process lives: this delivery is a duplicate
+    if job.state != JobState.failed or not (job.error or "").startswith("lost:"):
+        return False
+    if (job.attempts or 0) >= max_attempts:
+        if not job.error.startswith("lost: given up"):
+            job.error = f"lost: given up after {job.attempts} attempts (DRIFTLOOP_JOB_MAX_ATTEMPTS); the last: {job.error}"
+        return False
+    job.message = f"delivered again after attempt {job.attempts}: {job.error}"[:500]
+    job.state, job.error, job.finished_at, job.progress = JobState.queued, None, None, 0.0
+    job.owner_host = job.owner_pid = job.owner_started_at = job.heartbeat_at = None
+    session.flush()
+    return True
 
 
 def cancel_job(session: Session, job_id: int) -> Job:
@@ -410,12 +519,64 @@ def _operation(kind: str) -> Callable[[Engine, Settings, int], dict[str, Any]]:
     return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]
 
 
-def _send_to_celery(broker_url: str, kind: str, job_id: int) -> None:
+def queue_of(kind: str) -> str:
+    """The Celery queue a kind of job goes to: trainings to ``train`` (GPU workers), the rest to ``default``."""
+    return TRAIN_QUEUE if kind in TRAIN_KINDS else DEFAULT_QUEUE
+
+
+def send_to_broker(engine: Engine, settings: Settings, job_id: int, kind: str) -> bool:
+    """Send a queued job's task to the broker; False (the job stays queued, unsent, saying why)
+    when the broker cannot be reached: :func:`send_unsent` sends it when it is back. The job row
+    is committed first, so the job exists either way. The send is claimed on the row first, so
+    that of several processes sending what the broker missed only one sends each job; a task
+    delivered twice all the same runs once (:func:`run_job` runs only a queued job)."""
+    queue = queue_of(kind)
+    with session_scope(engine) as session:
+        claimed = session.execute(
+            update(Job).where(Job.id == job_id, Job.state == JobState.queued, Job.sent_at.is_(None)).values(sent_at=utcnow(), queue=queue)
+        )
+    if claimed.rowcount != 1:
+        return False  # started, ended, or sent by someone else meanwhile
     try:
-        from celery import Celery
-    except ImportError:  # pragma: no cover - celery is a dependency; a trimmed install may lack it
-        raise DriftloopError("DRIFTLOOP_BROKER_URL is set but celery is not installed: pip install celery") from None
-    Celery("driftloop", broker=broker_url, set_as_current=False).send_task(CELERY_TASK_PREFIX + kind, args=[job_id])
+        _producer(settings.broker_url or "").send_task(CELERY_TASK_PREFIX + kind, args=[job_id], queue=queue)
+    except Exception as error:  # kombu's OperationalError, a refused connection, a DNS failure...
+        log.warning("job %s could not be sent to the broker (it stays queued): %s", job_id, error)
+        with session_scope(engine) as session:
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.state == JobState.queued)
+                .values(sent_at=None, message=f"waiting for the broker, unreachable: {type(error).__name__}: {error}"[:500])
+            )
+        return False
+    return True
+
+
+def send_unsent(engine: Engine, settings: Settings, *, older_than: float = 5.0) -> list[int]:
+    """Send the queued jobs the broker never took (it was down when they were submitted); the
+    ids sent. The workers call it every few seconds, and the scheduler at each tick."""
+    cutoff = utcnow() - timedelta(seconds=older_than)
+    with session_scope(engine) as session:
+        unsent = session.execute(
+            select(Job.id, Job.kind).where(Job.state == JobState.queued, Job.sent_at.is_(None), Job.owner_pid.is_(None), Job.created_at < cutoff)
+        ).all()
+    return [job_id for job_id, kind in unsent if send_to_broker(engine, settings, job_id, kind)]
+
+
+_PRODUCERS: dict[str, Any] = {}
+
+
+def _producer(broker_url: str) -> Any:
+    """One Celery app per broker, for sending only (the platform never imports ``driftloop.workers``)."""
+    with _POOL_LOCK:
+        if broker_url not in _PRODUCERS:
+            from celery import Celery
+
+            app = Celery("driftloop", broker=broker_url, set_as_current=False)
+            # fail in seconds, not minutes, when the broker is down: the job stays queued and is sent later
+            app.conf.broker_connection_timeout = 3
+            app.conf.task_publish_retry_policy = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1}
+            _PRODUCERS[broker_url] = app
+        return _PRODUCERS[broker_url]
 
 
 def _claim(engine: Engine, job_id: int, owner: Owner) -> None:
@@ -437,6 +598,7 @@ def _load(session: Session, job_id: int) -> Job:
 
 def _own(job: Job, owner: Owner) -> None:
     now = utcnow()
+    job.attempts = (job.attempts or 0) + 1
     job.state, job.started_at, job.message = JobState.running, now, "started"
     job.owner_host, job.owner_pid, job.owner_started_at, job.heartbeat_at = owner.host, owner.pid, owner.started_at, now
 
@@ -513,6 +675,9 @@ def _info(job: Job, task: str | None) -> JobInfo:
         owner_host=job.owner_host,
         owner_pid=job.owner_pid,
         heartbeat_at=_time(job.heartbeat_at) if job.heartbeat_at else None,
+        attempts=job.attempts or 0,
+        worker=job.worker,
+        queue=job.queue,
         created_at=_time(job.created_at),
         started_at=_time(job.started_at) if job.started_at else None,
         finished_at=_time(job.finished_at) if job.finished_at else None,

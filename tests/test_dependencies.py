@@ -36,6 +36,8 @@ CLEAN_TREE = {
     "labeling/__init__.py": "def register_jobs(): ...\n",
     "labeling/push.py": f"from {FAKE}.platform.store import models\n\n\ndef push_pending(): ...\n",
     "workers/__init__.py": f"from {FAKE}.platform.selection import rounds\n",
+    "workers/app.py": f"from {FAKE}.labeling import register_jobs\n",
+    "platform/cli/worker.py": f"def worker():\n    from {FAKE}.workers.app import create_celery\n",
     "migrations/__init__.py": f"from {FAKE}.platform.store import models\n",
 }
 

@@ -138,11 +138,15 @@ def test_with_a_broker_a_job_goes_to_celery_by_task_name(engine: Engine, task_na
     broker.flushdb()
     settings = Settings(home=tmp_path, database_url=engine.url.render_as_string(hide_password=False), broker_url=url)
     job_id = submit(engine, settings, "select", task_name, {"task": task_name, "budget": 3})
-    message = json.loads(broker.lpop("celery"))  # the default queue a worker consumes
+    message = json.loads(broker.lpop("default"))  # the queue of everything but training
     assert (message["headers"]["task"], json.loads(jobs_body(message))[0]) == ("driftloop.select", [job_id])
     with session_scope(engine) as session:
         job = session.get(Job, job_id)
-        assert (job.state, job.owner_pid) == (JobState.queued, None)  # the worker that takes it will own it
+        assert (job.state, job.owner_pid, job.queue) == (JobState.queued, None, "default")  # the worker that takes it will own it
+        assert job.sent_at is not None
+    train_id = submit(engine, settings, "train", task_name, {"task": task_name})
+    message = json.loads(broker.lpop("train"))  # trainings go to the train workers (GPUs)
+    assert (message["headers"]["task"], json.loads(jobs_body(message))[0]) == ("driftloop.train", [train_id])
     broker.flushdb()
 
 
@@ -168,3 +172,98 @@ def test_an_index_rebuild_over_http_is_a_job_that_embeds_and_indexes_every_text(
     with session_scope(sqlite_engine) as session:
         task_id = get_task(session, task).id
     assert index_status(sqlite_engine, tmp_path, task_id, job["result"]["encoder"]).indexed == 4
+
+
+def _dead_process() -> Owner:
+    """This host's owner record of a process that has exited."""
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    owner = Owner(socket.gethostname(), child.pid, psutil.Process(child.pid).create_time())
+    child.communicate(b"")
+    return owner
+
+
+def _running_job(engine: Engine, task_name: str, owner: Owner, attempts: int) -> int:
+    with session_scope(engine) as session:
+        job = create_job(session, "select", get_task(session, task_name).id, {"task": task_name, "budget": 1})
+        job.state, job.attempts, job.progress = JobState.running, attempts, 0.4
+        job.owner_host, job.owner_pid, job.owner_started_at = owner.host, owner.pid, owner.started_at
+        return job.id
+
+
+def test_a_redelivered_job_whose_process_died_runs_again_until_its_attempts_are_spent(engine: Engine, task_name: str, tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, database_url=engine.url.render_as_string(hide_password=False), job_max_attempts=2)
+    # its first process died: a broker's second delivery makes it runnable again
+    retried = _running_job(engine, task_name, _dead_process(), attempts=1)
+    with session_scope(engine) as session:
+        assert jobs.reclaim_lost(session, retried, lost_after=60, max_attempts=settings.job_max_attempts)
+    with session_scope(engine) as session:
+        job = session.get(Job, retried)
+        assert (job.state, job.owner_pid, job.error) == (JobState.queued, None, None)
+        assert job.message.startswith("delivered again after attempt 1: lost: the process that ran it")
+
+    # its processes died twice: given up, not looped forever
+    spent = _running_job(engine, task_name, _dead_process(), attempts=2)
+    assert run_job(engine, settings, spent, redelivery=True) is None
+    with session_scope(engine) as session:
+        job = session.get(Job, spent)
+        assert job.state == JobState.failed and job.error.startswith("lost: given up after 2 attempts"), job.error
+
+    # one whose process lives is another delivery of a job at work: left alone
+    alive = _running_job(engine, task_name, Owner.this_process(), attempts=1)
+    assert run_job(engine, settings, alive, redelivery=True) is None
+    with session_scope(engine) as session:
+        assert session.get(Job, alive).state == JobState.running
+
+
+def test_two_trainings_of_one_task_never_run_at_once(sqlite_engine: Engine, tmp_path: Path, headlines, encoder) -> None:  # type: ignore[no-untyped-def]
+    from driftloop.platform.errors import Busy
+    from driftloop.platform.modeling.rounds import RoundRequest, request_params
+
+    loop = Loop(sqlite_engine, tmp_path, headlines, encoder)
+    loop.label(loop.headlines[:150])
+    with session_scope(sqlite_engine) as session:  # a training at work in this (live) process
+        other = create_job(session, "train", get_task(session, loop.task).id, {}, start=True).id
+    with pytest.raises(Busy, match=f"another training of task {loop.task} is running \\(job {other}\\)"):
+        loop.train()
+
+    settings = loop.settings.model_copy(update={"job_busy_retry_seconds": 0.2})
+    with session_scope(sqlite_engine) as session:
+        queued = create_job(session, "train", get_task(session, loop.task).id, request_params(RoundRequest(task=loop.task))).id
+    import threading
+
+    waiting = threading.Thread(target=run_job, args=(sqlite_engine, settings, queued))
+    waiting.start()
+    time.sleep(1.0)
+    with session_scope(sqlite_engine) as session:
+        job = session.get(Job, queued)
+        assert (job.state, job.message) == (JobState.queued, f"waiting: another training of task {loop.task} is running (job {other}); one at a time per task")
+        jobs.complete_job(session, other, {})  # the other training ends: the waiting one starts
+    waiting.join(timeout=300)
+    with session_scope(sqlite_engine) as session:
+        job = session.get(Job, queued)
+        assert (job.state, job.result["version"]) == (JobState.succeeded, 1), job.error
+
+
+def test_an_ingest_over_http_queues_one_refresh_of_the_pool_that_embeds_the_new_texts(sqlite_engine: Engine, tmp_path: Path) -> None:
+    from driftloop.platform.selection.pool import submit_score
+
+    settings = Settings(home=tmp_path, database_url=sqlite_engine.url.render_as_string(hide_password=False), pool_refresh="on")
+    task = f"t-{uuid.uuid4().hex[:8]}"
+    with session_scope(sqlite_engine) as session:
+        create_task(session, task, ["a", "b"])
+    with TestClient(create_app(settings)) as client:
+        stored = client.post(f"/v1/tasks/{task}/texts", json=[{"text": "flu season starts early"}, {"text": "a new vaccine trial"}])
+        assert stored.json()["stored"] == 2
+        with session_scope(sqlite_engine) as session:
+            [refresh] = session.scalars(select(Job.id).where(Job.kind == "score")).all()
+        job = wait_for_job(client, refresh)[-1]
+        assert (job["state"], job["result"]) == ("succeeded", {"pool": 2, "indexed": 2, "scored_by": None}), job
+
+    # coalesced: while one refresh waits for a worker (a broker nobody consumes), more ingests add none
+    url = f"redis://127.0.0.1:6379/{BROKER_DB}"
+    redis.Redis.from_url(url).flushdb()
+    brokered = settings.model_copy(update={"broker_url": url})
+    first = submit_score(sqlite_engine, brokered, task)
+    assert submit_score(sqlite_engine, brokered, task) == first
+    assert redis.Redis.from_url(url).llen("default") == 1
+    redis.Redis.from_url(url).flushdb()

@@ -1,8 +1,9 @@
 import typer
+from sqlalchemy import Engine
 
 from driftloop.platform.cli.jsonl_input import consume_jsonl
 from driftloop.platform.cli.store import current_engine
-from driftloop.platform.config import get_settings
+from driftloop.platform.config import Settings, get_settings
 from driftloop.platform.ingestion.service import IngestSummary, Status, ingest
 
 
@@ -17,12 +18,25 @@ def ingest_command(
     """
     settings = get_settings()
     engine = current_engine()
-    consume_jsonl(
-        source,
-        f"ingest {name}",
-        lambda entries: ingest(
-            engine, name, entries, max_text_chars=settings.ingest_max_text_chars, batch_size=settings.ingest_batch_size
-        ),
-        lambda outcome: outcome.status in (Status.rejected, Status.conflict),
-        IngestSummary(),
-    )
+    summary = IngestSummary()
+    try:
+        consume_jsonl(
+            source,
+            f"ingest {name}",
+            lambda entries: ingest(
+                engine, name, entries, max_text_chars=settings.ingest_max_text_chars, batch_size=settings.ingest_batch_size
+            ),
+            lambda outcome: outcome.status in (Status.rejected, Status.conflict),
+            summary,
+        )
+    finally:  # it exits with the ingest's status; what was stored is refreshed either way
+        if summary.ingested:
+            _refresh_pool(engine, settings, name)
+
+
+def _refresh_pool(engine: Engine, settings: Settings, task: str) -> None:
+    """Queue the embedding and scoring of the new texts, when workers (a broker) do that."""
+    if settings.refreshes_pool:
+        from driftloop.platform.selection.pool import submit_score
+
+        submit_score(engine, settings, task, runner="process")

@@ -1,4 +1,4 @@
-"""`driftloop jobs`: long work (trainings) as ops see it, and the reaping of jobs whose process died."""
+"""`driftloop jobs`: long work (trainings, selections, syncs) as ops see it, and the reaping of jobs whose process died."""
 
 import time
 
@@ -32,7 +32,9 @@ def list_(
     if as_json:
         print_json(jobs)
         return
-    table = Table("id", "kind", "task", "state", "progress", "message", "owner", "heartbeat", "created", title="jobs")
+    table = Table(
+        "id", "kind", "task", "state", "progress", "message", "queue", "worker", "attempt", "owner", "heartbeat", "created", title="jobs"
+    )
     for j in jobs:
         table.add_row(
             str(j.id),
@@ -41,6 +43,9 @@ def list_(
             j.state,
             f"{j.progress:.0%}",
             (j.error if j.state == "failed" else j.message) or "-",
+            j.queue or "-",
+            j.worker or "-",
+            str(j.attempts),
             _owner(j),
             j.heartbeat_at or "-",
             j.created_at,
@@ -64,6 +69,9 @@ def show(
         ("message", job.message),
         ("error", job.error),
         ("result", job.result),
+        ("queue", job.queue),
+        ("worker", job.worker),
+        ("attempts", job.attempts),
         ("owner", _owner(job)),
         ("heartbeat", job.heartbeat_at),
         ("created", job.created_at),
@@ -124,7 +132,7 @@ def run(job_id: int = typer.Argument(..., metavar="ID", help="Job id.")) -> None
 
     register_jobs()
     engine, settings = current_engine(), get_settings()
-    run_job(engine, settings, job_id)
+    run_job(engine, settings, job_id, follow_ups="process")  # this process exits after: its follow-ups must not die with it
     with session_scope(engine) as session:
         job = job_info(session, job_id, lost_after=settings.job_lost_after_seconds)
     if job.state != "succeeded":

@@ -6,11 +6,11 @@ round's own transaction, and ``driftloop.labeling`` (which talks to Argilla) dra
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from driftloop.platform.store.in_lists import in_list_chunks
-from driftloop.platform.store.models import Push, PushState
+from driftloop.platform.store.models import Annotation, Label, Push, PushState
 
 RECORD_PREFIX = "text-"
 
@@ -52,3 +52,14 @@ def queue_picks(session: Session, task_id: int, round_id: int, text_ids: Sequenc
 
 def pending_count(session: Session, task_id: int) -> int:
     return int(session.scalar(select(func.count()).where(Push.task_id == task_id, Push.state == PushState.pending)) or 0)
+
+
+def awaiting_answers(session: Session, task_id: int) -> int:
+    """Picks sent (or on their way) to the labeling tool that nobody has answered and that have
+    no label yet: while there are some, the round is still being labeled."""
+    query = select(func.count()).where(
+        Push.task_id == task_id,
+        ~exists().where(Annotation.text_id == Push.text_id),
+        ~exists().where(Label.text_id == Push.text_id),
+    )
+    return int(session.scalar(query) or 0)

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from driftloop.platform.config import Settings
-from driftloop.platform.errors import InvalidInput, NothingToLearn
+from driftloop.platform.errors import Busy, InvalidInput, NothingToLearn
 from driftloop.platform.evaluation import first_model
 from driftloop.platform.evaluation.decisions import record_decision
 from driftloop.platform.evaluation.gate import EvalSlice, GateOutcome, GateRules, RuleResult, evaluate_gate
@@ -33,6 +33,7 @@ from driftloop.platform.jobs import (
     complete_job,
     create_job,
     fail_job,
+    follow_up_runner,
     lock_running,
     progress_reporter,
     running,
@@ -112,7 +113,10 @@ def train_round(
     recover(engine, settings, request.task)  # what an earlier round of the task left when it was killed
     encoder = encoder or load_encoder(settings)
     with session_scope(engine, write=True) as session:
-        task = get_task(session, request.task)
+        # the task's row lock makes "is another training running? then this one starts" one step,
+        # so two trainings of a task never run at once, whichever processes or workers run them
+        task = get_task(session, request.task, lock=True)
+        _refuse_a_second_training(session, task.id, request.task, job_id)
         if job_id is None:
             job = create_job(session, "train", task.id, request_params(request), start=True)
         else:
@@ -129,6 +133,14 @@ def train_round(
     except BaseException as error:  # an interrupted round (Ctrl-C) is a failed one too
         _mark_failed(engine, job_id, run_id, error)
         raise
+
+
+def _refuse_a_second_training(session: Session, task_id: int, task: str, job_id: int | None) -> None:
+    other = session.scalar(
+        select(Job.id).where(Job.task_id == task_id, Job.kind == "train", Job.state == JobState.running, Job.id != (job_id or -1))
+    )
+    if other is not None:
+        raise Busy(f"another training of task {task} is running (job {other}); one at a time per task", task=task, job=other)
 
 
 def check_request(request: RoundRequest) -> None:
@@ -159,7 +171,19 @@ def run_train_job(engine: Engine, settings: Settings, job_id: int) -> dict[str, 
     with session_scope(engine) as session:
         params = session.get(Job, job_id).params  # type: ignore[union-attr]
     result = train_round(engine, settings, request_from_params(params), job_id=job_id)
+    if result.promoted and settings.refreshes_pool:  # the new champion scores the pool for the next selection
+        submit(engine, settings, "score", params["task"], {"task": params["task"]}, runner=follow_up_runner(), coalesce=True)
     return {"version": result.version, "promoted": result.promoted, "passed": result.gate.passed}
+
+
+def new_labels(session: Session, task_id: int) -> int:
+    """Train labels that arrived since the champion's data was cut off: what the next round
+    would learn from (all of them before a first model)."""
+    query = select(func.count()).select_from(Label).where(Label.task_id == task_id, Label.split == Split.train)
+    cutoff = _cutoff(session, registry.champion(session, task_id))
+    if cutoff is not None:
+        query = query.where(Label.created_at > cutoff)
+    return session.scalar(query) or 0
 
 
 def _run(

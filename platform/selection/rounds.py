@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, exists, select
+from sqlalchemy.orm import Session
 
 from driftloop.platform.config import Settings
 from driftloop.platform.errors import InvalidInput
@@ -158,6 +159,11 @@ def strategy_options(strategy: str, settings: Settings) -> dict[str, object]:
 
 
 def _pool(session, task_id: int, request: SelectionRequest, max_pool: int) -> list[int]:  # type: ignore[no-untyped-def]
+    return unlabeled_pool(session, task_id, window_days=request.window_days, max_pool=max_pool)
+
+
+def unlabeled_pool(session: Session, task_id: int, *, window_days: float | None = None, max_pool: int) -> list[int]:
+    """The texts a round may pick: no label, never picked; newest first, at most ``max_pool``."""
     query = (
         select(TextRecord.id)
         .where(
@@ -168,8 +174,8 @@ def _pool(session, task_id: int, request: SelectionRequest, max_pool: int) -> li
         .order_by(TextRecord.received_at.desc(), TextRecord.id.desc())
         .limit(max_pool)
     )
-    if request.window_days is not None:
-        query = query.where(TextRecord.received_at >= utcnow() - timedelta(days=request.window_days))
+    if window_days is not None:
+        query = query.where(TextRecord.received_at >= utcnow() - timedelta(days=window_days))
     return list(session.scalars(query))
 
 

@@ -515,3 +515,4 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # starts, redeliveries included
     worker: Mapped[str | None] = mapped_column(String(255), nullable=True)  # the Celery worker's name, or the runner
     queue: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)  # when the broker accepted it

@@ -23,6 +23,9 @@ class JobPublic(BaseModel):
     owner_host: str | None
     owner_pid: int | None
     heartbeat_at: datetime | None
+    attempts: int
+    worker: str | None
+    queue: str | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

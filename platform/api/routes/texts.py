@@ -13,6 +13,7 @@ from driftloop.platform.api.metrics import INGESTED
 from driftloop.platform.api.schemas import RECORDS_BODY, IngestResponse, RecordResult
 from driftloop.platform.ingestion.decoding import decode_array
 from driftloop.platform.ingestion.service import IngestSummary, ingest
+from driftloop.platform.selection.pool import submit_score
 
 router = APIRouter(prefix="/v1/tasks", tags=["texts"])
 
@@ -36,6 +37,9 @@ async def post_texts(task: str, request: Request, engine: EngineDep, settings: S
     summary.count(outcomes)
     for outcome in outcomes:
         INGESTED.labels(task=task, status=outcome.status.value).inc()
+    if summary.ingested and settings.refreshes_pool:
+        # after the texts are committed; a broker that is down leaves the job queued, sent when it is back
+        await run_in_threadpool(submit_score, engine, settings, task)
     return IngestResponse(
         stored=summary.ingested,
         duplicates=summary.duplicates,

@@ -23,7 +23,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.pool import NullPool
 
-from driftloop.platform import schedules
+from driftloop.platform import jobs, schedules
 from driftloop.platform.config import Settings
 from driftloop.platform.schedules import FiringInfo
 from driftloop.platform.store.engine import session_scope
@@ -66,6 +66,8 @@ class Scheduler:
         if not self._lead():
             return []
         now = now or utcnow()
+        if self.settings.broker_url:
+            self._send_unsent()
         with session_scope(self.engine) as session:
             due = schedules.due(session, now)
         fired = []
@@ -79,6 +81,16 @@ class Scheduler:
                 fired.append(firing)
                 self._on_firing(firing)
         return fired
+
+    def _send_unsent(self) -> None:
+        """Send the jobs the broker missed while it was down (firings' and others'), as the workers do."""
+        try:
+            sent = jobs.send_unsent(self.engine, self.settings)
+        except Exception:  # the store or the broker does not answer: the next tick tries again
+            log.exception("scheduler: the jobs the broker missed could not be sent")
+            return
+        if sent:
+            log.info("sent %d jobs the broker had missed: %s", len(sent), ", ".join(map(str, sent)))
 
     def run(self, stop: threading.Event, interval: float = 1.0) -> None:
         """Tick until ``stop`` is set: every ``interval`` seconds, sooner when a time trigger falls

@@ -1,6 +1,6 @@
 """Schedules: stored in SQL, editable at run time, fired by a scheduler (:mod:`driftloop.platform.scheduler`).
 
-A schedule is an action for a task (``train``, ``select``, ``sync``, ``drift``, ``loop``: a kind of
+A schedule is an action for a task (``train``, ``select``, ``sync``, ``loop``, ``drift``: a kind of
 job) with parameters, and exactly one trigger: every N seconds (``30s``, ``10m``, ``6h``, ``1d``),
 a cron expression (five fields, in UTC), N new train labels, or a drift report. It can be paused
 and resumed. Every firing is recorded in ``schedule_firings``: the job it enqueued, or why nothing
@@ -155,14 +155,19 @@ _PARAMS: dict[str, dict[str, _Param]] = {
         "seed": _SEED,
     },
     "sync": {},
+    "loop": {  # one pass of the loop (labeling/loop.py): sync, a training after retrain_after labels, a round of budget
+        "budget": _Param(int, 1, 100_000),
+        "retrain_after": _Param(int, 1, MAX_AFTER_LABELS),
+        "strategy": _Param(str, choices=STRATEGY_NAMES),
+    },
 }
 
 
 def check_params(action: str, params: dict[str, Any]) -> dict[str, Any]:
     """``params`` checked for ``action`` (now, not when it fires), numbers as their type.
 
-    ``drift`` and ``loop`` are kinds of job yet to come: they take any scalar values (text, numbers,
-    true/false), checked only for what the store can hold."""
+    ``drift`` is a kind of job yet to come: it takes any scalar values (text, numbers, true/false),
+    checked only for what the store can hold."""
     if not isinstance(params, dict):
         raise InvalidInput("params must be an object of names and values", field="params")
     spec = _PARAMS.get(action)

@@ -18,6 +18,7 @@ import redis
 from sqlalchemy import Engine
 
 from driftloop.platform import schedules
+from driftloop.platform.jobs import queue_of
 from driftloop.platform.store import schema
 from driftloop.platform.store.engine import make_engine, session_scope
 from driftloop.platform.store.types import utcnow
@@ -146,7 +147,7 @@ def test_two_beats_fire_once_per_period_a_killed_leader_is_replaced_and_a_missed
         assert len(first.out) >= 3 and len(second.out) >= 3
         assert all(f"schedule {added.id} (sync of task {task}, every 2s): " in line for line in first.out + second.out + third.out)
         # one job was sent to the broker; nobody consumes it, so every later firing saw it queued
-        assert broker.llen("celery") == 1
+        assert broker.llen(queue_of("sync")) == 1
         job = firings[0].job
         assert job is not None and all(f.skipped == f"job {job} (sync) is still queued" for f in firings[1:])
     finally:

@@ -19,11 +19,11 @@ from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from driftloop.labeling import register_jobs
-from driftloop.platform import schedules
+from driftloop.platform import jobs, schedules
 from driftloop.platform.config import Settings
 from driftloop.platform.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from driftloop.platform.ingestion.service import ingest
-from driftloop.platform.jobs import create_job
+from driftloop.platform.jobs import create_job, queue_of
 from driftloop.platform.labels.service import import_labels
 from driftloop.platform.scheduler import Scheduler
 from driftloop.platform.store import schema
@@ -99,7 +99,7 @@ def test_an_every_2s_schedule_fires_on_time(store: Engine, settings: Settings, t
         assert firing.trigger == "every 2s"
     # the first enqueued a job (sent to the broker, where it waits); the next ones saw it queued
     assert firings[0].job is not None and firings[0].skipped is None
-    assert broker.llen("celery") == 1
+    assert broker.llen(queue_of("sync")) == 1
     assert [f.skipped for f in firings[1:]] == [f"job {firings[0].job} (sync) is still queued"] * 2
     with session_scope(store) as session:
         assert session.get(Job, firings[0].job).kind == "sync"
@@ -108,7 +108,7 @@ def test_an_every_2s_schedule_fires_on_time(store: Engine, settings: Settings, t
 def test_a_period_missed_while_no_scheduler_ran_fires_once_on_return(store: Engine, settings: Settings, task: str) -> None:
     t0 = utcnow()
     with session_scope(store) as session:
-        added = schedules.add(session, task, "loop", every="2s", now=t0)
+        added = schedules.add(session, task, "sync", every="2s", now=t0)
     scheduler = Scheduler(store, settings)
     # back after 11 s: five periods were missed (t0+2 … t0+10)
     assert len(scheduler.tick(t0 + timedelta(seconds=11))) == 1
@@ -123,7 +123,7 @@ def test_a_period_missed_while_no_scheduler_ran_fires_once_on_return(store: Engi
 def test_a_paused_schedule_never_fires_and_fires_again_after_resume(store: Engine, settings: Settings, task: str) -> None:
     t0 = utcnow()
     with session_scope(store) as session:
-        added = schedules.add(session, task, "loop", every="2s", now=t0)
+        added = schedules.add(session, task, "sync", every="2s", now=t0)
         schedules.pause(session, added.id)
     scheduler = Scheduler(store, settings)
     for seconds in (2.1, 4.1, 30):
@@ -138,20 +138,21 @@ def test_a_paused_schedule_never_fires_and_fires_again_after_resume(store: Engin
     assert [f.schedule for f in scheduler.tick(t0 + timedelta(seconds=32.1))] == [added.id]
 
 
-def test_an_unknown_kind_of_job_is_recorded_as_skipped(store: Engine, settings: Settings, task: str) -> None:
-    # `loop` is a schedule action whose kind of job is not there yet: the firing says so
+def test_an_unknown_kind_of_job_is_recorded_as_skipped(store: Engine, settings: Settings, task: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # an action whose kind of job this process does not know (drift, until it exists): the firing says so
+    monkeypatch.delitem(jobs.OPERATIONS, "drift", raising=False)
     t0 = utcnow()
     with session_scope(store) as session:
-        added = schedules.add(session, task, "loop", every="1m", now=t0, params={"budget": 20})
+        added = schedules.add(session, task, "drift", every="1m", now=t0, params={"window": "7d", "threshold": 0.2})
     [firing] = Scheduler(store, settings).tick(t0 + timedelta(minutes=1))
-    assert firing.job is None and firing.skipped.startswith("unknown job kind 'loop'")
+    assert firing.job is None and firing.skipped.startswith("unknown job kind 'drift'")
     assert _firings(store, added.id) == [firing]
 
 
 def test_cron_fires_at_its_times(store: Engine, settings: Settings, task: str) -> None:
     t0 = datetime.fromisoformat("2026-12-08T02:59:30+00:00")
     with session_scope(store) as session:
-        added = schedules.add(session, task, "loop", cron="0 3 * * *", now=t0)
+        added = schedules.add(session, task, "sync", cron="0 3 * * *", now=t0)
     assert added.next_run_at == datetime.fromisoformat("2026-12-08T03:00:00+00:00")
     scheduler = Scheduler(store, settings)
     assert scheduler.tick(t0 + timedelta(seconds=29)) == []
@@ -253,11 +254,22 @@ def test_a_firing_is_skipped_while_a_job_of_its_kind_is_queued_or_running(store:
     assert [f.job for f in _firings(store, added.id)] == [None, fired.job, None]
 
 
+def test_a_tick_sends_the_jobs_the_broker_missed(store: Engine, settings: Settings, task: str, broker: redis.Redis) -> None:
+    with session_scope(store) as session:
+        missed = create_job(session, "sync", get_task(session, task).id, {"task": task})  # queued while the broker was down
+        missed.created_at = utcnow() - timedelta(minutes=1)
+        missed_id = missed.id
+    assert Scheduler(store, settings).tick() == []
+    assert broker.llen(queue_of("sync")) == 1
+    with session_scope(store) as session:
+        assert session.get(Job, missed_id).sent_at is not None
+
+
 def test_many_schedulers_at_once_fire_each_period_once(store: Engine, settings: Settings, task: str) -> None:
     """The compare-and-set alone (what SQLite relies on): eight firings of one due period at once."""
     t0 = utcnow()
     with session_scope(store) as session:
-        added = schedules.add(session, task, "loop", every="2s", now=t0)
+        added = schedules.add(session, task, "sync", every="2s", now=t0)
     barrier = threading.Barrier(8)
     results: list[object] = []
 
@@ -278,7 +290,7 @@ def test_many_schedulers_at_once_fire_each_period_once(store: Engine, settings: 
 def test_on_postgresql_one_scheduler_leads_and_another_takes_over_when_it_stops(settings: Settings, store: Engine, task: str) -> None:
     t0 = utcnow()
     with session_scope(store) as session:
-        schedules.add(session, task, "loop", every="2s", now=t0)
+        schedules.add(session, task, "sync", every="2s", now=t0)
     roles: dict[str, list[str]] = {"first": [], "second": []}
     first = Scheduler(store, settings, on_role=roles["first"].append)
     second = Scheduler(store, settings, on_role=roles["second"].append)
@@ -293,13 +305,13 @@ def test_on_postgresql_one_scheduler_leads_and_another_takes_over_when_it_stops(
 
 def test_on_drift_fires_the_tasks_drift_schedules_only_when_called(store: Engine, settings: Settings, task: str) -> None:
     with session_scope(store) as session:
-        added = schedules.add(session, task, "loop", on_drift=True)
+        added = schedules.add(session, task, "train", on_drift=True, params={"mode": "head"})
         paused = schedules.add(session, task, "sync", on_drift=True)
         schedules.pause(session, paused.id)
     assert Scheduler(store, settings).tick(utcnow() + timedelta(days=365)) == []  # no clock fires it
     [firing] = schedules.on_drift(store, settings, task, detail="psi 0.31 on embeddings")
     assert (firing.schedule, firing.trigger) == (added.id, "on drift: psi 0.31 on embeddings")
-    assert firing.skipped.startswith("unknown job kind 'loop'")
+    assert firing.skipped is None and firing.job is not None
     assert _firings(store, paused.id) == []
     with pytest.raises(NotFound):
         schedules.on_drift(store, settings, "no-such-task")
@@ -326,7 +338,10 @@ def test_on_drift_fires_the_tasks_drift_schedules_only_when_called(store: Engine
         ("train", {"every": "1h"}, {"learning_rate": 1}, "params.learning_rate", "train takes no param 'learning_rate'"),
         ("train", {"every": "1h"}, {"promote": "yes"}, "params.promote", "true or false"),
         ("sync", {"every": "1h"}, {"budget": 5}, "params.budget", "its params: none"),
-        ("loop", {"every": "1h"}, {"note": "a\x00b"}, "params.note", "NUL"),
+        ("loop", {"every": "1h"}, {"budget": 0}, "params.budget", "from 1 to 100000"),
+        ("loop", {"every": "1h"}, {"note": "x"}, "params.note", "loop takes no param 'note'"),
+        ("drift", {"every": "1h"}, {"note": "a\x00b"}, "params.note", "NUL"),
+        ("drift", {"every": "1h"}, {"note": [1]}, "params.note", "must be text, a number, true or false"),
     ],
 )
 def test_add_refuses_what_could_not_fire_saying_what_and_where(
@@ -344,12 +359,14 @@ def test_add_list_show_pause_resume_remove(engine: Engine, task_name: str) -> No
         train = schedules.add(session, task_name, "train", every="6h", params={"mode": "head", "epochs": 3, "distill": 1, "promote": False})
         select_ = schedules.add(session, task_name, "select", cron=" 0 3 * * * ", params={"budget": 50, "strategy": "margin"})
         schedules.add(session, task_name, "sync", after_labels=200)
+        loop = schedules.add(session, task_name, "loop", every="10m", params={"budget": 20, "retrain_after": 100, "strategy": "hybrid"})
+    assert loop.params == {"budget": 20, "retrain_after": 100, "strategy": "hybrid"}
     assert train.trigger == "every 6h" and train.every_seconds == 6 * 3600
     assert train.params == {"mode": "head", "epochs": 3, "distill": 1.0, "promote": False}
     assert (select_.trigger, select_.cron) == ("cron 0 3 * * *", "0 3 * * *")
     with session_scope(engine) as session:
         listed = schedules.list_schedules(session, task_name)
-        assert [s.trigger for s in listed] == ["every 6h", "cron 0 3 * * *", "after 200 labels"]
+        assert [s.trigger for s in listed] == ["every 6h", "cron 0 3 * * *", "after 200 labels", "every 10m"]
         with pytest.raises(AlreadyExists):
             schedules.add(session, task_name, "sync", after_labels=200)
         assert schedules.pause(session, train.id, task_name).paused

@@ -67,7 +67,7 @@ def test_add_list_show_pause_resume_remove(client: TestClient, task: str) -> Non
         ({"action": "select", "every": "1h"}, "params.budget", "select needs the param budget"),
         ({"action": "select", "every": "1h", "params": {"budget": 2.5}}, "params.budget", "must be an integer"),
         ({"action": "train", "every": "1h", "params": {"replay": "all"}}, "params.replay", "none, reservoir, balanced"),
-        ('{"action": "loop", "every": "1h", "params": {"x": 1e999}}', "params.x", "finite"),  # JSON's way to say infinity
+        ('{"action": "drift", "every": "1h", "params": {"x": 1e999}}', "params.x", "finite"),  # JSON's way to say infinity
     ],
 )
 def test_invalid_schedules_answer_422_with_what_and_where(client: TestClient, task: str, body: dict | str, field: str, message: str) -> None:  # type: ignore[type-arg]

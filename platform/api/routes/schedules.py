@@ -25,7 +25,8 @@ class ScheduleCreate(BaseModel):
     after_labels: int | None = Field(None, ge=1, le=schedules.MAX_AFTER_LABELS, description="after this many new train labels")
     on_drift: bool = Field(False, description="when drift detection reports drift in the task")
     params: dict[str, Scalar] = Field(
-        default_factory=dict, description="the action's: select needs budget; train takes mode, replay, epochs, seed, distill, promote"
+        default_factory=dict,
+        description="the action's: select needs budget; train takes mode, replay, epochs, seed, distill, promote; loop budget, retrain_after, strategy",
     )
 
 

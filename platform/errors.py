@@ -26,6 +26,13 @@ class AlreadyExists(DriftloopError):
     status = 409
 
 
+class Conflict(DriftloopError):
+    """The request conflicts with the current state of what it names (pausing a paused schedule)."""
+
+    code = "conflict"
+    status = 409
+
+
 class JobEnded(DriftloopError):
     """The job has ended already (succeeded, failed or cancelled): it cannot be cancelled or run."""
 

@@ -1,28 +1,57 @@
 """The FastAPI application: ``create_app()`` wires settings, the store and the routes."""
 
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from driftloop.labeling import register_jobs
 from driftloop.platform.api import errors
-from driftloop.platform.api.routes import health, jobs, labeling, models, rounds, tasks, texts
+from driftloop.platform.api.routes import health, jobs, labeling, models, rounds, schedules, tasks, texts
 from driftloop.platform.config import Settings, get_settings
 from driftloop.platform.store.engine import get_engine
 from driftloop.platform.store.schema import ensure_current
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, run_schedules: bool = False) -> FastAPI:
+    """The API. With ``run_schedules`` and no broker configured, the stored schedules fire in a
+    thread of this process and its own runner runs their jobs (``driftloop serve``: the embedded
+    default needs no Redis); with a broker, ``driftloop beat`` fires them."""
     settings = settings or get_settings()
     engine = get_engine(settings)
     ensure_current(engine, auto_upgrade=settings.is_embedded_store, settings=settings)
     # /docs loads Swagger UI from files shipped in fastapi-offline, not from a CDN: the API runs on
     # machines without internet, and its docs must render there. No /redoc: ReDoc fetches its
     # logo from its vendor's CDN whatever its options, and /docs shows the same spec.
-    app = FastAPIOffline(title="driftloop", version="0.1.0", redoc_url=None)
+    app = FastAPIOffline(title="driftloop", version="0.1.0", redoc_url=None, lifespan=_lifespan)
     app.state.settings = settings
     app.state.engine = engine
+    app.state.run_schedules = run_schedules and not settings.broker_url
     errors.install(app)
     register_jobs()  # the API is an edge: it wires labeling's jobs (sync) into its runner
-    for module in (health, tasks, texts, models, rounds, jobs, labeling):
+    for module in (health, tasks, texts, models, rounds, jobs, schedules, labeling):
         app.include_router(module.router)
     return app
+
+
+def serve_app() -> FastAPI:
+    """``driftloop serve``'s application: the API, and the schedules when no broker is configured."""
+    return create_app(run_schedules=True)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    if not app.state.run_schedules:
+        yield
+        return
+    from driftloop.platform.scheduler import Background
+
+    # its lines go to the server's own log, beside uvicorn's
+    background = Background(app.state.engine, app.state.settings, say=logging.getLogger("uvicorn.error").info)
+    background.start()
+    try:
+        yield
+    finally:
+        background.stop()

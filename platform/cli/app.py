@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from driftloop.platform.cli import argilla, db, index, jobs, label, labeling, loop, models, task
+from driftloop.platform.cli import argilla, db, index, jobs, label, labeling, loop, models, schedule, task
 from driftloop.platform.cli.console import err
 from driftloop.platform.cli.demo import demo_command
 from driftloop.platform.cli.ingest import ingest_command
@@ -18,7 +18,7 @@ from driftloop.platform.cli.select import select_command
 from driftloop.platform.cli.serve import serve_command
 from driftloop.platform.cli.train import train_command
 from driftloop.platform.cli.worker import worker_command
-from driftloop.platform.errors import AlreadyExists, DriftloopError, InvalidInput, NotFound, PromotionRefused
+from driftloop.platform.errors import AlreadyExists, Conflict, DriftloopError, InvalidInput, NotFound, PromotionRefused
 
 app = typer.Typer(
     help="driftloop: continual learning for text classifiers with an active labeling loop.",
@@ -35,6 +35,7 @@ app.add_typer(argilla.app, name="argilla")
 app.add_typer(index.app, name="index")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(loop.app, name="loop")
+app.add_typer(schedule.app, name="schedule")
 app.command("ingest")(ingest_command)
 app.command("serve")(serve_command)
 app.command("train")(train_command)
@@ -42,8 +43,9 @@ app.command("select")(select_command)
 app.command("sync")(labeling.sync_command)
 app.command("demo")(demo_command)
 app.command("worker")(worker_command)
+app.command("beat")(schedule.beat_command)
 
-_USAGE_ERRORS = (NotFound, InvalidInput, AlreadyExists, PromotionRefused)
+_USAGE_ERRORS = (NotFound, InvalidInput, AlreadyExists, Conflict, PromotionRefused)
 
 
 def main() -> None:

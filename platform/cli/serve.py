@@ -8,12 +8,13 @@ def serve_command(
     port: int = typer.Option(8000, help="Port to bind."),
     workers: int = typer.Option(1, min=1, help="Worker processes."),
 ) -> None:
-    """Serve the HTTP API."""
+    """Serve the HTTP API. Without a broker (DRIFTLOOP_BROKER_URL) it also fires the stored schedules
+    and runs their jobs itself; with one, run `driftloop beat` beside the workers."""
     import uvicorn
 
     current_engine()  # migrate the embedded store (or refuse a stale shared one) before forking
     uvicorn.run(
-        "driftloop.platform.api.app:create_app",
+        "driftloop.platform.api.app:serve_app",
         factory=True,
         host=host,
         port=port,

@@ -126,6 +126,17 @@ def champion(session: Session, task_id: int) -> ModelVersion | None:
     )
 
 
+def data_cutoff(session: Session, champion: ModelVersion | None) -> datetime | None:
+    """When the champion's training data was cut off: the train labels that arrived after it are
+    new to it (None without a champion: every label is new)."""
+    if champion is None:
+        return None
+    run = session.get(TrainingRun, champion.training_run_id) if champion.training_run_id else None
+    if run is not None and run.params.get("data_until"):
+        return parse_time(run.params["data_until"])
+    return champion.created_at
+
+
 def get_version(session: Session, task: Task, number: int) -> ModelVersion:
     version = session.scalar(select(ModelVersion).where(ModelVersion.task_id == task.id, ModelVersion.version == number))
     if version is None:

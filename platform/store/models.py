@@ -424,21 +424,61 @@ class DriftReport(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class ScheduleAction(enum.StrEnum):
+    """What a schedule enqueues: a kind of job (``loop`` and ``drift`` are kinds yet to come)."""
+
+    train = "train"
+    select = "select"
+    sync = "sync"
+    drift = "drift"
+    loop = "loop"
+
+
 class Schedule(Base):
+    """A stored schedule: an action for a task, and the one trigger that fires it (every N
+    seconds, a cron expression, N new train labels, or a drift report). ``next_run_at`` is the
+    next firing of a time trigger; a firing claims it by a compare-and-set on it and on
+    ``last_fired_at`` (driftloop.platform.schedules), so each period fires once whoever runs."""
+
     __tablename__ = "schedules"
     __table_args__ = (
-        UniqueConstraint("task_id", "kind"),
-        CheckConstraint("interval_seconds > 0", name="positive_interval"),
+        Index("ix_schedules_task_id", "task_id"),
+        CheckConstraint(
+            "(CASE WHEN every_seconds IS NOT NULL THEN 1 ELSE 0 END) + (CASE WHEN cron IS NOT NULL THEN 1 ELSE 0 END)"
+            " + (CASE WHEN after_labels IS NOT NULL THEN 1 ELSE 0 END) + (CASE WHEN on_drift THEN 1 ELSE 0 END) = 1",
+            name="one_trigger",
+        ),
+        CheckConstraint("every_seconds > 0", name="positive_every"),
+        CheckConstraint("after_labels > 0", name="positive_after_labels"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(50))
-    interval_seconds: Mapped[int] = mapped_column(Integer)
+    action: Mapped[ScheduleAction] = mapped_column(_enum(ScheduleAction, "schedule_action"))
+    every_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cron: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    after_labels: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    on_drift: Mapped[bool] = mapped_column(Boolean, default=False)
     params: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
-    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
-    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ScheduleFiring(Base):
+    """One firing of a schedule: the job it enqueued, or why nothing was (``skipped``), and what
+    triggered it (``every 6h``, ``after 200 labels: 213 new``, ``drift``)."""
+
+    __tablename__ = "schedule_firings"
+    __table_args__ = (Index("ix_schedule_firings_schedule_id_fired_at", "schedule_id", "fired_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    schedule_id: Mapped[int] = mapped_column(ForeignKey("schedules.id", ondelete="CASCADE"))
+    fired_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True)
+    skipped: Mapped[str | None] = mapped_column(Text, nullable=True)
+    trigger_detail: Mapped[str] = mapped_column(String(500))
 
 
 class Job(Base):

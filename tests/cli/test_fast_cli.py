@@ -49,7 +49,7 @@ def test_help_of_every_command_and_task_list_import_no_heavy_library(tmp_path: P
     failed = {args: r["output"] for args, r in ran.items() if r["exit"] != 0}
     assert failed == {}
     # the walk reached the whole tree, groups and their commands alike
-    for command in ("", "task list", "models list", "jobs show", "train", "select", "sync", "index status", "argilla up", "serve", "demo"):
+    for command in ("", "task list", "models list", "jobs show", "train", "select", "sync", "index status", "argilla up", "serve", "demo", "schedule add", "beat"):
         assert f"{command} --help".strip() in ran, command
         assert ran[f"{command} --help".strip()]["output"].lstrip().startswith("Usage: ")
     assert "Training mode: head, full, lora." in ran["train --help"]["output"]

@@ -161,3 +161,19 @@ def test_a_downgrade_with_another_key_fails_and_changes_nothing(empty_engine: En
         schema.downgrade(empty_engine, "0002", settings=Settings(home=tmp_path, secret_key=Fernet.generate_key().decode()))
     assert schema.current_revision(empty_engine) == "0004"
     assert "secret_encrypted" in {c["name"] for c in inspect(empty_engine).get_columns("webhooks")}
+
+
+def test_schedules_downgrade_restores_the_old_table_and_upgrade_replaces_it(empty_engine: Engine) -> None:
+    schema.upgrade(empty_engine)
+    columns = {c["name"] for c in inspect(empty_engine).get_columns("schedules")}
+    assert {"action", "every_seconds", "cron", "after_labels", "on_drift", "paused", "last_fired_at", "next_run_at"} <= columns
+    assert "schedule_firings" in inspect(empty_engine).get_table_names()
+
+    schema.downgrade(empty_engine, "0005")
+    inspector = inspect(empty_engine)
+    assert {c["name"] for c in inspector.get_columns("schedules")} == {
+        "id", "task_id", "kind", "interval_seconds", "params", "enabled", "last_run_at", "next_run_at"
+    }
+    assert "schedule_firings" not in inspector.get_table_names()
+    schema.upgrade(empty_engine)
+    assert "every_seconds" in {c["name"] for c in inspect(empty_engine).get_columns("schedules")}

@@ -47,7 +47,6 @@ from driftloop.platform.modeling.cross_validation import cross_validate_head
 from driftloop.platform.modeling.embeddings import embed_texts
 from driftloop.platform.modeling.encoder import Encoder, load_encoder
 from driftloop.platform.modeling.model import TextClassifier
-from driftloop.platform.modeling.registry import parse_time
 from driftloop.platform.modeling.training import Checkpointing, FitReport, Progress, TrainingConfig, TrainingData, fit
 from driftloop.platform.recovery import recover
 from driftloop.platform.store.engine import session_scope
@@ -189,7 +188,7 @@ def new_labels(session: Session, task_id: int) -> int:
     """Train labels that arrived since the champion's data was cut off: what the next round
     would learn from (all of them before a first model)."""
     query = select(func.count()).select_from(Label).where(Label.task_id == task_id, Label.split == Split.train)
-    cutoff = _cutoff(session, registry.champion(session, task_id))
+    cutoff = registry.data_cutoff(session, registry.champion(session, task_id))
     if cutoff is not None:
         query = query.where(Label.created_at > cutoff)
     return session.scalar(query) or 0
@@ -276,7 +275,7 @@ def gather(engine: Engine, request: RoundRequest, task_id: int) -> RoundData:
         eval_size = session.scalar(
             select(func.count()).select_from(Label).where(Label.task_id == task_id, Label.split == Split.eval)
         ) or 0
-        cutoff = _cutoff(session, current)
+        cutoff = registry.data_cutoff(session, current)
         new = _train_examples(session, task_id, since=cutoff)
         if not new:
             raise InvalidInput(
@@ -454,15 +453,6 @@ def _start_from(
     if champion is not None and row is not None and (champion.mode == "head" or champion.mode == request.mode):
         return champion.candidate(request.mode, labels, seed), f"champion v{row.version}"
     return TextClassifier.fresh(request.mode, labels, encoder, seed), "scratch"
-
-
-def _cutoff(session: Session, champion: ModelVersion | None) -> datetime | None:
-    if champion is None:
-        return None
-    run = session.get(TrainingRun, champion.training_run_id) if champion.training_run_id else None
-    if run is not None and run.params.get("data_until"):
-        return parse_time(run.params["data_until"])
-    return champion.created_at
 
 
 def _require_two_classes(task: str, examples: list[_Example]) -> None:

@@ -190,7 +190,7 @@ def _vectors(session: Session, settings: Settings, task_id: int, text_ids: list[
             by_encoder.setdefault(encoder_id, []).append((text_id, vector_id))
     vectors: dict[int, np.ndarray] = {}
     for encoder_id, pairs in by_encoder.items():
-        block = read_vectors(settings.home, task_id, encoder_id, dimensions, [v for _, v in pairs])
+        block = read_vectors(settings.storage, task_id, encoder_id, dimensions, [v for _, v in pairs])
         vectors.update({text_id: block[i] for i, (text_id, _) in enumerate(pairs)})
     return vectors
 

@@ -13,6 +13,11 @@ class Settings(BaseSettings):
 
     home: Path = Field(Path(".driftloop"), description="State folder: SQLite store, indexes, artifacts.")
     database_url: str | None = Field(None, description="SQLAlchemy URL; unset = SQLite file under home.")
+    data_dir: Path | None = Field(
+        None,
+        description="Where model artifacts, vectors, indexes and training checkpoints live; unset = home. Workers on "
+        "several machines point theirs at one shared filesystem, mounted at the same path everywhere.",
+    )
     secret_key: SecretStr | None = Field(
         None,
         description="Fernet key that encrypts the secrets kept in the store (the webhook's signing secret); every "
@@ -147,6 +152,11 @@ class Settings(BaseSettings):
                 f"DRIFTLOOP_JOB_HEARTBEAT_SECONDS ({self.job_heartbeat_seconds:g})"
             )
         return self
+
+    @property
+    def storage(self) -> Path:
+        """The folder of the data every host shares: artifacts, vectors, indexes, checkpoints."""
+        return self.data_dir or self.home
 
     @property
     def resolved_database_url(self) -> str:

@@ -33,4 +33,4 @@ def recover(engine: Engine, settings: Settings, task: str | None = None) -> Reco
         task_id = get_task(session, task).id if task is not None else None
         lost = reap_lost_jobs(session, lost_after=settings.job_lost_after_seconds, task_id=task_id)
     # after the reaping: the runs of the jobs just reaped no longer count as running
-    return RecoveryReport(lost, sweep_orphan_artifacts(engine, settings.home, task))
+    return RecoveryReport(lost, sweep_orphan_artifacts(engine, settings.storage, task))

@@ -25,7 +25,7 @@ def status(name: str = typer.Argument(..., help="Task."), as_json: bool = json_o
 
     settings, engine, task_id = _task(name)
     # the id is a hash of the weight files: no need to load the model to learn it
-    state = index_status(engine, settings.home, task_id, checkpoint_id(default_encoder_path(settings)))
+    state = index_status(engine, settings.storage, task_id, checkpoint_id(default_encoder_path(settings)))
     if as_json:
         print_json({"task": name, **asdict(state)})
         return
@@ -48,7 +48,7 @@ def rebuild(name: str = typer.Argument(..., help="Task.")) -> None:
     with count_progress() as progress:
         bar = progress.add_task(f"embed {name}", total=None, summary=encoder.id)
         index = rebuild_index(
-            engine, settings.home, task_id, encoder, progress=lambda done, total: progress.update(bar, completed=done, total=total)
+            engine, settings.storage, task_id, encoder, progress=lambda done, total: progress.update(bar, completed=done, total=total)
         )
     out.print(f"rebuilt the index of {name} for {encoder.id}: {len(index):,} vectors")
 

@@ -140,7 +140,7 @@ def train_round(
 
 def checkpoint_path(settings: Settings, job_id: int) -> Path:
     """The job's training checkpoint: job-scoped, so the job's next attempt finds it, and no other job does."""
-    return private_home(settings.home) / "checkpoints" / f"job-{job_id}" / "fit.pt"
+    return private_home(settings.storage) / "checkpoints" / f"job-{job_id}" / "fit.pt"
 
 
 def _refuse_a_second_training(session: Session, task_id: int, task: str, job_id: int | None) -> None:
@@ -374,7 +374,7 @@ def record_round(
     that was cancelled or lost meanwhile records nothing (its artifact is removed)."""
     outcome, cross_validated = judged.outcome, judged.cross_validated
     artifact = trained.model.save(
-        registry.artifact_folder(private_home(settings.home), request.task),
+        registry.artifact_folder(private_home(settings.storage), request.task),
         registry.run_artifact_name(run_id),
         {"training_run": run_id, "init": trained.init, "fit": asdict(trained.fit) | {"history": trained.fit.history[-5:]}},
     )
@@ -482,7 +482,7 @@ def _cross_validated(
     if not first_model.can_cross_validate(y):
         return first_model.too_few_to_cross_validate(y, eval_size, rules)
     if features is None:  # a full or lora candidate: its head-mode stand-in needs the embeddings
-        features = embed_texts(engine, task_id, [e.text_id for e in examples], encoder, settings.home)
+        features = embed_texts(engine, task_id, [e.text_id for e in examples], encoder, settings.storage)
     # the candidate's own epochs and steps are for its mode; a head takes the head's defaults
     config = request.training if request.mode == "head" else TrainingConfig(seed=request.training.seed)
     cv = cross_validate_head([e.text for e in examples], y, features[: len(examples)], labels, encoder, config, request.mode)
@@ -514,7 +514,7 @@ def _features(engine: Engine, settings: Settings, task_id: int, examples: list[_
     needs = mode == "head" or (champion is not None and champion.mode == "head")
     if not needs:
         return None
-    return embed_texts(engine, task_id, [e.text_id for e in examples], encoder, settings.home, progress=lambda done, total: progress(done / max(total, 1), f"embedded {done}/{total}"))
+    return embed_texts(engine, task_id, [e.text_id for e in examples], encoder, settings.storage, progress=lambda done, total: progress(done / max(total, 1), f"embedded {done}/{total}"))
 
 
 def _teacher(champion: TextClassifier | None, new: list[_Example], replayed: list[_Example], features: np.ndarray | None, config: TrainingConfig) -> np.ndarray | None:
@@ -530,7 +530,7 @@ def _teacher(champion: TextClassifier | None, new: list[_Example], replayed: lis
 
 
 def _slice_features(engine: Engine, settings: Settings, task_id: int, slices: list[SliceSpec], encoder: Encoder) -> dict[str, np.ndarray]:
-    return {s.name: embed_texts(engine, task_id, s.text_ids, encoder, settings.home) for s in slices}
+    return {s.name: embed_texts(engine, task_id, s.text_ids, encoder, settings.storage) for s in slices}
 
 
 def _gate(slices: list[SliceSpec], features: dict[str, np.ndarray], candidate: TextClassifier, champion: TextClassifier | None, labels: list[str], rules: GateRules) -> GateOutcome:

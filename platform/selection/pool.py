@@ -47,10 +47,10 @@ def refresh_pool(
     def report(stage: str) -> Callable[[int, int], None]:
         return lambda done, total: progress(stage, done, total) if progress else None
 
-    embed_texts(engine, task_id, pool, encoder, settings.home, progress=report("embed pool"))
-    index = sync_index(engine, settings.home, task_id, encoder)
+    embed_texts(engine, task_id, pool, encoder, settings.storage, progress=report("embed pool"))
+    index = sync_index(engine, settings.storage, task_id, encoder)
     if champion is not None and pool:
-        champion_probabilities(engine, settings.home, task_id, champion, load_version(champion, encoder), pool, progress=report("score pool"))
+        champion_probabilities(engine, settings.storage, task_id, champion, load_version(champion, encoder), pool, progress=report("score pool"))
     return PoolRefresh(len(pool), len(index), champion.version if champion else None)
 
 

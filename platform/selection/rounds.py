@@ -124,14 +124,14 @@ def run_selection(
     def report(stage: str) -> Callable[[int, int], None]:
         return lambda done, total: progress(stage, done, total) if progress else None
 
-    embeddings = embed_texts(engine, task_id, pool_ids, encoder, settings.home, progress=report("embed pool"))
-    taken = embed_texts(engine, task_id, taken_ids, encoder, settings.home, progress=report("embed labeled"))
-    sync_index(engine, settings.home, task_id, encoder)  # the task's index gains what was just embedded
+    embeddings = embed_texts(engine, task_id, pool_ids, encoder, settings.storage, progress=report("embed pool"))
+    taken = embed_texts(engine, task_id, taken_ids, encoder, settings.storage, progress=report("embed labeled"))
+    sync_index(engine, settings.storage, task_id, encoder)  # the task's index gains what was just embedded
     probabilities = None
     if champion is not None and strategy.needs_probabilities:
         model = load_version(champion, encoder)
         probabilities = champion_probabilities(
-            engine, settings.home, task_id, champion, model, pool_ids, progress=report("score pool")
+            engine, settings.storage, task_id, champion, model, pool_ids, progress=report("score pool")
         )
     context = SelectionContext(
         pool_ids=np.asarray(pool_ids, dtype=np.int64),

@@ -90,7 +90,7 @@ def run_rebuild_job(engine: Engine, settings: Settings, job_id: int) -> dict[str
         to_job = progress_reporter(engine, job_id, high=0.95)
         encoder = load_encoder(settings)
         index = rebuild_index(
-            engine, settings.home, task_id, encoder, progress=lambda done, total: to_job(done / max(total, 1), f"embedded {done}/{total}")
+            engine, settings.storage, task_id, encoder, progress=lambda done, total: to_job(done / max(total, 1), f"embedded {done}/{total}")
         )
         result = {"encoder": encoder.id, "vectors": len(index)}
         with session_scope(engine) as session:

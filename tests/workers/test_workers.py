@@ -155,3 +155,35 @@ def test_the_broker_s_visibility_timeout_outlasts_the_hard_time_limit(tmp_path: 
 def _maps_torch(pid: int) -> bool:
     """Whether the process has torch's library mapped (it imported torch)."""
     return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_a_worker_with_an_empty_home_trains_into_the_shared_storage(postgresql_engine, tmp_path, headlines, encoder, broker):  # type: ignore[no-untyped-def]
+    """What a worker on another machine needs: the store, the broker and the shared data folder
+    (DRIFTLOOP_DATA_DIR); its own home may be empty."""
+    from driftloop.platform.modeling import registry
+    from driftloop.platform.modeling.artifacts import path_from_uri
+    from driftloop.platform.modeling.rounds import load_version
+    from driftloop.platform.selection.rounds import SelectionRequest, run_selection
+
+    shared, worker_home, api_home = tmp_path / "shared", tmp_path / "worker-home", tmp_path / "api-home"
+    loop = Loop(postgresql_engine, shared, headlines[:300], encoder)
+    loop.label(loop.headlines[:150])
+    env = {**worker_env(postgresql_engine, worker_home), "DRIFTLOOP_DATA_DIR": str(shared)}
+    workers = Workers(env, tmp_path / "logs")
+    try:
+        workers.start("train", "train")
+        api = Settings(home=api_home, data_dir=shared, database_url=loop.settings.database_url, broker_url=BROKER)
+        job = wait_for_job_row(postgresql_engine, training(postgresql_engine, loop, api))
+        assert (job.state, job.result["version"]) == (JobState.succeeded, 1), job.error
+    finally:
+        workers.stop_all()
+
+    assert not (worker_home / "models").exists() and not (worker_home / "vectors").exists()
+    with session_scope(postgresql_engine) as session:
+        champion = registry.champion(session, get_task(session, loop.task).id)
+        assert path_from_uri(champion.artifact_uri).is_relative_to(shared)
+        model = load_version(champion, encoder)  # another host loads what the worker trained
+    assert model.predict_proba(["shares fell sharply"]).shape == (1, 5)
+    # and finds the vectors the worker computed: a selection here reuses them
+    picked = run_selection(postgresql_engine, api, SelectionRequest(task=loop.task, budget=5), encoder=encoder)
+    assert len(picked.picks) == 5

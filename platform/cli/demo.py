@@ -5,10 +5,12 @@ Argilla (the embedded one, started here unless ``DRIFTLOOP_ARGILLA_URL`` names o
 batch (cold start, then the champion's hybrid), push it to the task's dataset, a simulated
 annotator (the Argilla user ``demo-bot``) answers that round's records through the REST calls
 the UI makes (with the corpus's own labels),
-``sync`` brings the answers back as labels, and a candidate is trained from the champion with
-replay and gated. A last round is left in Argilla for a person (``annotator-1``) to label in the
-UI; the bot never answers it, even when the demo runs again. Run it again and it selects the next
-batches and keeps learning."""
+``sync`` brings the answers back as labels, and a stored schedule (train the task after
+``RETRAIN_AFTER`` new labels) fires a training: a candidate is trained from the champion with
+replay and gated. Selections and trainings run as jobs on this process's own runner (the embedded
+default: no broker), and the demo ends with the schedules and jobs it ran. A last round is left in
+Argilla for a person (``annotator-1``) to label in the UI; the bot never answers it, even when the
+demo runs again. Run it again and it selects the next batches and keeps learning."""
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -17,22 +19,26 @@ import typer
 from rich.table import Table
 from sqlalchemy import Engine
 
-from driftloop.platform import corpora, tasks
-from driftloop.platform.cli.console import activity, count_progress, out, rule, stage_progress
+from driftloop.platform import corpora, schedules, tasks
+from driftloop.platform.cli.console import activity, count_progress, out, rule
+from driftloop.platform.cli.jobs import wait_for_job
 from driftloop.platform.cli.models import freeze_lines, models_table
 from driftloop.platform.cli.store import current_engine
-from driftloop.platform.cli.train import gate_table, train_with_progress
+from driftloop.platform.cli.train import decision_table
 from driftloop.platform.config import Settings, get_settings
-from driftloop.platform.errors import DriftloopError
+from driftloop.platform.errors import AlreadyExists, DriftloopError
 from driftloop.platform.ingestion.service import IngestSummary, Status, ingest, stored_ids
 from driftloop.platform.inventory import inventory
+from driftloop.platform.scheduler import Scheduler
 from driftloop.platform.store.engine import session_scope
 
 if TYPE_CHECKING:
     from driftloop.labeling.annotator import AnnotatorLogin
+    from driftloop.platform.jobs import JobInfo
 
 TASK = "bbc-news"
 ROUND_SIZE = 250
+RETRAIN_AFTER = 150  # new train labels that fire the training schedule (a round gives ~200)
 LEFT_FOR_PEOPLE = 20
 # Two Argilla users: the simulated annotator's answers must be told apart from a person's, and
 # it must never answer the records left for them.
@@ -74,16 +80,20 @@ def demo_command() -> None:
             progress.update(bar, advance=len(outcomes), summary=str(summary))
     out.print(str(summary))
 
+    schedule = _training_schedule(engine)
     argilla = _start_argilla(settings)
     truth = _truth(engine, articles)
+    scheduler = Scheduler(engine, settings, runner="thread")
+    jobs_ran: list[int] = []
     for round_number in (1, 2):
-        _learning_round(engine, settings, argilla, truth, round_number)
+        jobs_ran += _learning_round(engine, settings, argilla, truth, round_number, scheduler)
     out.print(models_table(engine, TASK))
     for line in freeze_lines(engine, TASK):
         out.print(line, markup=False)
     if argilla is not None:
-        _leave_a_round_for_people(engine, settings, argilla)
+        jobs_ran += _leave_a_round_for_people(engine, settings, argilla)
 
+    _print_schedules_and_jobs(engine, settings, schedule, jobs_ran)
     with session_scope(engine) as session:
         held = inventory(session)
     streams = Table("task", "texts", "first received", "last received", title="streams")
@@ -125,14 +135,31 @@ def _truth(engine: Engine, articles: list[corpora.LabelledText]) -> dict[int, st
     return {text_id: label_of[external] for external, text_id in stored_ids(engine, TASK).items() if external in label_of}
 
 
-def _learning_round(engine: Engine, settings: Settings, argilla: DemoLogins | None, truth: dict[int, str], number: int) -> None:
-    from driftloop.labeling.annotator import SimulatedAnnotator
-    from driftloop.platform.modeling.rounds import RoundRequest
+def _training_schedule(engine: Engine) -> int:
+    """The task's stored schedule that trains after ``RETRAIN_AFTER`` new labels (kept across runs)."""
+    with session_scope(engine, write=True) as session:
+        try:
+            schedule = schedules.add(session, TASK, "train", after_labels=RETRAIN_AFTER)
+        except AlreadyExists:
+            schedule = next(s for s in schedules.list_schedules(session, TASK) if s.action == "train" and s.after_labels == RETRAIN_AFTER)
+            if schedule.paused:
+                schedule = schedules.resume(session, schedule.id, TASK)
+    out.print(f"schedule {schedule.id}: {schedule.action} {TASK} {schedule.trigger} (`driftloop schedule list`)")
+    return schedule.id
 
-    round_id, picks = _select(engine, settings, ROUND_SIZE)
-    if not picks:
+
+def _learning_round(
+    engine: Engine, settings: Settings, argilla: DemoLogins | None, truth: dict[int, str], number: int, scheduler: Scheduler
+) -> list[int]:
+    """One round: select, label (Argilla or the store), sync, then a tick of the scheduler, whose
+    label-count schedule fires the training; the ids of the jobs it ran."""
+    from driftloop.labeling.annotator import SimulatedAnnotator
+
+    selection = _select(engine, settings, ROUND_SIZE)
+    if selection is None:
         out.print("every article is labelled already")
-        return
+        return []
+    round_id, picks = selection.result["round"], _picked(engine, selection.result["round"])
     annotator = SimulatedAnnotator(truth.get, BOT)
     if argilla is None:
         rule(f"round {number}: {len(picks)} articles labelled by a simulated annotator (in the store)")
@@ -144,30 +171,58 @@ def _learning_round(engine: Engine, settings: Settings, argilla: DemoLogins | No
             answered = annotator.label_in_argilla(argilla.bot, dataset, round_id=round_id)
         out.print(f"{BOT} answered {answered} records of round {round_id} in Argilla (the UI's REST calls)")
         _sync(engine, settings)
-    request = RoundRequest(task=TASK, replay_capacity=settings.replay_capacity, replay_ratio=settings.replay_ratio)
-    result = train_with_progress(engine, settings, request, "embed, train, gate")
-    out.print(f"candidate version {result.version} from {result.init}: {result.n_new} new labels, {result.n_replay} replayed")
-    out.print(gate_table(result.gate))
-    fate = "promoted to champion" if result.promoted else "rejected by the gate"
-    out.print(f"version {result.version} {fate}{' (provisional)' if result.provisional else ''}")
-    if not result.gate.passed:
-        for line in freeze_lines(engine, TASK):
-            out.print(line, markup=False)
+    ran = [selection.id]
+    for firing in scheduler.tick():
+        out.print(f"schedule {firing.schedule} fired ({firing.trigger}): {f'training job {firing.job}' if firing.job else firing.skipped}")
+        if firing.job is None:
+            continue
+        ran.append(firing.job)
+        training = wait_for_job(firing.job)
+        if training.state != "succeeded" or not training.result:
+            raise DriftloopError(f"training job {firing.job} {training.state}: {training.error}")
+        result = training.result
+        out.print(f"candidate version {result['version']} from {result['init']}: {result['n_new']} new labels, {result['n_replay']} replayed")
+        fate = "promoted to champion" if result["promoted"] else "rejected by the gate"
+        out.print(f"version {result['version']} {fate}{' (provisional)' if result['provisional'] else ''}")
+        out.print(_decision(engine, result["version"]))
+        if not result["passed"]:
+            for line in freeze_lines(engine, TASK):
+                out.print(line, markup=False)
+    return ran
 
 
-def _select(engine: Engine, settings: Settings, budget: int) -> tuple[int | None, list[int]]:
-    """The selection round's id and its picks' text ids."""
-    from driftloop.platform.errors import InvalidInput
-    from driftloop.platform.selection.rounds import SelectionRequest, run_selection
+def _select(engine: Engine, settings: Settings, budget: int) -> "JobInfo | None":
+    """A selection round of ``budget`` texts, run as a job by this process's runner; None when
+    every text is labelled or picked already."""
+    from driftloop.platform.selection.rounds import SelectionRequest, submit_selection
 
-    with stage_progress() as report:
-        try:
-            result = run_selection(engine, settings, SelectionRequest(task=TASK, budget=budget), progress=report)
-        except InvalidInput:  # nothing left to pick
-            return None, []
-    who = f"champion v{result.model_version}" if result.model_version else "no champion yet: diversity only"
-    out.print(f"selection round {result.round_id}: {len(result.picks)} picks by {result.strategy} ({who})")
-    return result.round_id, [p.text_id for p in result.picks]
+    job = wait_for_job(submit_selection(engine, settings, SelectionRequest(task=TASK, budget=budget)))
+    if job.state != "succeeded" or not job.result:
+        if job.error and "no unlabeled, unpicked texts" in job.error:
+            return None
+        raise DriftloopError(f"selection job {job.id} {job.state}: {job.error}")
+    version = job.result["model_version"]
+    who = f"champion v{version}" if version else "no champion yet: diversity only"
+    out.print(f"selection round {job.result['round']}: {job.result['picks']} picks by hybrid ({who}), job {job.id}")
+    return job
+
+
+def _decision(engine: Engine, version: int) -> "Table | str":
+    """The gate's decision on ``version`` of the task, as recorded."""
+    from driftloop.platform.evaluation.decisions import decision_on
+    from driftloop.platform.modeling.registry import get_version
+
+    with session_scope(engine) as session:
+        decision = decision_on(session, get_version(session, tasks.get_task(session, TASK), version))
+        if decision is None:
+            return f"no gate decision recorded for version {version}"
+        return decision_table(decision.rules, decision.slices)
+
+
+def _picked(engine: Engine, round_id: int) -> list[int]:
+    from driftloop.platform.selection.rounds import round_picks
+
+    return round_picks(engine, round_id)
 
 
 def _push(engine: Engine, settings: Settings) -> str:
@@ -197,10 +252,12 @@ def _sync(engine: Engine, settings: Settings) -> None:
     out.print(f"sync: {result.responses} responses read, {result.labels_changed} labels new or changed")
 
 
-def _leave_a_round_for_people(engine: Engine, settings: Settings, argilla: DemoLogins) -> None:
-    _, picks = _select(engine, settings, LEFT_FOR_PEOPLE)
-    if not picks:
-        return
+def _leave_a_round_for_people(engine: Engine, settings: Settings, argilla: DemoLogins) -> list[int]:
+    """A round of ``LEFT_FOR_PEOPLE`` texts pushed for a person; the job that selected it."""
+    selection = _select(engine, settings, LEFT_FOR_PEOPLE)
+    if selection is None:
+        return []
+    picks = _picked(engine, selection.result["round"])  # type: ignore[index]
     dataset = _push(engine, settings)
     rule("your turn")
     out.print(
@@ -209,3 +266,23 @@ def _leave_a_round_for_people(engine: Engine, settings: Settings, argilla: DemoL
         f"Then `driftloop sync {TASK}` brings the labels into the store, and `driftloop train {TASK}` learns from them.\n"
         "`driftloop argilla down` stops the embedded Argilla."
     )
+    return [selection.id]
+
+
+def _print_schedules_and_jobs(engine: Engine, settings: Settings, schedule: int, ran: list[int]) -> None:
+    """What ran this time: the schedule with its recent firings, and the jobs."""
+    from driftloop.platform.jobs import job_info
+
+    with session_scope(engine, write=True) as session:
+        detail = schedules.show(session, schedule, TASK, firings=5)
+        infos = [job_info(session, job_id, lost_after=settings.job_lost_after_seconds) for job_id in ran]
+    table = Table("schedule", "action", "trigger", "paused", "last fired", "recent firings", title="schedules")
+    firings = "; ".join(f"{f.fired_at:%H:%M:%S} {f'job {f.job}' if f.job else f.skipped}" for f in detail.firings) or "-"
+    last = f"{detail.last_fired_at:%Y-%m-%d %H:%M:%S}" if detail.last_fired_at else "-"
+    table.add_row(str(detail.id), detail.action, detail.trigger, "yes" if detail.paused else "no", last, firings)
+    out.print(table)
+    jobs = Table("job", "kind", "state", "runner", "result", title=f"jobs of this run (`driftloop jobs list --task {TASK}`)")
+    for job in infos:
+        shown = {k: v for k, v in (job.result or {}).items() if k in ("round", "picks", "version", "promoted", "n_new")}
+        jobs.add_row(str(job.id), job.kind, job.state, job.worker or "this process", ", ".join(f"{k} {v}" for k, v in shown.items()) or (job.error or "-"))
+    out.print(jobs)

@@ -17,7 +17,7 @@ from driftloop.platform.config import Settings, get_settings
 from driftloop.platform.modeling.choices import MODES, REPLAY_STRATEGIES
 
 if TYPE_CHECKING:
-    from driftloop.platform.evaluation.gate import GateOutcome, RuleResult
+    from driftloop.platform.evaluation.gate import GateOutcome
     from driftloop.platform.modeling.rounds import RoundRequest, RoundResult
 
 
@@ -91,18 +91,24 @@ def train_with_progress(engine: Engine, settings: Settings, request: "RoundReque
 
 def gate_table(outcome: "GateOutcome") -> Table:
     """One row per rule: its status, the difference it tested with the interval, and why."""
+    report = outcome.to_dict()
+    return decision_table(report["rules"], {s["name"]: s for s in report["slices"]})
+
+
+def decision_table(rules: list[dict], slices: dict[str, dict]) -> Table:  # type: ignore[type-arg]
+    """A gate decision as the store keeps it (its rules and per-slice reports), as a table."""
     table = Table("rule", "slice", "n", "status", "difference (CI)", "detail", title="gate")
-    sizes = {s.name: s.candidate.n for s in outcome.slices}
-    for rule in outcome.rules:
-        status = "FAIL" if rule.status == "fail" else rule.status
-        table.add_row(rule.rule, rule.slice, str(sizes.get(rule.slice, "")), status, _interval(rule), rule.detail)
+    for rule in rules:
+        status = "FAIL" if rule.get("status") == "fail" else str(rule.get("status", "pass" if rule.get("passed") else "fail"))
+        n = (slices.get(rule.get("slice", "")) or {}).get("candidate", {}).get("n", "")
+        table.add_row(rule["rule"], rule.get("slice", ""), str(n), status, _interval(rule), rule.get("detail", ""))
     return table
 
 
-def _interval(rule: "RuleResult") -> str:
-    if rule.rule in _WITHOUT_INTERVAL:
+def _interval(rule: dict) -> str:  # type: ignore[type-arg]
+    if rule["rule"] in _WITHOUT_INTERVAL or "value" not in rule:
         return ""
-    return f"{rule.value:+.3f} ({rule.low:+.3f}..{rule.high:+.3f})"
+    return f"{rule['value']:+.3f} ({rule['low']:+.3f}..{rule['high']:+.3f})"
 
 
 # Rules that test a level (a recall, an accuracy), not a candidate - champion difference.

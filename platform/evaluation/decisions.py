@@ -8,6 +8,7 @@ refused ones (:mod:`driftloop.platform.modeling.freeze`); both read what is reco
 
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from driftloop.platform.errors import InvalidInput
@@ -50,3 +51,10 @@ def record_decision(
     session.add(decision)
     session.flush()
     return decision
+
+
+def decision_on(session: Session, candidate: ModelVersion) -> GateDecision | None:
+    """The latest decision on ``candidate`` (the gate's, or an override)."""
+    return session.scalar(
+        select(GateDecision).where(GateDecision.candidate_id == candidate.id).order_by(GateDecision.decided_at.desc(), GateDecision.id.desc())
+    )

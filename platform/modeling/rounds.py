@@ -181,7 +181,8 @@ def run_train_job(engine: Engine, settings: Settings, job_id: int) -> dict[str, 
     result = train_round(engine, settings, request_from_params(params), job_id=job_id)
     if result.promoted and settings.refreshes_pool:  # the new champion scores the pool for the next selection
         submit(engine, settings, "score", params["task"], {"task": params["task"]}, runner=follow_up_runner(), coalesce=True)
-    return {"version": result.version, "promoted": result.promoted, "passed": result.gate.passed}
+    with session_scope(engine) as session:
+        return session.get(Job, job_id).result or {}  # type: ignore[union-attr]
 
 
 def new_labels(session: Session, task_id: int) -> int:
@@ -413,7 +414,19 @@ def record_round(
                 registry.promote(session, request.task, version.version, replay_capacity=request.replay_capacity)
                 promoted = True
             number = version.version
-            complete_job(session, job_id, {"version": number, "promoted": promoted, "passed": outcome.passed})
+            complete_job(
+                session,
+                job_id,
+                {
+                    "version": number,
+                    "promoted": promoted,
+                    "passed": outcome.passed,
+                    "init": trained.init,
+                    "n_new": len(data.new),
+                    "n_replay": len(data.replayed),
+                    "provisional": cross_validated is not None,
+                },
+            )
     except BaseException:
         shutil.rmtree(artifact.path, ignore_errors=True)
         raise

@@ -153,6 +153,12 @@ def run_selection(
     return _record(engine, task_id, request, version_id, version, len(pool_ids), params, picks, score_name, job_id)
 
 
+def round_picks(engine: Engine, round_id: int) -> list[int]:
+    """The text ids a selection round picked, in rank order."""
+    with session_scope(engine) as session:
+        return list(session.scalars(select(SelectionPick.text_id).where(SelectionPick.round_id == round_id).order_by(SelectionPick.rank)))
+
+
 def strategy_options(strategy: str, settings: Settings) -> dict[str, object]:
     """The settings that tune a strategy, as its keyword arguments."""
     return {"within_cluster": settings.selection_hybrid_within_cluster} if strategy == "hybrid" else {}

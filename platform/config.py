@@ -115,7 +115,10 @@ class Settings(BaseSettings):
         "delivered a second time.",
     )
     worker_max_tasks_per_child: int = Field(
-        20, gt=0, description="A worker process is replaced after this many tasks (torch and CUDA caches grow)."
+        500,
+        gt=0,
+        description="A worker process is replaced after this many tasks. Replacing one costs seconds (torch and the "
+        "encoder load again), so this is a backstop; the memory limit is what recycles a process after big trainings.",
     )
     worker_max_memory_per_child_mb: int = Field(
         8192, gt=0, description="A worker process is replaced after its task if it holds more than this (resident MiB)."

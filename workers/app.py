@@ -46,7 +46,9 @@ def create_celery(settings: Settings) -> Celery:
         # hard time limit, or a training still running would be started a second time.
         broker_transport_options={"visibility_timeout": settings.visibility_timeout},
         result_backend_transport_options={"visibility_timeout": settings.visibility_timeout},
-        # torch's allocator caches, CUDA contexts and tokenizers grow: a fresh process now and then
+        # torch's allocator caches, CUDA contexts and tokenizers grow: a process is replaced once it
+        # holds too much; the task count is only a backstop, as a new process loads torch and the
+        # encoder again (seconds: at 20 tasks it cost short jobs 250 ms each, bench/RESULTS.md)
         worker_max_tasks_per_child=settings.worker_max_tasks_per_child,
         worker_max_memory_per_child=settings.worker_max_memory_per_child_mb * 1024,  # KiB
         # The job row is the result ops read; the backend keeps a small copy for Flower.

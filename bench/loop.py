@@ -32,6 +32,7 @@ real ``driftloop worker`` processes; the broker is the machine's Redis (database
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -255,6 +256,7 @@ def through_argilla(engine: Engine, settings: Settings, tweets: list[corpora.Lab
             task_id = get_task(session, task).id
             labels = session.execute(select(Label.text_id, Label.created_at).where(Label.task_id == task_id, Label.split == Split.train)).all()
             champions = _champions(session, task_id)
+            versions = session.scalar(select(func.count()).select_from(ModelVersion).where(ModelVersion.task_id == task_id))
     finally:
         embedded.down(argilla_home)
     synced = [(at - answered_at[t]).total_seconds() for t, at in labels if t in answered_at]
@@ -264,7 +266,7 @@ def through_argilla(engine: Engine, settings: Settings, tweets: list[corpora.Lab
         if promoted is not None and text_id in answered_at:
             waits.append((promoted - answered_at[text_id]).total_seconds())
     print(f"\n4. {given} answers in Argilla at {rate:g}/s ({answering:.0f} s); loop every 5 s (rounds of 100), train after 200 labels")
-    print(f"   {len(champions)} promoted; {len(waits)} of {len(labels)} train labels learned by a champion")
+    print(f"   {versions} candidates, {len(champions)} promoted; {len(waits)} of {len(labels)} train labels learned by a champion")
     if synced:
         print(f"   answer in Argilla -> label in the store: p50 {np.percentile(synced, 50):.1f} s, p95 {np.percentile(synced, 95):.1f} s")
     if waits:
@@ -300,6 +302,7 @@ def store() -> Iterator[tuple[Engine, Path]]:
         redis.Redis.from_url(BROKER).flushdb()
         with psycopg.connect(f"{SERVER}/test", autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def _env(settings: Settings, threads: int, extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -53,8 +53,10 @@ def _run(task: Task, job_id: int) -> dict[str, Any] | None:
 
 @worker_process_init.connect
 def _fresh_connections(**_: Any) -> None:
-    """A forked child must not share its parent's database connections."""
+    """A forked child must not share its parent's database connections; and the worker's log
+    says what tasks did, not every HTTP request the Argilla SDK makes for them."""
     get_engine(get_settings()).dispose(close=False)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @worker_ready.connect

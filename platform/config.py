@@ -91,6 +91,12 @@ class Settings(BaseSettings):
         "jobs: auto = when a broker is set (workers do it); without one the next selection does it, and the "
         "in-process runner stays free for trainings.",
     )
+    serve_check_seconds: float = Field(
+        5.0,
+        ge=0.0,
+        description="How often an API process looks at the registry for a new champion to serve (promoted or rolled "
+        "back anywhere): the bound on how long it serves the previous one.",
+    )
     checkpoint_steps: int = Field(
         200, gt=0, description="A full or lora training saves a checkpoint every this many optimizer steps (resumed after a crash)."
     )

@@ -9,8 +9,9 @@ from fastapi_offline import FastAPIOffline
 
 from driftloop.labeling import register_jobs
 from driftloop.platform.api import errors
-from driftloop.platform.api.routes import health, jobs, labeling, models, rounds, schedules, tasks, texts
+from driftloop.platform.api.routes import health, jobs, labeling, models, predictions, rounds, schedules, tasks, texts
 from driftloop.platform.config import Settings, get_settings
+from driftloop.platform.serving import ServedModels
 from driftloop.platform.store.engine import get_engine
 from driftloop.platform.store.schema import ensure_current
 
@@ -28,10 +29,11 @@ def create_app(settings: Settings | None = None, *, run_schedules: bool = False)
     app = FastAPIOffline(title="driftloop", version="0.1.0", redoc_url=None, lifespan=_lifespan)
     app.state.settings = settings
     app.state.engine = engine
+    app.state.served_models = ServedModels(engine, settings)
     app.state.run_schedules = run_schedules and not settings.broker_url
     errors.install(app)
     register_jobs()  # the API is an edge: it wires labeling's jobs (sync) into its runner
-    for module in (health, tasks, texts, models, rounds, jobs, schedules, labeling):
+    for module in (health, tasks, texts, predictions, models, rounds, jobs, schedules, labeling):
         app.include_router(module.router)
     return app
 

@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from driftloop.platform.config import Settings
+from driftloop.platform.serving import ServedModels
 
 
 def get_settings(request: Request) -> Settings:
@@ -24,7 +25,12 @@ def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Sess
         yield session
 
 
+def get_served_models(request: Request) -> ServedModels:
+    return request.app.state.served_models
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ServedModelsDep = Annotated[ServedModels, Depends(get_served_models)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 # scope="function": the transaction commits when the route returns and before the response is
 # sent. With the default ("request") FastAPI runs the commit after sending, so a client could

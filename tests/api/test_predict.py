@@ -77,3 +77,28 @@ def test_bad_texts_are_refused_naming_the_text(client: TestClient, task_name: st
 def test_an_unknown_task_is_404(client: TestClient) -> None:
     assert client.post("/v1/tasks/no-such-task/predict", json={"texts": ["hello"]}).status_code == 404
     assert client.get("/v1/tasks/no-such-task/model").status_code == 404
+
+
+def test_a_champion_whose_artifact_does_not_load_leaves_the_old_one_serving(sqlite_engine: Engine, tmp_path: Path, headlines, encoder) -> None:  # type: ignore[no-untyped-def]
+    from driftloop.platform.modeling.artifacts import path_from_uri
+
+    loop = Loop(sqlite_engine, tmp_path, headlines, encoder)
+    settings = loop.settings.model_copy(update={"serve_check_seconds": 0.0})
+    loop.label(loop.headlines[:150])
+    first = loop.train()
+    loop.label(loop.headlines[150:400])
+    second = loop.train(promote=False)
+    with TestClient(create_app(settings)) as client:
+        assert client.post(f"/v1/tasks/{loop.task}/predict", json={"texts": TEXTS}).headers["x-model-version"] == str(first.version)
+        with session_scope(sqlite_engine) as session:
+            version = registry.get_version(session, get_task(session, loop.task), second.version)
+            weights = next(path_from_uri(version.artifact_uri).glob("*.safetensors"))
+        weights.write_bytes(weights.read_bytes()[:-16] + b"\0" * 16)  # damaged on disk after it was written
+        promoted = client.post(f"/v1/tasks/{loop.task}/models/{second.version}/promote", json={"force_reason": "test"})
+        assert promoted.status_code == 200, promoted.text
+
+        answer = client.post(f"/v1/tasks/{loop.task}/predict", json={"texts": TEXTS})
+        assert (answer.status_code, answer.headers["x-model-version"]) == (200, str(first.version))  # still served
+        model = client.get(f"/v1/tasks/{loop.task}/model").json()
+        assert (model["version"], model["served_here"]) == (second.version, first.version)
+        assert model["load_error"].startswith(f"version {second.version} could not be loaded: CorruptArtifact")

@@ -321,6 +321,7 @@ def workers(settings: Settings, queues: list[tuple[str, int]], threads: int, ext
     """``driftloop worker`` processes: ``count`` per queue, concurrency 1 each, ready when this yields."""
     log = settings.home / "workers.log"
     settings.home.mkdir(parents=True, exist_ok=True)
+    offset = log.stat().st_size if log.exists() else 0  # earlier workers' lines are not these ones'
     started = []
     with log.open("ab") as output:
         for queue, count in queues:
@@ -329,7 +330,7 @@ def workers(settings: Settings, queues: list[tuple[str, int]], threads: int, ext
                 started.append(subprocess.Popen(command, env=_env(settings, threads, extra_env), stdout=output, stderr=output, start_new_session=True))
     try:
         deadline = time.monotonic() + 120
-        while log.read_bytes().count(b" ready.") < _ready_before(log) + len(started):
+        while log.read_bytes()[offset:].count(b" ready.") < len(started):
             assert time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.2)
         yield
@@ -338,14 +339,6 @@ def workers(settings: Settings, queues: list[tuple[str, int]], threads: int, ext
             os.killpg(process.pid, signal.SIGTERM)
         for process in started:
             process.wait(timeout=60)
-        _READY[str(log)] = log.read_bytes().count(b" ready.")
-
-
-_READY: dict[str, int] = {}
-
-
-def _ready_before(log: Path) -> int:
-    return _READY.get(str(log), 0)
 
 
 @contextmanager

@@ -14,7 +14,7 @@ Each step does nothing when there is nothing to do, so a pass can run as often a
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from driftloop.labeling.connection import connect, target
 from driftloop.labeling.jobs import sync_summary
@@ -24,10 +24,10 @@ from driftloop.platform import jobs
 from driftloop.platform.config import Settings
 from driftloop.platform.errors import InvalidInput, Unavailable
 from driftloop.platform.labels.outbox import awaiting_answers
-from driftloop.platform.modeling.rounds import RoundRequest, new_labels, request_params
+from driftloop.platform.modeling import registry
+from driftloop.platform.modeling.rounds import RoundRequest, request_params
 from driftloop.platform.selection.rounds import SelectionRequest, run_selection
 from driftloop.platform.store.engine import session_scope
-from driftloop.platform.store.models import Job, JobState
 from driftloop.platform.tasks import get_task
 
 DEFAULT_BUDGET = 50
@@ -57,12 +57,11 @@ def advance(engine: Engine, settings: Settings, task: str, *, budget: int = DEFA
             raise Unavailable(f"Argilla could not be reached; {result.push.pending} pushes stay pending: {result.push.error}")
         synced = sync_summary(task, result)
 
-    with session_scope(engine) as session:
+    with session_scope(engine, write=True) as session:  # it may reap a lost training
         task_id = get_task(session, task).id
-        arrived = new_labels(session, task_id)
-        training = session.scalar(
-            select(Job.id).where(Job.task_id == task_id, Job.kind == "train", Job.state.in_((JobState.queued, JobState.running)))
-        )
+        arrived = registry.new_train_labels(session, task_id)
+        live = jobs.live_job(session, task_id, "train", lost_after=settings.job_lost_after_seconds)
+        training = live.id if live is not None else None
         waiting = awaiting_answers(session, task_id)
     training_job, skipped = None, None
     if arrived < retrain_after:

@@ -442,6 +442,15 @@ def job_statistics(session: Session) -> list[JobStatistic]:
     return [JobStatistic(kind, state.value, count, float(total), int(n)) for kind, state, count, total, n in rows]
 
 
+def live_job(session: Session, task_id: int, kind: str, *, lost_after: float) -> Job | None:
+    """The task's oldest job of ``kind`` that is queued or running, lost ones reaped first (a dead
+    training must not hold back the next one); None when there is none."""
+    reap_lost_jobs(session, lost_after=lost_after, task_id=task_id)
+    return session.scalars(
+        select(Job).where(Job.task_id == task_id, Job.kind == kind, Job.state.in_(_LIVE)).order_by(Job.id).limit(1)
+    ).first()
+
+
 def reap_lost_jobs(session: Session, *, lost_after: float, task_id: int | None = None) -> list[LostJob]:
     """Mark every lost job (of one task, or all) failed, with its training runs."""
     query = select(Job).where(Job.state.in_(_LIVE)).order_by(Job.id)

@@ -54,7 +54,7 @@ from driftloop.platform.modeling.choices import MODES, REPLAY_STRATEGIES
 from driftloop.platform.selection.choices import STRATEGY_NAMES
 from driftloop.platform.storable import text_problem
 from driftloop.platform.store.engine import session_scope
-from driftloop.platform.store.models import Job, JobState, Label, Schedule, ScheduleAction, ScheduleFiring, Split, Task
+from driftloop.platform.store.models import Schedule, ScheduleAction, ScheduleFiring, Task
 from driftloop.platform.store.types import utcnow
 from driftloop.platform.tasks import get_task
 
@@ -361,12 +361,7 @@ def next_due_at(session: Session) -> datetime | None:
 def new_train_labels(session: Session, schedule: Schedule) -> int:
     """Train labels of the schedule's task that arrived after the champion's data cutoff and
     after the schedule last fired."""
-    cutoff = registry.data_cutoff(session, registry.champion(session, schedule.task_id))
-    since = max((t for t in (cutoff, schedule.last_fired_at) if t is not None), default=None)
-    query = select(func.count()).select_from(Label).where(Label.task_id == schedule.task_id, Label.split == Split.train)
-    if since is not None:
-        query = query.where(Label.created_at > since)
-    return session.scalar(query) or 0
+    return registry.new_train_labels(session, schedule.task_id, since=schedule.last_fired_at)
 
 
 def fire(
@@ -465,13 +460,7 @@ def _next_time(schedule: Schedule, now: datetime) -> datetime:
 
 def _still_live(session: Session, settings: Settings, task_id: int, kind: str) -> str | None:
     """Why a firing should queue no job: one of the same kind for the task is queued or running."""
-    jobs.reap_lost_jobs(session, lost_after=settings.job_lost_after_seconds, task_id=task_id)
-    live = session.execute(
-        select(Job.id, Job.state)
-        .where(Job.task_id == task_id, Job.kind == kind, Job.state.in_((JobState.queued, JobState.running)))
-        .order_by(Job.id)
-        .limit(1)
-    ).first()
+    live = jobs.live_job(session, task_id, kind, lost_after=settings.job_lost_after_seconds)
     return None if live is None else f"job {live.id} ({kind}) is still {live.state.value}"
 
 

@@ -154,12 +154,13 @@ def _learning_round(
     """One round: select, label (Argilla or the store), sync, then a tick of the scheduler, whose
     label-count schedule fires the training; the ids of the jobs it ran."""
     from driftloop.labeling.annotator import SimulatedAnnotator
+    from driftloop.platform.selection.rounds import round_picks
 
     selection = _select(engine, settings, ROUND_SIZE)
     if selection is None:
         out.print("every article is labelled already")
         return []
-    round_id, picks = selection.result["round"], _picked(engine, selection.result["round"])
+    round_id, picks = selection.result["round"], round_picks(engine, selection.result["round"])
     annotator = SimulatedAnnotator(truth.get, BOT)
     if argilla is None:
         rule(f"round {number}: {len(picks)} articles labelled by a simulated annotator (in the store)")
@@ -219,12 +220,6 @@ def _decision(engine: Engine, version: int) -> "Table | str":
         return decision_table(decision.rules, decision.slices)
 
 
-def _picked(engine: Engine, round_id: int) -> list[int]:
-    from driftloop.platform.selection.rounds import round_picks
-
-    return round_picks(engine, round_id)
-
-
 def _push(engine: Engine, settings: Settings) -> str:
     from driftloop.labeling.connection import connect
     from driftloop.labeling.push import push_pending
@@ -254,10 +249,12 @@ def _sync(engine: Engine, settings: Settings) -> None:
 
 def _leave_a_round_for_people(engine: Engine, settings: Settings, argilla: DemoLogins) -> list[int]:
     """A round of ``LEFT_FOR_PEOPLE`` texts pushed for a person; the job that selected it."""
+    from driftloop.platform.selection.rounds import round_picks
+
     selection = _select(engine, settings, LEFT_FOR_PEOPLE)
     if selection is None:
         return []
-    picks = _picked(engine, selection.result["round"])  # type: ignore[index]
+    picks = round_picks(engine, selection.result["round"])  # type: ignore[index]
     dataset = _push(engine, settings)
     rule("your turn")
     out.print(

@@ -137,6 +137,17 @@ def data_cutoff(session: Session, champion: ModelVersion | None) -> datetime | N
     return champion.created_at
 
 
+def new_train_labels(session: Session, task_id: int, *, since: datetime | None = None) -> int:
+    """Train labels that arrived after the champion's data cutoff (all of them before a first
+    model), and after ``since`` when given: what the next round would learn from."""
+    cutoff = data_cutoff(session, champion(session, task_id))
+    after = max((t for t in (cutoff, since) if t is not None), default=None)
+    query = select(func.count()).select_from(Label).where(Label.task_id == task_id, Label.split == Split.train)
+    if after is not None:
+        query = query.where(Label.created_at > after)
+    return session.scalar(query) or 0
+
+
 def get_version(session: Session, task: Task, number: int) -> ModelVersion:
     version = session.scalar(select(ModelVersion).where(ModelVersion.task_id == task.id, ModelVersion.version == number))
     if version is None:

@@ -185,16 +185,6 @@ def run_train_job(engine: Engine, settings: Settings, job_id: int) -> dict[str, 
         return session.get(Job, job_id).result or {}  # type: ignore[union-attr]
 
 
-def new_labels(session: Session, task_id: int) -> int:
-    """Train labels that arrived since the champion's data was cut off: what the next round
-    would learn from (all of them before a first model)."""
-    query = select(func.count()).select_from(Label).where(Label.task_id == task_id, Label.split == Split.train)
-    cutoff = registry.data_cutoff(session, registry.champion(session, task_id))
-    if cutoff is not None:
-        query = query.where(Label.created_at > cutoff)
-    return session.scalar(query) or 0
-
-
 def _run(
     engine: Engine,
     settings: Settings,

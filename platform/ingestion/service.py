@@ -70,9 +70,11 @@ def ingest(
     *,
     max_text_chars: int,
     batch_size: int,
+    source: str = "ingest",
 ) -> Iterator[list[Outcome]]:
     """Ingest ``(position, raw record or Rejection)`` pairs; yield each batch's outcomes, in
-    input order, after the batch has committed.
+    input order, after the batch has committed. ``source`` says how the texts came in ("ingest",
+    or "predict" for the texts of prediction requests).
 
     The next batch is validated while the store writes the current one (the database driver
     releases the GIL while it works), so at most two batches are in memory.
@@ -85,7 +87,7 @@ def ingest(
             batch = _Batch.validate(chunk, max_text_chars)
             if in_flight is not None:
                 yield in_flight.result()
-            in_flight = writer.submit(batch.write, engine, task_id)
+            in_flight = writer.submit(batch.write, engine, task_id, source)
         if in_flight is not None:
             yield in_flight.result()
 
@@ -142,11 +144,11 @@ class _Batch:
                 fresh.append((position, parsed))
         return cls([position for position, _ in entries], decided, fresh)
 
-    def write(self, engine: Engine, task_id: int) -> list[Outcome]:
+    def write(self, engine: Engine, task_id: int, source: str) -> list[Outcome]:
         with engine.connect() as connection:
             connection = write_locked(connection)
             with connection.begin():
-                stored = store_records(connection, task_id, [r for _, r in self.fresh], utcnow())
+                stored = store_records(connection, task_id, [r for _, r in self.fresh], utcnow(), source)
         outcomes = dict(self.decided)
         for position, record in self.fresh:
             if record.external_id in stored.new:

@@ -24,13 +24,13 @@ from sqlalchemy import Connection
 from driftloop.platform.ingestion.records import Record
 from driftloop.platform.store.models import TextRecord
 
-BatchWriter = Callable[[Connection, int, Sequence[Record], datetime], tuple[set[str], set[str]]]
+BatchWriter = Callable[[Connection, int, Sequence[Record], datetime, str], tuple[set[str], set[str]]]
 
 _COLUMNS = "external_id, has_given_id, text, content_hash, event_time, meta"
 
 _MERGE = (
-    "INSERT INTO texts (task_id, external_id, text, meta, event_time, received_at, content_hash) "
-    "SELECT {task}, s.external_id, s.text, s.meta, s.event_time, {received}, s.content_hash "
+    "INSERT INTO texts (task_id, external_id, text, meta, event_time, received_at, content_hash, source) "
+    "SELECT {task}, s.external_id, s.text, s.meta, s.event_time, {received}, s.content_hash, {source} "
     "FROM ingest_stage s "
     "WHERE s.has_given_id OR NOT EXISTS ("
     "  SELECT 1 FROM texts t WHERE t.task_id = {task} AND t.content_hash = s.content_hash) "
@@ -53,14 +53,14 @@ class Stored(NamedTuple):
     conflicting: set[str]
 
 
-def store_records(connection: Connection, task_id: int, records: Sequence[Record], received_at: datetime) -> Stored:
-    """Store what is new among ``records`` (ids unique within the batch)."""
+def store_records(connection: Connection, task_id: int, records: Sequence[Record], received_at: datetime, source: str = "ingest") -> Stored:
+    """Store what is new among ``records`` (ids unique within the batch), marked as come in by ``source``."""
     if not records:
         return Stored(set(), set())
     writer = _WRITERS.get(connection.dialect.name)
     if writer is None:
         raise NotImplementedError(f"bulk ingest supports PostgreSQL and SQLite, not {connection.dialect.name}")
-    return Stored(*writer(connection, task_id, records, received_at))
+    return Stored(*writer(connection, task_id, records, received_at, source))
 
 
 def _may_conflict(records: Sequence[Record], new: set[str]) -> bool:
@@ -68,7 +68,7 @@ def _may_conflict(records: Sequence[Record], new: set[str]) -> bool:
     return any(r.has_given_id and r.external_id not in new for r in records)
 
 
-def _store_postgresql(connection: Connection, task_id: int, records: Sequence[Record], received_at: datetime) -> set[str]:
+def _store_postgresql(connection: Connection, task_id: int, records: Sequence[Record], received_at: datetime, source: str) -> tuple[set[str], set[str]]:
     raw = connection.connection.driver_connection
     with raw.cursor() as cursor:
         cursor.execute(
@@ -82,7 +82,10 @@ def _store_postgresql(connection: Connection, task_id: int, records: Sequence[Re
                 copy.write_row(
                     (r.external_id, r.has_given_id, r.text, r.content_hash, r.event_time or received_at, r.meta)
                 )
-        cursor.execute(_MERGE.format(task="%(task)s", received="%(received)s"), {"task": task_id, "received": received_at})
+        cursor.execute(
+            _MERGE.format(task="%(task)s", received="%(received)s", source="%(source)s"),
+            {"task": task_id, "received": received_at, "source": source},
+        )
         new = {row[0] for row in cursor.fetchall()}
         if not _may_conflict(records, new):
             return new, set()
@@ -90,7 +93,7 @@ def _store_postgresql(connection: Connection, task_id: int, records: Sequence[Re
         return new, {row[0] for row in cursor.fetchall()}
 
 
-def _store_sqlite(connection: Connection, task_id: int, records: Sequence[Record], received_at: datetime) -> set[str]:
+def _store_sqlite(connection: Connection, task_id: int, records: Sequence[Record], received_at: datetime, source: str) -> tuple[set[str], set[str]]:
     # Timestamps go through the column type's own converter so the raw path stores exactly
     # what the ORM would, and reads back the same.
     to_db = TextRecord.__table__.c.event_time.type.bind_processor(connection.dialect)
@@ -114,7 +117,7 @@ def _store_sqlite(connection: Connection, task_id: int, records: Sequence[Record
         )
         cursor.execute("DELETE FROM ingest_stage")
         cursor.executemany(f"INSERT INTO ingest_stage ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", rows)
-        cursor.execute(_MERGE.format(task=":task", received=":received"), {"task": task_id, "received": received})
+        cursor.execute(_MERGE.format(task=":task", received=":received", source=":source"), {"task": task_id, "received": received, "source": source})
         new = {row[0] for row in cursor.fetchall()}
         if not _may_conflict(records, new):
             return new, set()

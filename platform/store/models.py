@@ -147,6 +147,8 @@ class TextRecord(Base):
     event_time: Mapped[datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     content_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    # "ingest" or "predict": how the text came in (see ingestion.service.ingest)
+    source: Mapped[str] = mapped_column(String(20), default="ingest", server_default="ingest")
 
 
 class Embedding(Base):

@@ -97,6 +97,18 @@ class Settings(BaseSettings):
         description="How often an API process looks at the registry for a new champion to serve (promoted or rolled "
         "back anywhere): the bound on how long it serves the previous one.",
     )
+    serve_max_batch: int = Field(64, gt=0, description="Most texts in one forward pass of the prediction batcher.")
+    serve_max_wait_ms: float = Field(
+        5.0, ge=0.0, description="Longest a prediction request waits for others to share its batch, in milliseconds."
+    )
+    serve_max_queue: int = Field(
+        2048, gt=0, description="Most texts waiting for one model; past it a prediction request is answered 503 with Retry-After."
+    )
+    predict_store: bool = Field(
+        True,
+        description="Whether POST /v1/tasks/{task}/predict stores its texts in the stream (with their predictions) when "
+        "the request does not say (?store=) and the task has no setting of its own (`driftloop task set`).",
+    )
     checkpoint_steps: int = Field(
         200, gt=0, description="A full or lora training saves a checkpoint every this many optimizer steps (resumed after a crash)."
     )

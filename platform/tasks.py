@@ -90,6 +90,18 @@ def summarize(session: Session, task: Task) -> TaskSummary:
     return TaskSummary(task.name, label_names(task), task.created_at, texts or 0)
 
 
+def set_store_predictions(session: Session, name: str, store: bool) -> Task:
+    """Whether the task's prediction requests store their texts when they do not say (``?store=``)."""
+    task = get_task(session, name, lock=True)
+    task.settings = {**task.settings, "store_predictions": store}
+    return task
+
+
+def stores_predictions(task: Task, default: bool) -> bool:
+    """The task's own choice (:func:`set_store_predictions`), else ``default`` (DRIFTLOOP_PREDICT_STORE)."""
+    return bool(task.settings.get("store_predictions", default))
+
+
 def label_names(task: Task) -> list[str]:
     return [label.name for label in task.labels]
 

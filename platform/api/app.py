@@ -11,7 +11,7 @@ from driftloop.labeling import register_jobs
 from driftloop.platform.api import errors
 from driftloop.platform.api.routes import health, jobs, labeling, models, predictions, rounds, schedules, tasks, texts
 from driftloop.platform.config import Settings, get_settings
-from driftloop.platform.serving import ServedModels
+from driftloop.platform.serving.champions import ServedModels
 from driftloop.platform.store.engine import get_engine
 from driftloop.platform.store.schema import ensure_current
 
@@ -45,9 +45,18 @@ def serve_app() -> FastAPI:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    if not app.state.run_schedules:
-        yield
-        return
+    try:
+        if app.state.run_schedules:
+            async with _schedules(app):
+                yield
+        else:
+            yield
+    finally:
+        app.state.served_models.close()
+
+
+@asynccontextmanager
+async def _schedules(app: FastAPI) -> AsyncIterator[None]:
     from driftloop.platform.scheduler import Background
 
     # its lines go to the server's own log, beside uvicorn's

@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from driftloop.platform.config import Settings
-from driftloop.platform.serving import ServedModels
+from driftloop.platform.serving.champions import ServedModels
 
 
 def get_settings(request: Request) -> Settings:

@@ -78,7 +78,9 @@ def install(app: FastAPI) -> None:
     async def _domain(_: Request, error: DriftloopError) -> JSONResponse:
         # Each error carries its own status (platform/errors.py): nothing here imports the code that
         # raised it, so the API's error mapping loads no torch.
-        return error_response(error.status, error.code, error.message, **error.detail)
+        answer = error_response(error.status, error.code, error.message, **error.detail)
+        answer.headers.update(getattr(error, "headers", {}))  # e.g. Retry-After on 503 overloaded
+        return answer
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -4,7 +4,7 @@ processes there are)."""
 
 from collections.abc import Iterator
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric, SummaryMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine
@@ -13,6 +13,13 @@ from driftloop.platform.jobs import job_statistics
 from driftloop.platform.store.engine import session_scope
 
 INGESTED = Counter("driftloop_ingest_records_total", "Records received over HTTP, by outcome", ["task", "status"])
+PREDICTED = Counter("driftloop_predictions_total", "Texts predicted over HTTP", ["task"])
+PREDICT_SECONDS = Histogram(
+    "driftloop_predict_request_seconds",
+    "Prediction requests, from the body read to the answer (queueing and batching included)",
+    ["task"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0),
+)
 
 
 class JobsCollector(Collector):

@@ -41,3 +41,16 @@ def list_(as_json: bool = json_option()) -> None:
     for t in summaries:
         table.add_row(t.name, ", ".join(t.labels), f"{t.texts:,}", t.created_at.strftime("%Y-%m-%d %H:%M"))
     out.print(table)
+
+
+@app.command("set")
+def set_(
+    name: str,
+    store_predictions: bool = typer.Option(
+        ..., "--store-predictions/--no-store-predictions", help="Whether prediction requests keep their texts when they do not say (?store=)."
+    ),
+) -> None:
+    """Change a setting of task NAME."""
+    with session_scope(current_engine()) as session:
+        task = tasks.set_store_predictions(session, name, store_predictions)
+        out.print(f"task {task.name}: prediction requests {'store' if store_predictions else 'do not store'} their texts unless they say")

@@ -81,6 +81,20 @@ def decode_array(body: bytes | bytearray) -> list[object]:
     return value
 
 
+def decode_object(body: bytes | bytearray, what: str) -> dict[str, object]:
+    """A JSON object body (``what`` names it in errors); raises :class:`MalformedBody` otherwise.
+    Unrepresentable numbers inside it stay :class:`Unrepresentable` for the validator to name."""
+    try:
+        value = _DECODER.decode(body.decode(json.detect_encoding(body)))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise MalformedBody("invalid_json", f"the body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise MalformedBody("too_deep", f"the body is nested too deeply to decode (a record's \"meta\" may be at most {MAX_META_DEPTH} levels deep)") from None
+    if not isinstance(value, dict):
+        raise MalformedBody("invalid_body", f"the body must be a JSON object: {what}")
+    return value
+
+
 def _decode_elements(document: str) -> list[object]:
     start = len(document) - len(document.lstrip())
     if not document.startswith("[", start):

@@ -2,6 +2,7 @@
 the starting point of the next candidate from it."""
 
 import copy
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,6 +28,7 @@ from driftloop.platform.modeling.classifier import (
 from driftloop.platform.modeling.encoder import Encoder
 
 FORMAT_VERSION = 1
+_TOKENIZER_LOCK = threading.Lock()
 
 
 @dataclass
@@ -74,9 +76,11 @@ class TextClassifier:
             if features is None:
                 features = torch.from_numpy(self.encoder.embed(list(texts)))
             return self.head(features.to(self.head.weight.device))
-        tokens = tokenizer(str(self.encoder.path))(
-            list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        ).to(self.head.weight.device)
+        with _TOKENIZER_LOCK:  # the Rust tokenizer refuses two threads at once (a batcher and a warm-up, say)
+            tokens = tokenizer(str(self.encoder.path))(
+                list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+            )
+        tokens = tokens.to(self.head.weight.device)
         return self.network(tokens["input_ids"], tokens["attention_mask"])
 
     def predict_proba(self, texts: Sequence[str], features: np.ndarray | None = None, batch_size: int = 256) -> np.ndarray:

@@ -1,23 +1,43 @@
-"""Predictions for applications: the task's champion, as this process serves it."""
+"""Predictions for applications: the task's champion, as this process serves it.
 
+The body is read here under ingest's byte limit, then checked by the prediction service, so a
+bad text is refused by its index (``texts[3]``) rather than by a schema error about the body.
+"""
+
+import asyncio
+import time
 import uuid
+from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
+from sqlalchemy import Engine
 
-from driftloop.platform.api.deps import ServedModelsDep, SessionDep, SettingsDep
+from driftloop.platform.api.bodies import read_body
+from driftloop.platform.api.deps import EngineDep, ServedModelsDep, SessionDep, SettingsDep
 from driftloop.platform.api.errors import declare
+from driftloop.platform.api.metrics import PREDICT_SECONDS, PREDICTED
 from driftloop.platform.api.routes.models import ModelPublic
+from driftloop.platform.api.schemas import IngestResponse, RecordIn, RecordResult
+from driftloop.platform.errors import InvalidInput
 from driftloop.platform.evaluation.decisions import decision_on
+from driftloop.platform.ingestion.decoding import decode_object
 from driftloop.platform.modeling import registry
-from driftloop.platform.serving import NoChampion, predict
-from driftloop.platform.tasks import get_task
+from driftloop.platform.selection.pool import submit_score
+from driftloop.platform.serving import predictions as service
+from driftloop.platform.serving.champions import NoChampion
+from driftloop.platform.store.engine import session_scope
+from driftloop.platform.tasks import get_task, stores_predictions
 
 router = APIRouter(tags=["predictions"])
 
 
-class PredictRequest(BaseModel):
-    texts: list[str] = Field(..., description="The texts to classify, in order (limits as for ingest).")
+class PredictBody(BaseModel):
+    """Either ``texts`` or ``records`` (limits as for ingest: count, characters, bytes)."""
+
+    texts: list[str] | None = Field(None, description="The texts to classify, in order.")
+    records: list[RecordIn] | None = Field(None, description="Records as for ingest (text, id, ts, meta), in order.")
 
 
 class PredictionPublic(BaseModel):
@@ -30,6 +50,7 @@ class PredictResponse(BaseModel):
     model_version: int
     request_id: str
     predictions: list[PredictionPublic]  # one per text, in order
+    stored: IngestResponse | None = Field(None, description="With store: what ingest made of each text.")
 
 
 class ServedModelPublic(ModelPublic):
@@ -38,20 +59,59 @@ class ServedModelPublic(ModelPublic):
     load_error: str | None  # why a newer champion could not be loaded here, if it could not
 
 
-@router.post("/v1/tasks/{task}/predict", responses=declare(400, 404, 409, 422))
-def predict_texts(task: str, body: PredictRequest, models: ServedModelsDep, settings: SettingsDep, response: Response) -> PredictResponse:
-    """The champion's label and probabilities for each text. 409 ``no_champion`` while the task has
-    no promoted model."""
-    result = predict(models, settings, task, body.texts)
+_BODY: dict[str, Any] = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": PredictBody.model_json_schema(ref_template="#/components/schemas/{model}")}}}
+}
+
+
+@router.post("/v1/tasks/{task}/predict", responses=declare(400, 404, 409, 413, 422, 503), openapi_extra=_BODY)
+async def predict_texts(
+    task: str,
+    request: Request,
+    response: Response,
+    models: ServedModelsDep,
+    settings: SettingsDep,
+    engine: EngineDep,
+    store: bool | None = Query(None, description="Keep the texts in the stream with their predictions (default: the task's setting)."),
+) -> PredictResponse:
+    """The champion's label and probabilities for each text, in order. With ``store`` the texts
+    enter the stream (source ``predict``, idempotent like ingest) with their predictions, committed
+    before the answer. 409 ``no_champion`` while the task has no promoted model; 503 ``overloaded``
+    with ``Retry-After`` when the model's queue is full."""
+    started = time.perf_counter()
+    body = decode_object(await read_body(request, settings.ingest_max_request_bytes), 'give {"texts": [...]} or {"records": [...]}')
+    unknown = sorted(set(body) - {"texts", "records"})
+    if unknown:
+        raise InvalidInput(f"unknown field {unknown[0]!r}: give \"texts\" or \"records\"", field=unknown[0])
+    checked = service.check_request(_list(body, "texts"), _list(body, "records"), settings)
+    if store is None:
+        store = await run_in_threadpool(_task_default, engine, task, settings.predict_store)
+    served, rows = await run_in_threadpool(service.submit, models, task, checked)
+    result = service.predictions(served, await asyncio.wrap_future(rows))
+    stored = None
+    if store:
+        result = await run_in_threadpool(service.store, engine, settings, checked, result, served.version_id)
+        counted = service.summary(result.stored or [])
+        stored = IngestResponse(
+            stored=counted.ingested,
+            duplicates=counted.duplicates,
+            rejected=counted.rejected,
+            conflicts=counted.conflicts,
+            results=[RecordResult(index=o.position, status=o.status.value, id=o.external_id, error=o.code, reason=o.reason) for o in result.stored or []],
+        )
+        if counted.ingested and settings.refreshes_pool:
+            await run_in_threadpool(submit_score, engine, settings, task)
     response.headers["X-Model-Version"] = str(result.version)
     predictions = [
         PredictionPublic(label=result.labels[int(row.argmax())], probabilities={label: round(float(p), 6) for label, p in zip(result.labels, row, strict=True)})
         for row in result.probabilities
     ]
-    return PredictResponse(task=task, model_version=result.version, request_id=uuid.uuid4().hex, predictions=predictions)
+    PREDICTED.labels(task=task).inc(len(predictions))
+    PREDICT_SECONDS.labels(task=task).observe(time.perf_counter() - started)
+    return PredictResponse(task=task, model_version=result.version, request_id=uuid.uuid4().hex, predictions=predictions, stored=stored)
 
 
-@router.get("/v1/tasks/{task}/model", responses=declare(404, 409, 422))
+@router.get("/v1/tasks/{task}/model", responses=declare(404, 409, 422, 503))
 def read_served_model(task: str, session: SessionDep, models: ServedModelsDep) -> ServedModelPublic:
     """The champion: its metrics and the gate's verdict, and the version this process serves."""
     champion = registry.champion(session, get_task(session, task).id)
@@ -66,3 +126,15 @@ def read_served_model(task: str, session: SessionDep, models: ServedModelsDep) -
         served_here=served.version,
         load_error=models.load_error(task),
     )
+
+
+def _list(body: dict[str, object], name: str) -> list[object] | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, list):
+        raise InvalidInput(f'"{name}" must be a list', field=name)
+    return value
+
+
+def _task_default(engine: Engine, task: str, default: bool) -> bool:
+    with session_scope(engine) as session:
+        return stores_predictions(get_task(session, task), default)

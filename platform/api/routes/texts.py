@@ -7,6 +7,7 @@ rejected alone (with its index and reason) instead of failing the whole request.
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
+from driftloop.platform.api.bodies import read_body
 from driftloop.platform.api.deps import EngineDep, SettingsDep
 from driftloop.platform.api.errors import ApiError, declare
 from driftloop.platform.api.metrics import INGESTED
@@ -53,15 +54,7 @@ async def post_texts(task: str, request: Request, engine: EngineDep, settings: S
 
 
 async def _read_records(request: Request, max_bytes: int, max_records: int) -> list[object]:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise _too_large(int(declared), max_bytes)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise _too_large(len(body), max_bytes)
-    records = decode_array(body)
+    records = decode_array(await read_body(request, max_bytes))
     if len(records) > max_records:
         raise ApiError(
             413,
@@ -72,7 +65,3 @@ async def _read_records(request: Request, max_bytes: int, max_records: int) -> l
             limit=max_records,
         )
     return records
-
-
-def _too_large(size: int, limit: int) -> ApiError:
-    return ApiError(413, "body_too_large", f"the body has {size} bytes, over the limit of {limit}", limit=limit)

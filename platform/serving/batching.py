@@ -1,0 +1,151 @@
+"""Dynamic micro-batching: concurrent prediction requests for one model become one forward pass.
+
+A request's texts wait in the model's queue until the texts waiting fill a batch (``max_batch``)
+or the oldest request has waited ``max_wait`` seconds, whichever comes first; then one thread,
+the model's own, runs them as one batch (tokenised together, one encoder forward) and hands
+each request its rows. Requests are never split: a request larger than ``max_batch`` runs as a
+batch of its own. While a batch runs, the next one fills, so under load batches grow by
+themselves and the wait costs nothing; alone, a request waits at most ``max_wait``.
+
+The queue is bounded (``max_queue`` texts): past it a request is refused at once with
+:class:`Overloaded` (503 and a ``Retry-After`` from the recent throughput), not left to time out.
+
+This is the scheme of Triton's dynamic batcher and TorchServe's batching (a size and a delay);
+neither fits inside a FastAPI process, and the scheduling is forty lines, so it is written here.
+"""
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+from prometheus_client import Histogram
+
+from driftloop.platform.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+BATCH_TEXTS = Histogram(
+    "driftloop_predict_batch_texts",
+    "Texts per forward pass of the prediction batcher",
+    ["task"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)
+
+
+class Overloaded(Unavailable):
+    """The model's queue is full: retry after ``Retry-After`` seconds."""
+
+    code = "overloaded"
+
+    def __init__(self, message: str, retry_after: int, **detail: object) -> None:
+        super().__init__(message, retry_after=retry_after, **detail)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+@dataclass
+class _Request:
+    texts: Sequence[str]
+    future: Future[np.ndarray]
+    enqueued: float = field(default_factory=time.monotonic)
+
+
+class Batcher:
+    """One model's queue and the thread that runs its batches."""
+
+    def __init__(
+        self,
+        predict: Callable[[list[str]], np.ndarray],
+        *,
+        task: str,
+        version: int,
+        max_batch: int,
+        max_wait: float,
+        max_queue: int,
+    ) -> None:
+        self._predict, self.task, self.name = predict, task, f"{task}@v{version}"
+        self.max_batch, self.max_wait, self.max_queue = max_batch, max_wait, max_queue
+        self._queue: deque[_Request] = deque()
+        self._queued_texts = 0
+        self._closed = False
+        self._texts_per_second = 0.0  # moving average, for Retry-After
+        self._ready = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name=f"batcher-{self.name}", daemon=True)
+        self._thread.start()
+
+    def submit(self, texts: Sequence[str]) -> Future[np.ndarray]:
+        """Queue ``texts``; the future holds their probabilities (rows in order)."""
+        request = _Request(texts, Future())
+        with self._ready:
+            if self._closed:
+                raise RuntimeError(f"batcher {self.name} is closed")
+            if self._queued_texts and self._queued_texts + len(texts) > self.max_queue:
+                raise Overloaded(
+                    f"{self._queued_texts} texts are waiting for this model, the most it queues is {self.max_queue}: "
+                    "retry shortly, or raise DRIFTLOOP_SERVE_MAX_QUEUE",
+                    retry_after=self._retry_after(),
+                )
+            self._queue.append(request)
+            self._queued_texts += len(texts)
+            self._ready.notify()
+        return request.future
+
+    def close(self) -> None:
+        """Take no more requests; the ones queued still run, then the thread ends."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def _retry_after(self) -> int:
+        if self._texts_per_second <= 0:
+            return 1
+        return max(1, math.ceil(self._queued_texts / self._texts_per_second))
+
+    def _next_batch(self) -> list[_Request] | None:
+        with self._ready:
+            while not self._queue:
+                if self._closed:
+                    return None
+                self._ready.wait()
+            deadline = self._queue[0].enqueued + self.max_wait
+            while self._queued_texts < self.max_batch and not self._closed:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._ready.wait(left)
+            batch = [self._queue.popleft()]
+            size = len(batch[0].texts)
+            while self._queue and size + len(self._queue[0].texts) <= self.max_batch:
+                request = self._queue.popleft()
+                batch.append(request)
+                size += len(request.texts)
+            self._queued_texts -= size
+            return batch
+
+    def _run(self) -> None:
+        while (batch := self._next_batch()) is not None:
+            texts = [text for request in batch for text in request.texts]
+            started = time.monotonic()
+            try:
+                probabilities = self._predict(texts)
+            except BaseException as error:  # each waiting request gets the error, the thread goes on
+                log.exception("batcher %s: a batch of %d texts failed", self.name, len(texts))
+                for request in batch:
+                    request.future.set_exception(error)
+                continue
+            seconds = max(time.monotonic() - started, 1e-6)
+            rate = len(texts) / seconds
+            self._texts_per_second = 0.8 * self._texts_per_second + 0.2 * rate if self._texts_per_second else rate
+            BATCH_TEXTS.labels(task=self.task).observe(len(texts))
+            start = 0
+            for request in batch:
+                request.future.set_result(probabilities[start : start + len(request.texts)])
+                start += len(request.texts)

@@ -1,5 +1,7 @@
+import os
+
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from sqlalchemy import text
 
 from driftloop.platform.api.deps import EngineDep
@@ -21,8 +23,18 @@ def healthz(engine: EngineDep) -> dict[str, str] | Response:
 
 @router.get("/metrics")
 def metrics(engine: EngineDep) -> Response:
-    # this process's counters, then the jobs read from the store (a registry per scrape: the
+    # the API processes' counters, then the jobs read from the store (a registry per scrape: the
     # collector holds this app's engine, and several apps may live in one process)
     jobs = CollectorRegistry(auto_describe=False)
     jobs.register(JobsCollector(engine))
-    return Response(generate_latest() + generate_latest(jobs), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(_counters()) + generate_latest(jobs), media_type=CONTENT_TYPE_LATEST)
+
+
+def _counters() -> CollectorRegistry:
+    """This process's registry; with several API processes (``serve --workers N``), theirs summed
+    from the files they share (prometheus_client's multiprocess mode, set up by ``serve``)."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    shared = CollectorRegistry()
+    multiprocess.MultiProcessCollector(shared)
+    return shared

@@ -92,6 +92,12 @@ class ServedModels:
             served = self._served(task, slot)
             return served, served.batcher.submit(texts)
 
+    def loaded(self, task: str) -> bool:
+        """Whether :meth:`submit` returns at once for ``task`` (its model is loaded here): then the
+        event loop may call it without a thread hop."""
+        slot = self._slots.get(task)
+        return slot is not None and slot.served is not None
+
     def current(self, task: str) -> ServedModel:
         """The model serving ``task`` in this process now."""
         slot = self._ready_slot(task)

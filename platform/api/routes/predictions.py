@@ -86,7 +86,10 @@ async def predict_texts(
     checked = service.check_request(_list(body, "texts"), _list(body, "records"), settings)
     if store is None:
         store = await run_in_threadpool(_task_default, engine, task, settings.predict_store)
-    served, rows = await run_in_threadpool(service.submit, models, task, checked)
+    if models.loaded(task):
+        served, rows = service.submit(models, task, checked)
+    else:  # the task's first request here loads its model: not on the event loop
+        served, rows = await run_in_threadpool(service.submit, models, task, checked)
     result = service.predictions(served, await asyncio.wrap_future(rows))
     stored = None
     if store:

@@ -4,7 +4,7 @@
 
 A head-mode champion trained on real health-news tweets (the label is the outlet) is served by a
 real ``driftloop serve`` process (one worker, PostgreSQL store, the default batcher settings).
-Closed-loop clients (asyncio + httpx, in this process) each keep one request of one tweet in
+Closed-loop clients (asyncio, a minimal keep-alive HTTP/1.1 client, in this process) each keep one request of one tweet in
 flight, ``?store=false``; for each client count: throughput (texts/s), p50 and p99 latency, errors.
 
 The limit, measured in the same run on the same machine with the server idle: the same model's
@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +60,7 @@ class Run:
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     versions: dict[int, int] = field(default_factory=dict)
+    server_cores: float = 0.0  # the server process's CPU seconds per second, over the whole run
 
     @property
     def throughput(self) -> float:
@@ -86,11 +87,22 @@ def main() -> None:
         first, second = champion(engine, settings, tweets[: 2 * args.train], outlets, args.train)
         raw = raw_throughput(engine, settings, requests, settings_batch)
         print(f"raw batched forward pass (batches of {settings_batch}, request order): {raw:.0f} texts/s", flush=True)
-        with serving(settings) as (base, key):
-            runs = [asyncio.run(load(base, key, requests, n, args.seconds)) for n in args.clients]
-            stored = asyncio.run(load(base, key, requests, 32, args.seconds, store=True))
-            swap = asyncio.run(load(base, key, requests, 32, 24.0, swap=(engine, second)))
+        with serving(settings) as (base, key, pid):
+            runs = [measured(pid, load(base, key, requests, n, args.seconds)) for n in args.clients]
+            stored = measured(pid, load(base, key, requests, 32, args.seconds, store=True))
+            swap = measured(pid, load(base, key, requests, 32, 24.0, swap=(engine, second)))
         report(runs, raw, stored, swap, first, second)
+
+
+def measured(pid: int, work: Coroutine[None, None, Run]) -> Run:
+    def cpu() -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    before, started = cpu(), time.perf_counter()
+    run = asyncio.run(work)
+    run.server_cores = (cpu() - before) / (time.perf_counter() - started)
+    return run
 
 
 def champion(engine: Engine, settings: Settings, tweets: list[corpora.LabelledText], outlets: list[str], n: int) -> tuple[int, int]:
@@ -126,52 +138,83 @@ def raw_throughput(engine: Engine, settings: Settings, texts: list[str], batch: 
     return done / (time.perf_counter() - started)
 
 
+class Connection:
+    """One keep-alive HTTP/1.1 connection, written by hand: httpx spends ~2 ms of CPU per request,
+    which on a small machine is taken from the server being measured; this spends a tenth of it."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, headers: dict[str, str]) -> None:
+        self.reader, self.writer = reader, writer
+        self.head = f"Host: {host}\r\nContent-Type: application/json\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+
+    @classmethod
+    async def open(cls, base: str, headers: dict[str, str]) -> "Connection":
+        host = base.removeprefix("http://")
+        name, port = host.split(":")
+        reader, writer = await asyncio.open_connection(name, int(port))
+        return cls(reader, writer, host, headers)
+
+    async def post(self, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        self.writer.write(f"POST {path} HTTP/1.1\r\n{self.head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        status_line, *lines = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines if line)}
+        return int(status_line.split()[1]), headers, await self.reader.readexactly(int(headers["content-length"]))
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 async def load(base: str, key: str | None, texts: list[str], clients: int, seconds: float, store: bool = False, swap: tuple[Engine, int] | None = None) -> Run:
     run = Run(clients)
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60, headers=headers) as http:
-        measuring = False
-        stop = False
+    path = f"/v1/tasks/{TASK}/predict?store={str(store).lower()}"
+    bodies = [json.dumps({"texts": [text]}).encode() for text in texts]
+    measuring = False
+    stop = False
 
-        async def client(index: int) -> None:
-            i = index
+    async def client(index: int) -> None:
+        connection = await Connection.open(base, headers)
+        i = index
+        try:
             while not stop:
-                text = texts[i % len(texts)]
+                body = bodies[i % len(bodies)]
                 i += clients
                 started = time.perf_counter()
                 try:
-                    answer = await http.post(f"/v1/tasks/{TASK}/predict", json={"texts": [text]}, params={"store": str(store).lower()})
-                except httpx.HTTPError as error:
+                    status, answer_headers, answer = await connection.post(path, body)
+                except (OSError, asyncio.IncompleteReadError) as error:
                     if measuring:
                         run.errors.append(repr(error))
+                    connection.close()
+                    connection = await Connection.open(base, headers)
                     continue
                 if not measuring:
                     continue
-                if answer.status_code != 200:
-                    run.errors.append(f"{answer.status_code} {answer.text[:200]}")
+                if status != 200:
+                    run.errors.append(f"{status} {answer[:200]!r}")
                     continue
                 run.latencies.append(time.perf_counter() - started)
-                version = int(answer.headers["x-model-version"])
+                version = int(answer_headers["x-model-version"])
                 run.versions[version] = run.versions.get(version, 0) + 1
+        finally:
+            connection.close()
 
-        tasks = [asyncio.create_task(client(i)) for i in range(clients)]
-        await asyncio.sleep(3)  # warm-up: connections open, batches at their steady size
-        measuring = True
-        started = time.perf_counter()
-        if swap is None:
-            await asyncio.sleep(seconds)
-        else:
-            engine, version = swap
-            await asyncio.sleep(seconds / 4)
-            await asyncio.to_thread(_registry_change, engine, version)
-            await asyncio.sleep(seconds / 3)
-            await asyncio.to_thread(_registry_change, engine, None)
-            await asyncio.sleep(seconds - seconds / 4 - seconds / 3)
-        run.seconds = time.perf_counter() - started
-        measuring = False
-        stop = True
-        await asyncio.gather(*tasks)
+    tasks = [asyncio.create_task(client(i)) for i in range(clients)]
+    await asyncio.sleep(3)  # warm-up: connections open, batches at their steady size
+    measuring = True
+    started = time.perf_counter()
+    if swap is None:
+        await asyncio.sleep(seconds)
+    else:
+        engine, version = swap
+        await asyncio.sleep(seconds / 4)
+        await asyncio.to_thread(_registry_change, engine, version)
+        await asyncio.sleep(seconds / 3)
+        await asyncio.to_thread(_registry_change, engine, None)
+        await asyncio.sleep(seconds - seconds / 4 - seconds / 3)
+    run.seconds = time.perf_counter() - started
+    measuring = False
+    stop = True
+    await asyncio.gather(*tasks)
     label = f"{clients} clients" + (", store=true" if store else "") + (", promote + rollback" if swap else "")
     print(f"{label}: {run.throughput:.0f} texts/s, p50 {run.percentile(50):.1f} ms, p99 {run.percentile(99):.1f} ms, "
           f"{len(run.errors)} errors, versions {run.versions}", flush=True)
@@ -188,12 +231,12 @@ def _registry_change(engine: Engine, promote: int | None) -> None:
 
 def report(runs: list[Run], raw: float, stored: Run, swap: Run, first: int, second: int) -> None:
     single = next((r.percentile(50) for r in runs if r.clients == 1), float("nan"))
-    print("\n| clients | texts/s | x raw | p50 ms | p99 ms | p99 / single | errors |\n|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n| clients | texts/s | x raw | p50 ms | p99 ms | p99 / single | errors | server cores |\n|---:|---:|---:|---:|---:|---:|---:|---:|")
     for run in [*runs, stored]:
         name = f"{run.clients}" + (" (store=true)" if run is stored else "")
         print(f"| {name} | {run.throughput:.0f} | {run.throughput / raw:.2f} | {run.percentile(50):.1f} | {run.percentile(99):.1f} | "
-              f"{run.percentile(99) / single:.1f} | {len(run.errors)} |")
-    print(f"| raw batched forward | {raw:.0f} | 1.00 | | | | |")
+              f"{run.percentile(99) / single:.1f} | {len(run.errors)} | {run.server_cores:.2f} |")
+    print(f"| raw batched forward | {raw:.0f} | 1.00 | | | | | |")
     print(f"\nswap under 32 clients (v{first} -> v{second} -> v{first}): {len(swap.latencies)} answers, {len(swap.errors)} errors, "
           f"versions {swap.versions}, {swap.throughput:.0f} texts/s, p99 {swap.percentile(99):.1f} ms")
     for error in swap.errors[:5]:
@@ -219,8 +262,8 @@ def store() -> Iterator[tuple[Engine, Path]]:
 
 
 @contextmanager
-def serving(settings: Settings) -> Iterator[tuple[str, str | None]]:
-    """``driftloop serve`` on a free port: its base URL and an API key for the task."""
+def serving(settings: Settings) -> Iterator[tuple[str, str | None, int]]:
+    """``driftloop serve`` on a free port: its base URL, an API key for the task, its process id."""
     from driftloop.labeling.server.ports import free_port
 
     port = free_port()
@@ -238,7 +281,7 @@ def serving(settings: Settings) -> Iterator[tuple[str, str | None]]:
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
-        yield base, key
+        yield base, key, server.pid
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -103,7 +103,7 @@ def test_a_killed_worker_s_training_is_picked_up_by_a_restarted_worker(postgresq
     loop.label(loop.headlines[:150])
     # Redis gives an unacknowledged task back once its visibility timeout has passed since its
     # delivery; it must outlast the hard time limit, so both are small here.
-    limits = {"task_soft_time_limit": "60", "task_time_limit": "70", "broker_visibility_timeout": "80"}
+    limits = {"task_soft_time_limit": "30", "task_time_limit": "35", "broker_visibility_timeout": "40"}
     workers = Workers(worker_env(postgresql_engine, tmp_path, **limits), tmp_path / "logs")
     try:
         workers.start("train", "train")

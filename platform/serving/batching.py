@@ -7,6 +7,11 @@ each request its rows. Requests are never split: a request larger than ``max_bat
 batch of its own. While a batch runs, the next one fills, so under load batches grow by
 themselves and the wait costs nothing; alone, a request waits at most ``max_wait``.
 
+Head-mode models of every task sit on the same frozen encoder, so they share one batcher: a
+batch's texts, whatever their task, go through the encoder once and each request's rows through
+its own model's head (:func:`forward`). A full or lora model has its own encoder, and its own
+batcher.
+
 The queue is bounded (``max_queue`` texts): past it a request is refused at once with
 :class:`Overloaded` (503 and a ``Retry-After`` from the recent throughput), not left to time out.
 
@@ -22,18 +27,22 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from prometheus_client import Histogram
 
 from driftloop.platform.errors import Unavailable
 
+if TYPE_CHECKING:  # torch loads with the first model, not with the API
+    from driftloop.platform.modeling.model import TextClassifier
+
 log = logging.getLogger(__name__)
 
 BATCH_TEXTS = Histogram(
     "driftloop_predict_batch_texts",
     "Texts per forward pass of the prediction batcher",
-    ["task"],
+    ["batcher"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
 )
 
@@ -49,28 +58,55 @@ class Overloaded(Unavailable):
 
 
 @dataclass
-class _Request:
+class Work:
+    """One request's texts and the model to run them on (the one it was queued to)."""
+
     texts: Sequence[str]
-    future: Future[np.ndarray]
+    model: "TextClassifier | None"
+    future: "Future[np.ndarray]" = field(default_factory=Future)
     enqueued: float = field(default_factory=time.monotonic)
 
 
+def forward(batch: list[Work]) -> list[np.ndarray]:
+    """Each request's probabilities. Head-mode models share the encoder's forward pass (one for
+    the whole batch, whichever tasks its requests are for), then each model's head takes its own
+    requests' rows; a full or lora batch is one model's whole forward."""
+    models = [work.model for work in batch]
+    if any(model is None for model in models):
+        raise ValueError("every request of a batch to run needs its model")
+    texts = [text for work in batch for text in work.texts]
+    bounds = np.cumsum([0] + [len(work.texts) for work in batch])
+    rows = [np.arange(bounds[i], bounds[i + 1]) for i in range(len(batch))]
+    if any(model.mode != "head" for model in models):  # type: ignore[union-attr]
+        probabilities = models[0].predict_proba(texts)  # type: ignore[union-attr]  # its own batcher: one model
+        return [probabilities[mine] for mine in rows]
+    features = models[0].encoder.embed(texts)  # type: ignore[union-attr]
+    answers: list[np.ndarray] = [np.empty(0)] * len(batch)
+    for model in {id(model): model for model in models}.values():
+        mine = [i for i, other in enumerate(models) if other is model]
+        taken = np.concatenate([rows[i] for i in mine])
+        probabilities = model.predict_proba([texts[r] for r in taken], features[taken])  # type: ignore[union-attr]
+        parts = np.split(probabilities, np.cumsum([len(rows[i]) for i in mine])[:-1])
+        for i, part in zip(mine, parts, strict=True):
+            answers[i] = part
+    return answers
+
+
 class Batcher:
-    """One model's queue and the thread that runs its batches."""
+    """A queue of requests and the thread that runs them in batches with ``run`` (:func:`forward`)."""
 
     def __init__(
         self,
-        predict: Callable[[list[str]], np.ndarray],
+        run: Callable[[list[Work]], list[np.ndarray]],
         *,
-        task: str,
-        version: int,
+        name: str,
         max_batch: int,
         max_wait: float,
         max_queue: int,
     ) -> None:
-        self._predict, self.task, self.name = predict, task, f"{task}@v{version}"
+        self._run_batch, self.name = run, name
         self.max_batch, self.max_wait, self.max_queue = max_batch, max_wait, max_queue
-        self._queue: deque[_Request] = deque()
+        self._queue: deque[Work] = deque()
         self._queued_texts = 0
         self._closed = False
         self._texts_per_second = 0.0  # moving average, for Retry-After
@@ -78,15 +114,15 @@ class Batcher:
         self._thread = threading.Thread(target=self._run, name=f"batcher-{self.name}", daemon=True)
         self._thread.start()
 
-    def submit(self, texts: Sequence[str]) -> Future[np.ndarray]:
-        """Queue ``texts``; the future holds their probabilities (rows in order)."""
-        request = _Request(texts, Future())
+    def submit(self, texts: Sequence[str], model: "TextClassifier | None" = None) -> "Future[np.ndarray]":
+        """Queue ``texts`` for ``model``; the future holds their probabilities (rows in order)."""
+        request = Work(texts, model)
         with self._ready:
             if self._closed:
                 raise RuntimeError(f"batcher {self.name} is closed")
             if self._queued_texts and self._queued_texts + len(texts) > self.max_queue:
                 raise Overloaded(
-                    f"{self._queued_texts} texts are waiting for this model, the most it queues is {self.max_queue}: "
+                    f"{self._queued_texts} texts are waiting for the model, the most it queues is {self.max_queue}: "
                     "retry shortly, or raise DRIFTLOOP_SERVE_MAX_QUEUE",
                     retry_after=self._retry_after(),
                 )
@@ -109,7 +145,7 @@ class Batcher:
             return 1
         return max(1, math.ceil(self._queued_texts / self._texts_per_second))
 
-    def _next_batch(self) -> list[_Request] | None:
+    def _next_batch(self) -> list[Work] | None:
         with self._ready:
             while not self._queue:
                 if self._closed:
@@ -132,20 +168,17 @@ class Batcher:
 
     def _run(self) -> None:
         while (batch := self._next_batch()) is not None:
-            texts = [text for request in batch for text in request.texts]
+            size = sum(len(request.texts) for request in batch)
             started = time.monotonic()
             try:
-                probabilities = self._predict(texts)
+                answers = self._run_batch(batch)
             except BaseException as error:  # each waiting request gets the error, the thread goes on
-                log.exception("batcher %s: a batch of %d texts failed", self.name, len(texts))
+                log.exception("batcher %s: a batch of %d texts failed", self.name, size)
                 for request in batch:
                     request.future.set_exception(error)
                 continue
-            seconds = max(time.monotonic() - started, 1e-6)
-            rate = len(texts) / seconds
+            rate = size / max(time.monotonic() - started, 1e-6)
             self._texts_per_second = 0.8 * self._texts_per_second + 0.2 * rate if self._texts_per_second else rate
-            BATCH_TEXTS.labels(task=self.task).observe(len(texts))
-            start = 0
-            for request in batch:
-                request.future.set_result(probabilities[start : start + len(request.texts)])
-                start += len(request.texts)
+            BATCH_TEXTS.labels(batcher=self.name).observe(size)
+            for request, answer in zip(batch, answers, strict=True):
+                request.future.set_result(answer)

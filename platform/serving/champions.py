@@ -1,5 +1,6 @@
 """The champions, served: each API process keeps each task's promoted model loaded, behind its
-own :class:`~driftloop.platform.serving.batching.Batcher`.
+:class:`~driftloop.platform.serving.batching.Batcher` (one for all head-mode models, which share
+the frozen encoder; one of its own for each full or lora model).
 
 Whoever promotes or rolls back (the CLI, the API, a worker on another machine) changes the
 registry. A watcher thread of the process reads the registry's champion of every task it serves
@@ -29,7 +30,7 @@ from sqlalchemy import Engine
 from driftloop.platform.config import Settings
 from driftloop.platform.errors import Conflict, Unavailable
 from driftloop.platform.modeling import registry
-from driftloop.platform.serving.batching import Batcher
+from driftloop.platform.serving.batching import Batcher, forward
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.tasks import get_task
 
@@ -63,7 +64,11 @@ class ServedModel:
     version: int
     version_id: int
     model: "TextClassifier"
-    batcher: Batcher
+    batcher: Batcher  # head mode: the one every head model shares (their encoder); else its own
+
+    @property
+    def owns_batcher(self) -> bool:
+        return self.model.mode != "head"
 
 
 @dataclass
@@ -81,6 +86,7 @@ class ServedModels:
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine, self.settings = engine, settings
         self._slots: dict[str, _Slot] = {}
+        self._shared: Batcher | None = None  # the head models' batcher
         self._guard = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -90,7 +96,7 @@ class ServedModels:
         slot = self._ready_slot(task)
         with slot.swap:
             served = self._served(task, slot)
-            return served, served.batcher.submit(texts)
+            return served, served.batcher.submit(texts, served.model)
 
     def loaded(self, task: str) -> bool:
         """Whether :meth:`submit` returns at once for ``task`` (its model is loaded here): then the
@@ -114,8 +120,10 @@ class ServedModels:
         if self._watcher is not None:
             self._watcher.join(timeout=10)
         for slot in list(self._slots.values()):
-            if slot.served is not None:
+            if slot.served is not None and slot.served.owns_batcher:
                 slot.served.batcher.close()
+        if self._shared is not None:
+            self._shared.close()
 
     def _ready_slot(self, task: str) -> _Slot:
         with self._guard:
@@ -176,19 +184,25 @@ class ServedModels:
 
         model = load_version(champion, load_encoder(self.settings))  # checks the artifact's sha256
         model.predict_proba(WARM_UP_TEXTS)  # the first forward pass allocates; not a request's
-        batcher = Batcher(
-            model.predict_proba,
-            task=task,
-            version=champion.version,
+        if model.mode != "head":
+            return ServedModel(task, champion.version, champion.id, model, self._batcher(f"{task} v{champion.version}"))
+        with self._guard:
+            if self._shared is None:
+                self._shared = self._batcher("head models")
+            return ServedModel(task, champion.version, champion.id, model, self._shared)
+
+    def _batcher(self, name: str) -> Batcher:
+        return Batcher(
+            forward,
+            name=name,
             max_batch=self.settings.serve_max_batch,
             max_wait=self.settings.serve_max_wait_ms / 1000,
             max_queue=self.settings.serve_max_queue,
         )
-        return ServedModel(task, champion.version, champion.id, model, batcher)
 
     @staticmethod
     def _swap(slot: _Slot, served: ServedModel | None) -> None:
         with slot.swap:
             old, slot.served = slot.served, served
-        if old is not None:
+        if old is not None and old.owns_batcher:
             old.batcher.close()  # what was queued to it still runs on it

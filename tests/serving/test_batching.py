@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from driftloop.platform.serving.batching import Batcher, Overloaded
+from driftloop.platform.serving.batching import Batcher, Overloaded, Work
 
 
 class Recorder:
@@ -17,17 +17,18 @@ class Recorder:
         self.seconds, self.fail_on = seconds, fail_on
         self.running = threading.Event()
 
-    def __call__(self, texts: list[str]) -> np.ndarray:
+    def __call__(self, batch: list[Work]) -> list[np.ndarray]:
         self.running.set()
-        self.batches.append(list(texts))
+        texts = [text for work in batch for text in work.texts]
+        self.batches.append(texts)
         time.sleep(self.seconds)
         if self.fail_on in texts:
             raise ValueError(f"cannot predict {self.fail_on}")
-        return np.array([[float(t.split()[-1]), 1.0] for t in texts])
+        return [np.array([[float(t.split()[-1]), 1.0] for t in work.texts]) for work in batch]
 
 
 def _batcher(recorder: Recorder, **limits: float) -> Batcher:
-    return Batcher(recorder, task="t", version=1, **{"max_batch": 8, "max_wait": 0.2, "max_queue": 100, **limits})  # type: ignore[arg-type]
+    return Batcher(recorder, name="t", **{"max_batch": 8, "max_wait": 0.2, "max_queue": 100, **limits})  # type: ignore[arg-type]
 
 
 def test_concurrent_requests_share_one_forward_pass_and_each_gets_its_own_rows() -> None:

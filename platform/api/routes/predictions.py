@@ -5,6 +5,7 @@ import uuid
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
+from driftloop.platform.api.auth import require
 from driftloop.platform.api.deps import ServedModelsDep, SessionDep, SettingsDep
 from driftloop.platform.api.errors import declare
 from driftloop.platform.api.routes.models import ModelPublic
@@ -38,7 +39,11 @@ class ServedModelPublic(ModelPublic):
     load_error: str | None  # why a newer champion could not be loaded here, if it could not
 
 
-@router.post("/v1/tasks/{task}/predict", responses=declare(400, 404, 409, 422))
+@router.post(
+    "/v1/tasks/{task}/predict",
+    responses=declare(400, 401, 403, 404, 409, 422),
+    dependencies=[require("predict")],
+)
 def predict_texts(task: str, body: PredictRequest, models: ServedModelsDep, settings: SettingsDep, response: Response) -> PredictResponse:
     """The champion's label and probabilities for each text. 409 ``no_champion`` while the task has
     no promoted model."""
@@ -51,7 +56,7 @@ def predict_texts(task: str, body: PredictRequest, models: ServedModelsDep, sett
     return PredictResponse(task=task, model_version=result.version, request_id=uuid.uuid4().hex, predictions=predictions)
 
 
-@router.get("/v1/tasks/{task}/model", responses=declare(404, 409, 422))
+@router.get("/v1/tasks/{task}/model", responses=declare(401, 403, 404, 409, 422), dependencies=[require("predict")])
 def read_served_model(task: str, session: SessionDep, models: ServedModelsDep) -> ServedModelPublic:
     """The champion: its metrics and the gate's verdict, and the version this process serves."""
     champion = registry.champion(session, get_task(session, task).id)

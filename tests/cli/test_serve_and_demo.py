@@ -63,6 +63,18 @@ def test_demo_learns_in_rounds_labelled_through_the_embedded_argilla(tmp_path: P
         # the bot answers its own rounds only: the 20 left for a person stay theirs
         assert len(re.findall(r"demo-bot answered 250 records of round", second)) == 2
         assert "candidate version 3 from champion v" in second  # it keeps learning on the next batches
+
+        # the demo's key, as printed, predicts through `driftloop serve`; the previous run's is revoked
+        first_key = re.search(r"export DRIFTLOOP_KEY=(dlk_\w+)", output)
+        key = re.search(r"export DRIFTLOOP_KEY=(dlk_\w+)", second)
+        assert first_key and key and f"the previous demo key {first_key.group(1).split('_')[1]} is revoked" in second
+        assert 'curl -s -H "Authorization: Bearer $DRIFTLOOP_KEY"' in second and "/v1/tasks/bbc-news/predict" in second
+        with _serving(tmp_path) as base:
+            url = f"{base}/v1/tasks/bbc-news/predict"
+            predicted = httpx.post(url, json={"texts": ["Shares fell"]}, headers={"Authorization": f"Bearer {key.group(1)}"})
+            assert predicted.status_code == 200 and predicted.json()["predictions"][0]["label"], predicted.text
+            old = httpx.post(url, json={"texts": ["Shares fell"]}, headers={"Authorization": f"Bearer {first_key.group(1)}"})
+            assert old.status_code == 401
     finally:
         run_cli("argilla", "down", env=env)
 

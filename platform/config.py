@@ -39,6 +39,16 @@ class Settings(BaseSettings):
         "database index), or 'embedded' for a private redis-server under the home, stopped with the server.",
     )
 
+    auth: bool = Field(
+        True,
+        description="Every /v1 route asks for an API key (`driftloop keys create`). off is refused unless the API "
+        "listens on loopback only (DRIFTLOOP_API_HOST).",
+    )
+    api_host: str = Field(
+        "127.0.0.1", description="The address the API listens on (`driftloop serve --host` sets it for its processes)."
+    )
+    metrics_auth: bool = Field(False, description="/metrics asks for an API key too (any valid key); off = open to scrapers.")
+
     ingest_max_text_chars: int = Field(100_000, gt=0, description="Longer texts are rejected.")
     ingest_max_records_per_request: int = Field(1_000, gt=0)
     ingest_max_request_bytes: int = Field(16 * 1024 * 1024, gt=0)

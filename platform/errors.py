@@ -72,6 +72,26 @@ class Unauthorized(DriftloopError):
     status = 401
 
 
+class Unauthenticated(Unauthorized):
+    """A request without a valid API key: none, malformed, unknown, wrong, revoked or expired."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(DriftloopError):
+    """A valid API key that does not allow this request: it lacks the scope, or is for another task."""
+
+    code = "forbidden"
+    status = 403
+
+
+class ConfigError(DriftloopError):
+    """Settings that must not run together (the API without keys on a public address)."""
+
+    code = "config_error"
+    status = 500
+
+
 class Unavailable(DriftloopError):
     """A service driftloop depends on is not configured or does not answer; retry later."""
 

@@ -37,7 +37,6 @@ schedules.
 
 import logging
 import math
-import re
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,8 +45,9 @@ from cronsim import CronSim, CronSimError
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
-from driftloop.platform import jobs
+from driftloop.platform import durations, jobs
 from driftloop.platform.config import Settings
+from driftloop.platform.durations import format_duration
 from driftloop.platform.errors import AlreadyExists, Conflict, DriftloopError, InvalidInput, NotFound
 from driftloop.platform.modeling import registry
 from driftloop.platform.modeling.choices import MODES, REPLAY_STRATEGIES
@@ -61,8 +61,6 @@ from driftloop.platform.tasks import get_task
 log = logging.getLogger(__name__)
 
 ACTIONS = tuple(a.value for a in ScheduleAction)
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"([0-9]{1,9})([smhd])")
 MAX_EVERY_SECONDS = 366 * 86400
 MAX_AFTER_LABELS = 10**9
 RECENT_FIRINGS = 20
@@ -208,26 +206,13 @@ def _free_value(key: str, value: Any) -> Any:
 
 def parse_duration(value: str) -> int:
     """``30s``, ``10m``, ``6h``, ``1d`` as seconds."""
-    match = _DURATION.fullmatch(value.strip()) if isinstance(value, str) else None
-    if match is None:
-        raise InvalidInput(f"every: {_shown(value)} is not a duration: use a whole number and a unit, e.g. 30s, 10m, 6h, 1d", field="every")
-    seconds = int(match.group(1)) * _UNITS[match.group(2)]
-    if not 0 < seconds <= MAX_EVERY_SECONDS:
-        raise InvalidInput(f"every: {_shown(value)} must be from 1s to {MAX_EVERY_SECONDS // 86400}d", field="every")
-    return seconds
+    return durations.parse_duration(value, field="every", maximum=MAX_EVERY_SECONDS)
 
 
 def _shown(value: object) -> str:
     """``value`` as an error message quotes it: at most 100 characters of it."""
     text = repr(value)
     return text if len(text) <= 100 else f"{text[:100]}…"
-
-
-def format_duration(seconds: int) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 def _next_cron(expression: str, after: datetime) -> datetime:

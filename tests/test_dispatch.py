@@ -15,7 +15,6 @@ from pathlib import Path
 import psutil
 import pytest
 import redis
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
 from driftloop.platform import jobs
@@ -27,6 +26,7 @@ from driftloop.platform.selection.task_index import index_status
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import Job, JobState, ModelVersion, TrainingRun
 from driftloop.platform.tasks import create_task, get_task
+from tests.api_keys import admin_client
 from tests.conftest import run_cli, store_env
 from tests.job_watch import wait_for_job
 from tests.learning_loop import Loop
@@ -37,7 +37,7 @@ BROKER_DB = 13  # this file's own Redis database: parallel runs and a demo use o
 def test_train_and_select_over_http_answer_202_and_run_one_after_the_other(sqlite_engine: Engine, tmp_path: Path, headlines, encoder) -> None:  # type: ignore[no-untyped-def]
     loop = Loop(sqlite_engine, tmp_path, headlines, encoder)
     loop.label(loop.headlines[:300])
-    with TestClient(create_app(loop.settings)) as client:
+    with admin_client(create_app(loop.settings)) as client:
         train = client.post(f"/v1/tasks/{loop.task}/train", json={"mode": "head", "seed": 1})
         assert train.status_code == 202, train.text
         job_id = train.json()["job"]
@@ -69,7 +69,7 @@ def test_train_and_select_over_http_answer_202_and_run_one_after_the_other(sqlit
 def test_cancelling_a_running_training_stops_it_and_commits_nothing(sqlite_engine: Engine, tmp_path: Path, headlines, encoder) -> None:  # type: ignore[no-untyped-def]
     loop = Loop(sqlite_engine, tmp_path, headlines, encoder)
     loop.label(loop.headlines[:300])
-    with TestClient(create_app(loop.settings)) as client:
+    with admin_client(create_app(loop.settings)) as client:
         # thousands of epochs: it is still training when the cancel arrives
         job_id = client.post(f"/v1/tasks/{loop.task}/train", json={"epochs": 5000}).json()["job"]
         deadline = time.monotonic() + 120
@@ -91,7 +91,7 @@ def test_a_cancelled_queued_job_never_runs(engine: Engine, task_name: str, tmp_p
     settings = Settings(home=tmp_path, database_url=engine.url.render_as_string(hide_password=False))
     with session_scope(engine) as session:
         job_id = create_job(session, "select", get_task(session, task_name).id, {"task": task_name, "budget": 3}).id
-    with TestClient(create_app(settings)) as client:
+    with admin_client(create_app(settings)) as client:
         assert client.post(f"/v1/jobs/{job_id}/cancel").json()["state"] == "cancelled"
         assert run_job(engine, settings, job_id) is None  # e.g. a broker delivering it late: not run
         job = client.get(f"/v1/jobs/{job_id}").json()
@@ -163,7 +163,7 @@ def test_an_index_rebuild_over_http_is_a_job_that_embeds_and_indexes_every_text(
         create_task(session, task, ["a", "b"])
     texts = ["flu season starts early", "a new vaccine trial", "hospital waiting times grow", "sleep and heart health"]
     list(ingest(sqlite_engine, task, enumerate({"text": t} for t in texts), max_text_chars=1000, batch_size=100))
-    with TestClient(create_app(settings)) as client:
+    with admin_client(create_app(settings)) as client:
         accepted = client.post(f"/v1/tasks/{task}/index/rebuild")
         assert accepted.status_code == 202 and accepted.headers["location"] == accepted.json()["url"]
         job = wait_for_job(client, accepted.json()["job"])[-1]
@@ -251,7 +251,7 @@ def test_an_ingest_over_http_queues_one_refresh_of_the_pool_that_embeds_the_new_
     task = f"t-{uuid.uuid4().hex[:8]}"
     with session_scope(sqlite_engine) as session:
         create_task(session, task, ["a", "b"])
-    with TestClient(create_app(settings)) as client:
+    with admin_client(create_app(settings)) as client:
         stored = client.post(f"/v1/tasks/{task}/texts", json=[{"text": "flu season starts early"}, {"text": "a new vaccine trial"}])
         assert stored.json()["stored"] == 2
         with session_scope(sqlite_engine) as session:

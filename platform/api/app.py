@@ -8,8 +8,10 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from driftloop.labeling import register_jobs
-from driftloop.platform.api import errors
+from driftloop.platform.api import auth, errors
+from driftloop.platform.api.errors import declare
 from driftloop.platform.api.routes import health, jobs, labeling, models, predictions, rounds, schedules, tasks, texts
+from driftloop.platform.api_keys import refuse_open_exposure
 from driftloop.platform.config import Settings, get_settings
 from driftloop.platform.serving.champions import ServedModels
 from driftloop.platform.store.engine import get_engine
@@ -21,6 +23,7 @@ def create_app(settings: Settings | None = None, *, run_schedules: bool = False)
     thread of this process and its own runner runs their jobs (``driftloop serve``: the embedded
     default needs no Redis); with a broker, ``driftloop beat`` fires them."""
     settings = settings or get_settings()
+    refuse_open_exposure(settings)
     engine = get_engine(settings)
     ensure_current(engine, auto_upgrade=settings.is_embedded_store, settings=settings)
     # /docs loads Swagger UI from files shipped in fastapi-offline, not from a CDN: the API runs on
@@ -33,8 +36,14 @@ def create_app(settings: Settings | None = None, *, run_schedules: bool = False)
     app.state.run_schedules = run_schedules and not settings.broker_url
     errors.install(app)
     register_jobs()  # the API is an edge: it wires labeling's jobs (sync) into its runner
-    for module in (health, tasks, texts, predictions, models, rounds, jobs, schedules, labeling):
-        app.include_router(module.router)
+    routers = [module.router for module in (health, tasks, texts, predictions, models, rounds, jobs, schedules, labeling)]
+    app.state.key_checks = auth.check_routes(routers)
+    for router in routers:
+        app.include_router(router)
+    if settings.metrics_auth:
+        app.include_router(health.metrics_router, dependencies=[auth.require()], responses=declare(401))
+    else:
+        app.include_router(health.metrics_router)
     return app
 
 

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from driftloop.platform.errors import DriftloopError
+from driftloop.platform.errors import DriftloopError, Unauthenticated
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,8 @@ class ErrorBody(BaseModel):
 
 _DESCRIPTIONS = {
     400: "The body could not be read",
-    401: "Not signed or not authenticated",
+    401: "No valid API key (or, for the webhook, no valid signature)",
+    403: "The API key lacks the scope the operation needs, or is for another task",
     404: "No such task, model version or job",
     409: "Conflicts with the current state",
     413: "Too large: send less in one request",
@@ -57,8 +58,10 @@ class ApiError(DriftloopError):
         self.code = code
 
 
-def error_response(status: int, code: str, message: str, **extra: object) -> JSONResponse:
-    return JSONResponse(_encodable({"error": code, "detail": message, **extra}), status_code=status)
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: object
+) -> JSONResponse:
+    return JSONResponse(_encodable({"error": code, "detail": message, **extra}), status_code=status, headers=headers)
 
 
 def _encodable(value: object) -> object:
@@ -78,9 +81,9 @@ def install(app: FastAPI) -> None:
     async def _domain(_: Request, error: DriftloopError) -> JSONResponse:
         # Each error carries its own status (platform/errors.py): nothing here imports the code that
         # raised it, so the API's error mapping loads no torch.
-        answer = error_response(error.status, error.code, error.message, **error.detail)
-        answer.headers.update(getattr(error, "headers", {}))  # e.g. Retry-After on 503 overloaded
-        return answer
+        # RFC 9110: a 401 names the scheme that would be accepted; a 503 overloaded says when to retry
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthenticated) else getattr(error, "headers", None)
+        return error_response(error.status, error.code, error.message, headers, **error.detail)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from driftloop.platform.cli import argilla, db, index, jobs, label, labeling, loop, models, schedule, task
+from driftloop.platform.cli import argilla, db, index, jobs, keys, label, labeling, loop, models, schedule, task
 from driftloop.platform.cli.console import err
 from driftloop.platform.cli.demo import demo_command
 from driftloop.platform.cli.ingest import ingest_command
@@ -36,6 +36,7 @@ app.add_typer(index.app, name="index")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(loop.app, name="loop")
 app.add_typer(schedule.app, name="schedule")
+app.add_typer(keys.app, name="keys")
 app.command("ingest")(ingest_command)
 app.command("serve")(serve_command)
 app.command("train")(train_command)

@@ -20,6 +20,7 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from driftloop.platform import corpora, schedules, tasks
+from driftloop.platform.api_keys import create_key, list_keys, revoke_key
 from driftloop.platform.cli.console import activity, count_progress, out, rule
 from driftloop.platform.cli.jobs import wait_for_job
 from driftloop.platform.cli.models import freeze_lines, models_table
@@ -44,6 +45,7 @@ LEFT_FOR_PEOPLE = 20
 # it must never answer the records left for them.
 BOT = "demo-bot"
 PERSON = "annotator-1"
+DEMO_KEY = "demo"
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,28 @@ def demo_command() -> None:
     for name, count in held.tables.items():
         rows.add_row(name, f"{count:,}")
     out.print(rows)
+    _print_api_key(engine)
     raise typer.Exit(0)
+
+
+def _print_api_key(engine: Engine) -> None:
+    """A key for the demo's task, to ingest and predict over HTTP, and the request to try it with."""
+    with session_scope(engine, write=True) as session:
+        earlier = [k.prefix for k in list_keys(session) if k.name == DEMO_KEY and k.revoked_at is None]
+        for prefix in earlier:  # one live demo key however often the demo runs
+            revoke_key(session, prefix)
+        info, key = create_key(session, DEMO_KEY, "ingest,predict", task=TASK)
+    rule("the API")
+    replaced = f"; the previous demo key {', '.join(earlier)} is revoked" if earlier else ""
+    out.print(f"API key {info.prefix} for task {TASK}, scopes {', '.join(info.scopes)} (shown once; `driftloop keys list`){replaced}:", markup=False)
+    out.print(f"  export DRIFTLOOP_KEY={key}", markup=False)
+    out.print("with `driftloop serve` running (http://127.0.0.1:8000):", markup=False)
+    body = '{"texts": ["Shares fell after the bank cut its forecast"]}'
+    out.print(
+        f'  curl -s -H "Authorization: Bearer $DRIFTLOOP_KEY" -H "Content-Type: application/json" -d \'{body}\' '
+        f"http://127.0.0.1:8000/v1/tasks/{TASK}/predict",
+        markup=False,
+    )
 
 
 def _start_argilla(settings: Settings) -> DemoLogins | None:

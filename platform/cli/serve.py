@@ -7,10 +7,11 @@ from contextlib import contextmanager
 import typer
 
 from driftloop.platform.cli.store import current_engine
+from driftloop.platform.config import get_settings
 
 
 def serve_command(
-    host: str = typer.Option("127.0.0.1", help="Address to bind."),
+    host: str | None = typer.Option(None, help="Address to bind; unset = DRIFTLOOP_API_HOST (127.0.0.1)."),
     port: int = typer.Option(8000, help="Port to bind."),
     workers: int = typer.Option(1, min=1, help="Worker processes."),
 ) -> None:
@@ -18,12 +19,21 @@ def serve_command(
     and runs their jobs itself; with one, run `driftloop beat` beside the workers."""
     import uvicorn
 
+    from driftloop.platform.api_keys import refuse_open_exposure
+
+    if host is not None:
+        # the app is built by uvicorn's factory, in this process or in its workers: both read the
+        # settings from the environment, and the auth rule depends on the address
+        os.environ["DRIFTLOOP_API_HOST"] = host
+        get_settings.cache_clear()
+    settings = get_settings()
+    refuse_open_exposure(settings)  # before anything starts: a ConfigError is one line and exit 1
     current_engine()  # migrate the embedded store (or refuse a stale shared one) before forking
     with prometheus_shared_across(workers):
         uvicorn.run(
             "driftloop.platform.api.app:serve_app",
             factory=True,
-            host=host,
+            host=settings.api_host,
             port=port,
             workers=workers,
             # uvicorn kills a worker that does not answer its supervisor's ping within this many

@@ -276,6 +276,26 @@ class WebhookDelivery(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class ApiKey(Base):
+    """A key that lets a client call the API (driftloop.platform.api_keys): its public ``prefix``,
+    shown in lists and named in errors, and the sha256 of its secret, never the secret itself.
+    ``scopes`` is the list of what it may do; ``task_id`` set binds it to that task alone."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (UniqueConstraint("prefix"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(100))
+    secret_hash: Mapped[str] = mapped_column(String(64))  # hex sha256
+    scopes: Mapped[list[str]] = mapped_column(Json)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
 class Annotation(Base):
     """One annotator's answer for one text, as last seen in the labeling tool."""
 

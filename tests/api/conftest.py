@@ -7,6 +7,7 @@ from sqlalchemy import Engine
 
 from driftloop.platform.api.app import create_app
 from driftloop.platform.config import Settings
+from tests.api_keys import admin_client
 
 
 @pytest.fixture
@@ -19,5 +20,5 @@ def client(engine: Engine, tmp_path: Path) -> Iterator[TestClient]:
         ingest_max_request_bytes=20_000,
     )
     # raise_server_exceptions=False: a 500 must reach the test as a response, not hide as a raise.
-    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+    with admin_client(create_app(settings), raise_server_exceptions=False) as test_client:
         yield test_client

@@ -23,6 +23,7 @@ from sqlalchemy import Engine, event
 
 from driftloop.platform.api.app import create_app
 from driftloop.platform.config import Settings
+from tests.api_keys import make_key
 from tests.conftest import DRIFTLOOP, POSTGRES_URL, _admin_dsn
 
 
@@ -33,10 +34,11 @@ def _free_port() -> int:
 
 
 @contextmanager
-def live_app(engine: Engine, home: Path) -> Iterator[tuple[str, Engine]]:
-    """The API on a real uvicorn server in this process; yields its base URL and the engine its
-    requests use."""
+def live_app(engine: Engine, home: Path) -> Iterator[tuple[str, Engine, dict[str, str]]]:
+    """The API on a real uvicorn server in this process; yields its base URL, the engine its
+    requests use and the headers of an admin key."""
     app = create_app(Settings(home=home, database_url=engine.url.render_as_string(hide_password=False)))
+    headers = {"Authorization": f"Bearer {make_key(app.state.engine)}"}
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -46,21 +48,21 @@ def live_app(engine: Engine, home: Path) -> Iterator[tuple[str, Engine]]:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}", app.state.engine
+        yield f"http://127.0.0.1:{port}", app.state.engine, headers
     finally:
         server.should_exit = True
         thread.join(timeout=10)
 
 
 def test_a_slow_commit_is_still_visible_to_the_next_request(engine: Engine, tmp_path: Path) -> None:
-    with live_app(engine, tmp_path) as (url, app_engine):
+    with live_app(engine, tmp_path) as (url, app_engine, headers):
 
         def slow_commit(_connection) -> None:  # type: ignore[no-untyped-def]
             time.sleep(0.3)  # a busy disk: the commit takes a while
 
         event.listen(app_engine, "commit", slow_commit)
         try:
-            with httpx.Client(base_url=url, timeout=30) as client:
+            with httpx.Client(base_url=url, timeout=30, headers=headers) as client:
                 name = f"raw-{uuid.uuid4().hex[:8]}"
                 assert client.post("/v1/tasks", json={"name": name, "labels": ["a"]}).status_code == 201
                 assert client.get(f"/v1/tasks/{name}").status_code == 200, "read its own write"
@@ -71,7 +73,7 @@ def test_a_slow_commit_is_still_visible_to_the_next_request(engine: Engine, tmp_
 
 
 def test_a_failed_commit_never_answers_2xx(postgresql_engine: Engine, tmp_path: Path) -> None:
-    with live_app(postgresql_engine, tmp_path) as (url, app_engine):
+    with live_app(postgresql_engine, tmp_path) as (url, app_engine, headers):
 
         def kill_connection_before_commit(connection) -> None:  # type: ignore[no-untyped-def]
             # The fault is real: the server terminates this session's backend, so the COMMIT fails.
@@ -82,12 +84,12 @@ def test_a_failed_commit_never_answers_2xx(postgresql_engine: Engine, tmp_path: 
         name = f"lost-{uuid.uuid4().hex[:8]}"
         event.listen(app_engine, "commit", kill_connection_before_commit)
         try:
-            with httpx.Client(base_url=url, timeout=30) as client:
+            with httpx.Client(base_url=url, timeout=30, headers=headers) as client:
                 response = client.post("/v1/tasks", json={"name": name, "labels": ["a"]})
         finally:
             event.remove(app_engine, "commit", kill_connection_before_commit)
         assert response.status_code >= 500, response.text
-        with httpx.Client(base_url=url, timeout=30) as client:
+        with httpx.Client(base_url=url, timeout=30, headers=headers) as client:
             assert client.get(f"/v1/tasks/{name}").status_code == 404
             # the pool recovers: the same request again is committed and answered 201
             assert client.post("/v1/tasks", json={"name": name, "labels": ["a"]}).status_code == 201
@@ -101,7 +103,8 @@ def test_200_writes_then_reads_over_http_on_postgresql_see_no_stale_data(postgre
         [DRIFTLOOP, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        headers = {"Authorization": f"Bearer {make_key(postgresql_engine)}"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, headers=headers) as client:
             deadline = time.monotonic() + 240  # imports torch: slow on a busy machine
             while True:
                 try:

@@ -20,6 +20,7 @@ from driftloop.platform.modeling import registry
 from driftloop.platform.modeling.rounds import load_version
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.tasks import get_task
+from tests.api_keys import make_key
 from tests.learning_loop import Loop
 
 TEXTS = ["shares fell sharply as the bank cut its forecast", "the striker scored twice in the final", "a new phone with a folding screen"]
@@ -39,7 +40,7 @@ class Answer:
 
 
 @pytest.fixture
-def api(postgresql_engine: Engine, tmp_path: Path, headlines, encoder) -> Iterator[tuple[Loop, str]]:  # type: ignore[no-untyped-def]
+def api(postgresql_engine: Engine, tmp_path: Path, headlines, encoder) -> Iterator[tuple[Loop, str, str]]:  # type: ignore[no-untyped-def]
     import uvicorn
 
     loop = Loop(postgresql_engine, tmp_path, headlines, encoder)
@@ -51,7 +52,7 @@ def api(postgresql_engine: Engine, tmp_path: Path, headlines, encoder) -> Iterat
     deadline = time.monotonic() + 30
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
-    yield loop, f"http://127.0.0.1:{port}"
+    yield loop, f"http://127.0.0.1:{port}", make_key(postgresql_engine, "predict", task=loop.task)
     server.should_exit = True
     thread.join(timeout=15)
 
@@ -61,8 +62,8 @@ def _expected(loop: Loop, version: int) -> np.ndarray:
         return load_version(registry.get_version(session, get_task(session, loop.task), version), loop.encoder).predict_proba(TEXTS)
 
 
-def _client(base: str, task: str, index: int, stop: threading.Event, answers: list[Answer]) -> None:
-    with httpx.Client(base_url=base, timeout=60) as http:
+def _client(base: str, key: str, task: str, index: int, stop: threading.Event, answers: list[Answer]) -> None:
+    with httpx.Client(base_url=base, timeout=60, headers={"X-API-Key": key}) as http:
         while not stop.is_set():
             started = time.monotonic()
             try:
@@ -84,8 +85,8 @@ def _client(base: str, task: str, index: int, stop: threading.Event, answers: li
             )
 
 
-def test_a_promotion_and_a_rollback_under_load_drop_no_request(api: tuple[Loop, str]) -> None:
-    loop, base = api
+def test_a_promotion_and_a_rollback_under_load_drop_no_request(api: tuple[Loop, str, str]) -> None:
+    loop, base, key = api
     loop.label(loop.headlines[:150])
     first = loop.train()
     loop.label(loop.headlines[150:400])
@@ -96,7 +97,7 @@ def test_a_promotion_and_a_rollback_under_load_drop_no_request(api: tuple[Loop, 
 
     answers: list[Answer] = []
     stop = threading.Event()
-    clients = [threading.Thread(target=_client, args=(base, loop.task, i, stop, answers)) for i in range(CLIENTS)]
+    clients = [threading.Thread(target=_client, args=(base, key, loop.task, i, stop, answers)) for i in range(CLIENTS)]
     for client in clients:
         client.start()
     try:

@@ -3,11 +3,11 @@
 import uuid
 from pathlib import Path
 
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from driftloop.platform.api.app import create_app
 from driftloop.platform.config import Settings
+from tests.api_keys import admin_client
 from tests.learning_loop import Loop
 
 
@@ -20,7 +20,7 @@ def test_list_promote_and_read_the_training_job(sqlite_engine: Engine, tmp_path:
     assert not refused.gate.passed
 
     settings = Settings(home=tmp_path, database_url=str(sqlite_engine.url))
-    with TestClient(create_app(settings)) as client:
+    with admin_client(create_app(settings)) as client:
         models = client.get(f"/v1/tasks/{loop.task}/models").json()
         assert [(m["version"], m["status"]) for m in models] == [(1, "champion"), (2, "rejected")]
         assert models[0]["metrics"]["accuracy"] > 0.5

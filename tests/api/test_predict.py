@@ -16,6 +16,7 @@ from driftloop.platform.modeling.rounds import load_version
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import ModelVersion, Prediction, TextRecord
 from driftloop.platform.tasks import get_task, set_store_predictions
+from tests.api_keys import admin_client
 from tests.learning_loop import Loop
 
 TEXTS = ["shares fell sharply as the bank cut its forecast", "the striker scored twice in the final", "a new phone with a folding screen"]
@@ -31,7 +32,7 @@ def _champion_proba(loop: Loop, texts: list[str]) -> tuple[int, list[str], np.nd
 def test_predictions_are_the_champion_s_and_follow_a_promotion(sqlite_engine: Engine, tmp_path: Path, headlines, encoder) -> None:  # type: ignore[no-untyped-def]
     loop = Loop(sqlite_engine, tmp_path, headlines, encoder)
     settings = loop.settings.model_copy(update={"serve_check_seconds": 0.2})
-    with TestClient(create_app(settings)) as client:
+    with admin_client(create_app(settings)) as client:
         refused = client.post(f"/v1/tasks/{loop.task}/predict", json={"texts": TEXTS})
         assert (refused.status_code, refused.json()["error"]) == (409, "no_champion")  # nothing promoted yet
 
@@ -104,7 +105,7 @@ def test_a_champion_whose_artifact_does_not_load_leaves_the_old_one_serving(sqli
     first = loop.train()
     loop.label(loop.headlines[150:400])
     second = loop.train(promote=False)
-    with TestClient(create_app(settings)) as client:
+    with admin_client(create_app(settings)) as client:
         assert client.post(f"/v1/tasks/{loop.task}/predict", json={"texts": TEXTS}).headers["x-model-version"] == str(first.version)
         with session_scope(sqlite_engine) as session:
             version = registry.get_version(session, get_task(session, loop.task), second.version)
@@ -129,7 +130,7 @@ def served(sqlite_engine: Engine, tmp_path: Path, headlines, encoder):  # type: 
     loop.label(loop.headlines[:150])
     assert loop.train().promoted
     settings = loop.settings.model_copy(update={"ingest_max_request_bytes": 4000, "ingest_max_records_per_request": 20})
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    with admin_client(create_app(settings), raise_server_exceptions=False) as client:
         yield loop, client
 
 
@@ -209,7 +210,7 @@ def test_a_full_queue_answers_503_with_retry_after(sqlite_engine: Engine, tmp_pa
     assert loop.train().promoted
     # one text may wait, for half a second: the requests that come meanwhile find the queue full
     settings = loop.settings.model_copy(update={"serve_max_queue": 1, "serve_max_wait_ms": 500.0})
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    with admin_client(create_app(settings), raise_server_exceptions=False) as client:
         client.post(f"/v1/tasks/{loop.task}/predict", json={"texts": ["load it"]}, params={"store": "false"})
         with ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(lambda i: client.post(f"/v1/tasks/{loop.task}/predict", json={"texts": [f"text {i}"]}, params={"store": "false"}), range(8)))

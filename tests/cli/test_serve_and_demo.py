@@ -14,6 +14,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from tests.api_keys import cli_key
 from tests.browser import launch_chromium
 from tests.conftest import DRIFTLOOP, run_cli
 
@@ -62,6 +63,18 @@ def test_demo_learns_in_rounds_labelled_through_the_embedded_argilla(tmp_path: P
         # the bot answers its own rounds only: the 20 left for a person stay theirs
         assert len(re.findall(r"demo-bot answered 250 records of round", second)) == 2
         assert "candidate version 3 from champion v" in second  # it keeps learning on the next batches
+
+        # the demo's key, as printed, predicts through `driftloop serve`; the previous run's is revoked
+        first_key = re.search(r"export DRIFTLOOP_KEY=(dlk_\w+)", output)
+        key = re.search(r"export DRIFTLOOP_KEY=(dlk_\w+)", second)
+        assert first_key and key and f"the previous demo key {first_key.group(1).split('_')[1]} is revoked" in second
+        assert 'curl -s -H "Authorization: Bearer $DRIFTLOOP_KEY"' in second and "/v1/tasks/bbc-news/predict" in second
+        with _serving(tmp_path) as base:
+            url = f"{base}/v1/tasks/bbc-news/predict"
+            predicted = httpx.post(url, json={"texts": ["Shares fell"]}, headers={"Authorization": f"Bearer {key.group(1)}"})
+            assert predicted.status_code == 200 and predicted.json()["predictions"][0]["label"], predicted.text
+            old = httpx.post(url, json={"texts": ["Shares fell"]}, headers={"Authorization": f"Bearer {first_key.group(1)}"})
+            assert old.status_code == 401
     finally:
         run_cli("argilla", "down", env=env)
 
@@ -79,12 +92,15 @@ def _timed_lines(command: list[str], env: dict[str, str], timeout: float) -> tup
     return process.wait(timeout=60), lines
 
 
+def _env(home: Path) -> dict[str, str]:
+    return {"DRIFTLOOP_HOME": str(home), "DRIFTLOOP_DATABASE_URL": ""}
+
+
 @contextmanager
 def _serving(home: Path) -> Iterator[str]:
     """``driftloop serve`` on a free port of 127.0.0.1, as a real process: its base URL."""
     port = _free_port()
-    env = {**os.environ, "DRIFTLOOP_HOME": str(home), "DRIFTLOOP_DATABASE_URL": ""}
-    server = subprocess.Popen([DRIFTLOOP, "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE)
+    server = subprocess.Popen([DRIFTLOOP, "serve", "--port", str(port)], env={**os.environ, **_env(home)}, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120  # readiness, not speed: start-up imports torch, slow on a busy machine
@@ -102,8 +118,11 @@ def _serving(home: Path) -> Iterator[str]:
 
 def test_serve_answers_over_http(tmp_path: Path) -> None:
     with _serving(tmp_path) as base:
-        assert httpx.post(f"{base}/v1/tasks", json={"name": "live", "labels": ["a", "b"]}).status_code == 201
-        response = httpx.post(f"{base}/v1/tasks/live/texts", json=[{"text": "over the wire"}, {"text": ""}])
+        admin = {"Authorization": f"Bearer {cli_key(_env(tmp_path))}"}
+        assert httpx.post(f"{base}/v1/tasks", json={"name": "live", "labels": ["a", "b"]}).status_code == 401
+        assert httpx.post(f"{base}/v1/tasks", json={"name": "live", "labels": ["a", "b"]}, headers=admin).status_code == 201
+        ingest = {"X-API-Key": cli_key(_env(tmp_path), "ingest")}
+        response = httpx.post(f"{base}/v1/tasks/live/texts", json=[{"text": "over the wire"}, {"text": ""}], headers=ingest)
         assert response.status_code == 200
         assert [r["status"] for r in response.json()["results"]] == ["stored", "rejected"]
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.api_keys import cli_key
 from tests.cli.test_serve_and_demo import _free_port
 from tests.conftest import DRIFTLOOP
 
@@ -28,8 +29,10 @@ def test_serve_without_a_broker_fires_schedules_and_runs_their_jobs(tmp_path: Pa
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
-        assert httpx.post(f"{base}/v1/tasks", json={"name": "news", "labels": ["a", "b"]}).status_code == 201
-        created = httpx.post(f"{base}/v1/tasks/news/schedules", json={"action": "sync", "every": "2s"})
+        key_env = {k: env[k] for k in ("DRIFTLOOP_HOME", "DRIFTLOOP_DATABASE_URL")}
+        admin = {"Authorization": f"Bearer {cli_key(key_env)}"}
+        assert httpx.post(f"{base}/v1/tasks", json={"name": "news", "labels": ["a", "b"]}, headers=admin).status_code == 201
+        created = httpx.post(f"{base}/v1/tasks/news/schedules", json={"action": "sync", "every": "2s"}, headers=admin)
         assert created.status_code == 201, created.text
         url = created.headers["location"]
 
@@ -37,14 +40,14 @@ def test_serve_without_a_broker_fires_schedules_and_runs_their_jobs(tmp_path: Pa
         # meanwhile are skipped; once it has ended, the next firing queues the next job
         deadline = time.monotonic() + 90
         while True:
-            assert time.monotonic() < deadline, httpx.get(f"{base}{url}").json()
-            firings = list(reversed(httpx.get(f"{base}{url}").json()["firings"]))
+            assert time.monotonic() < deadline, httpx.get(f"{base}{url}", headers=admin).json()
+            firings = list(reversed(httpx.get(f"{base}{url}", headers=admin).json()["firings"]))
             jobs = [f["job"] for f in firings if f["job"] is not None]
             if len(jobs) >= 2:
                 break
             time.sleep(0.5)
         for job_id in jobs[:1]:
-            job = httpx.get(f"{base}/v1/jobs/{job_id}").json()
+            job = httpx.get(f"{base}/v1/jobs/{job_id}", headers=admin).json()
             assert (job["kind"], job["state"], job["owner_pid"]) == ("sync", "failed", server.pid), job
             assert "no Argilla configured" in job["error"]
         between = [f for f in firings if f["id"] > firings[0]["id"] and f["job"] is None and f["id"] < _made(firings, jobs[1])]

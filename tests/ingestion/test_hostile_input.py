@@ -8,7 +8,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
@@ -21,6 +20,7 @@ from driftloop.platform.ingestion.service import Status, ingest
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import Task, TextRecord
 from driftloop.platform.tasks import create_task
+from tests.api_keys import admin_client
 from tests.conftest import run_cli, store_env
 
 DEEP = '{"a":' * 10_000 + "1" + "}" * 10_000
@@ -73,7 +73,7 @@ def test_cli_rejects_each_bad_line_alone_and_stores_its_neighbours(engine: Engin
 def test_http_rejects_each_bad_record_alone_and_stores_its_neighbours(engine: Engine, task_name: str, tmp_path: Path) -> None:
     settings = Settings(home=tmp_path, database_url=engine.url.render_as_string(hide_password=False))
     body = "[" + ",".join(f"{_valid(i)},{bad}" for i, (bad, _, _) in enumerate(HOSTILE)) + "]"
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    with admin_client(create_app(settings), raise_server_exceptions=False) as client:
         response = client.post(f"/v1/tasks/{task_name}/texts", content=body.encode("utf-8"))
 
     assert response.status_code == 200, response.text

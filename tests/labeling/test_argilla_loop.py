@@ -214,15 +214,15 @@ def test_sync_without_argilla_reports_it_and_keeps_the_store(labeling: LabelingL
 
 
 def test_a_sync_over_http_is_a_job_that_stores_the_answers(labeling: LabelingLoop) -> None:
-    from fastapi.testclient import TestClient
 
     from driftloop.platform.api.app import create_app
+    from tests.api_keys import admin_client
     from tests.job_watch import wait_for_job
 
     picked = labeling.select(3)
     labeling.push()
     labeling.annotate(ANNOTATOR)
-    with TestClient(create_app(labeling.settings)) as client:
+    with admin_client(create_app(labeling.settings)) as client:
         answer = client.post(f"/v1/tasks/{labeling.task}/sync")
         assert answer.status_code == 202 and answer.headers["location"] == answer.json()["url"]
         job = wait_for_job(client, answer.json()["job"])[-1]
@@ -233,7 +233,7 @@ def test_a_sync_over_http_is_a_job_that_stores_the_answers(labeling: LabelingLoo
         # Argilla unreachable: the job fails and says why; the picks stay pending for the next sync
         labeling.select(2)
         down = labeling.settings.model_copy(update={"argilla_url": "http://127.0.0.1:9"})
-        with TestClient(create_app(down)) as unreachable:
+        with admin_client(create_app(down)) as unreachable:
             failed = wait_for_job(unreachable, unreachable.post(f"/v1/tasks/{labeling.task}/sync").json()["job"])[-1]
         assert failed["state"] == "failed" and "Argilla could not be reached; 2 pushes stay pending" in failed["error"]
         with session_scope(labeling.engine) as session:

@@ -8,7 +8,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
 from driftloop.labeling import register_jobs
@@ -22,6 +21,7 @@ from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import Job, JobState, TextRecord
 from driftloop.platform.tasks import get_task
 from driftloop.workers.app import create_celery
+from tests.api_keys import admin_client
 from tests.conftest import store_env
 from tests.job_watch import wait_for_job_row
 from tests.workers.celery_workers import Workers
@@ -53,7 +53,7 @@ def test_the_loop_runs_through_the_workers_from_ingest_to_a_promoted_model(broke
     try:
         workers.start("default", "default")
         workers.start("train", "train")
-        with TestClient(create_app(settings)) as api:
+        with admin_client(create_app(settings)) as api:
             assert api.post("/v1/tasks", json={"name": task, "labels": ["business", "entertainment", "politics", "sports", "tech"]}).status_code == 201
             records = [{"id": i, "text": text} for i, text, _ in headlines[:300]]
             assert api.post(f"/v1/tasks/{task}/texts", json=records).json()["stored"] == 300

@@ -4,7 +4,6 @@ stay in the next candidate's data. Real headlines, the real encoder, head mode; 
 real ones (candidates trained on one topic without replay forget the others)."""
 
 
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from driftloop.platform.api.app import create_app
@@ -13,6 +12,7 @@ from driftloop.platform.modeling.freeze import gate_status
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import Label, Split, TrainingRun
 from driftloop.platform.tasks import get_task
+from tests.api_keys import admin_client
 from tests.learning_loop import Loop
 
 
@@ -55,7 +55,7 @@ def test_three_refusals_raise_the_notice_with_figures_and_a_promotion_clears_it(
     lines = freeze_lines(loop.engine, loop.task)
     assert lines[0].startswith("NOTICE: the gate refused the last 3 candidates") and "no_forgetting on past1:" in lines[1]
 
-    with TestClient(create_app(loop.settings)) as client:
+    with admin_client(create_app(loop.settings)) as client:
         gate = client.get(f"/v1/tasks/{loop.task}/gate").json()
         assert (gate["refused_in_a_row"], gate["freeze_after"], gate["champion"]) == (3, 3, 1)
         assert [r["version"] for r in gate["notice"]["rounds"]] == [4, 3, 2]

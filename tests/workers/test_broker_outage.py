@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
 from driftloop.labeling.server.ports import free_port
@@ -21,6 +20,7 @@ from driftloop.platform.config import Settings
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import Job, JobState, SelectionRound, TextRecord
 from driftloop.platform.tasks import get_task
+from tests.api_keys import admin_client
 from tests.conftest import store_env
 from tests.job_watch import wait_for_job_row
 from tests.workers.celery_workers import Workers
@@ -70,7 +70,7 @@ def test_work_submitted_while_the_broker_is_down_runs_once_when_it_is_back(postg
     workers = Workers({**store_env(engine, tmp_path), "DRIFTLOOP_BROKER_URL": private_redis.url}, tmp_path / "logs")
     try:
         workers.start("default", "default")
-        with TestClient(create_app(settings)) as api:
+        with admin_client(create_app(settings)) as api:
             assert api.post("/v1/tasks", json={"name": task, "labels": ["a", "b"]}).status_code == 201
             first = api.post(f"/v1/tasks/{task}/texts", json=[{"id": i, "text": t} for i, t, _ in headlines[:40]])
             assert first.json()["stored"] == 40

@@ -9,6 +9,8 @@ from driftloop.platform.api.errors import declare, error_response
 from driftloop.platform.api.metrics import JobsCollector
 
 router = APIRouter(tags=["operations"])
+# apart, so that the app can ask for a key here (DRIFTLOOP_METRICS_AUTH) and not for /healthz
+metrics_router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz", response_model=None, responses=declare(503))
@@ -21,7 +23,7 @@ def healthz(engine: EngineDep) -> dict[str, str] | Response:
     return {"status": "ok", "store": engine.dialect.name}
 
 
-@router.get("/metrics")
+@metrics_router.get("/metrics")
 def metrics(engine: EngineDep) -> Response:
     # the API processes' counters, then the jobs read from the store (a registry per scrape: the
     # collector holds this app's engine, and several apps may live in one process)

@@ -4,6 +4,7 @@ from datetime import datetime
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
+from driftloop.platform.api.auth import require_for_job
 from driftloop.platform.api.deps import RowNumber, SessionDep, SettingsDep
 from driftloop.platform.api.errors import declare
 from driftloop.platform.jobs import cancel_job, job_info
@@ -46,13 +47,17 @@ def accepted(job_id: int, response: Response) -> JobAccepted:
     return JobAccepted(job=job_id, state="queued", url=url)
 
 
-@router.get("/v1/jobs/{job_id}", responses=declare(404, 422))
+@router.get("/v1/jobs/{job_id}", responses=declare(401, 403, 404, 422), dependencies=[require_for_job()])
 def read_job(job_id: RowNumber, session: SessionDep, settings: SettingsDep) -> JobPublic:
     # a job whose process died is marked failed here rather than shown as running
     return JobPublic(**asdict(job_info(session, job_id, lost_after=settings.job_lost_after_seconds)))
 
 
-@router.post("/v1/jobs/{job_id}/cancel", responses=declare(404, 409, 422))
+@router.post(
+    "/v1/jobs/{job_id}/cancel",
+    responses=declare(401, 403, 404, 409, 422),
+    dependencies=[require_for_job(cancel=True)],
+)
 def cancel(job_id: RowNumber, session: SessionDep, settings: SettingsDep) -> JobPublic:
     """Cancel a queued or running job: a queued one never starts, a running one stops at its next
     progress report and commits nothing. 409 when it has ended already."""

@@ -5,6 +5,7 @@ from fastapi import APIRouter, BackgroundTasks, Request, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from driftloop.platform.api.auth import no_key, require
 from driftloop.platform.api.deps import EngineDep, SettingsDep
 from driftloop.platform.api.errors import declare
 from driftloop.platform.api.routes.jobs import JobAccepted, accepted
@@ -17,7 +18,13 @@ class WebhookAccepted(BaseModel):
     task: str | None  # None: the event is about a dataset no task owns, and is ignored
 
 
-@router.post("/v1/labeling/webhook", status_code=202, responses=declare(401, 409, 422, 503))
+@router.post(
+    "/v1/labeling/webhook",
+    status_code=202,
+    responses=declare(401, 409, 422, 503),
+    # Argilla cannot send our keys: each delivery is signed with the webhook's secret, checked instead
+    dependencies=[no_key("signed by Argilla with the webhook's secret")],
+)
 async def receive_webhook(request: Request, engine: EngineDep, settings: SettingsDep, background: BackgroundTasks) -> WebhookAccepted:
     from driftloop.labeling import webhooks
 
@@ -29,7 +36,12 @@ async def receive_webhook(request: Request, engine: EngineDep, settings: Setting
     return WebhookAccepted(event=str(delivery.event.get("type")), task=delivery.task)
 
 
-@router.post("/v1/tasks/{task}/sync", status_code=202, responses=declare(404, 422))
+@router.post(
+    "/v1/tasks/{task}/sync",
+    status_code=202,
+    responses=declare(401, 403, 404, 422),
+    dependencies=[require("label")],
+)
 def sync(task: str, engine: EngineDep, settings: SettingsDep, response: Response) -> JobAccepted:
     """Queue a sync: pending picks pushed to Argilla, then every answer read back as annotations and
     labels; follow it at ``url``. The job fails, saying why, when Argilla cannot be reached (the

@@ -1,6 +1,7 @@
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from driftloop.platform.api.auth import require
 from driftloop.platform.api.deps import RowNumber, SessionDep, SettingsDep
 from driftloop.platform.api.errors import declare
 from driftloop.platform.modeling import registry
@@ -56,12 +57,16 @@ class GateStatusPublic(BaseModel):
     notice: FreezeNoticePublic | None  # set once the gate refused freeze_after candidates in a row
 
 
-@router.get("/v1/tasks/{task}/models", responses=declare(404, 422))
+@router.get("/v1/tasks/{task}/models", responses=declare(401, 403, 404, 422), dependencies=[require()])
 def list_models(task: str, session: SessionDep) -> list[ModelPublic]:
     return [ModelPublic(**vars(v)) for v in registry.list_versions(session, task)]
 
 
-@router.post("/v1/tasks/{task}/models/{version}/promote", responses=declare(400, 404, 409, 422))
+@router.post(
+    "/v1/tasks/{task}/models/{version}/promote",
+    responses=declare(400, 401, 403, 404, 409, 422),
+    dependencies=[require("promote")],
+)
 def promote(task: str, version: RowNumber, session: SessionDep, settings: SettingsDep, body: PromoteRequest | None = None) -> ModelPublic:
     registry.promote(
         session, task, version, replay_capacity=settings.replay_capacity, force_reason=body.force_reason if body else None
@@ -70,7 +75,7 @@ def promote(task: str, version: RowNumber, session: SessionDep, settings: Settin
     return ModelPublic(**vars(promoted))
 
 
-@router.get("/v1/tasks/{task}/gate", responses=declare(404, 422))
+@router.get("/v1/tasks/{task}/gate", responses=declare(401, 403, 404, 422), dependencies=[require()])
 def read_gate(task: str, session: SessionDep, settings: SettingsDep) -> GateStatusPublic:
     """The champion and the gate's recent refusals; ``notice`` says the served model stopped learning."""
     status = gate_status(session, task, settings.gate_freeze_after)

@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 
+from driftloop.platform.api.auth import require
 from driftloop.platform.api.bodies import read_body
 from driftloop.platform.api.deps import EngineDep, ServedModelsDep, SessionDep, SettingsDep
 from driftloop.platform.api.errors import declare
@@ -64,7 +65,12 @@ _BODY: dict[str, Any] = {
 }
 
 
-@router.post("/v1/tasks/{task}/predict", responses=declare(400, 404, 409, 413, 422, 503), openapi_extra=_BODY)
+@router.post(
+    "/v1/tasks/{task}/predict",
+    responses=declare(400, 401, 403, 404, 409, 413, 422, 503),
+    openapi_extra=_BODY,
+    dependencies=[require("predict")],
+)
 async def predict_texts(
     task: str,
     request: Request,
@@ -114,7 +120,7 @@ async def predict_texts(
     return PredictResponse(task=task, model_version=result.version, request_id=uuid.uuid4().hex, predictions=predictions, stored=stored)
 
 
-@router.get("/v1/tasks/{task}/model", responses=declare(404, 409, 422, 503))
+@router.get("/v1/tasks/{task}/model", responses=declare(401, 403, 404, 409, 422, 503), dependencies=[require("predict")])
 def read_served_model(task: str, session: SessionDep, models: ServedModelsDep) -> ServedModelPublic:
     """The champion: its metrics and the gate's verdict, and the version this process serves."""
     champion = registry.champion(session, get_task(session, task).id)

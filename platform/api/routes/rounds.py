@@ -7,6 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
+from driftloop.platform.api.auth import require
 from driftloop.platform.api.deps import EngineDep, SettingsDep
 from driftloop.platform.api.errors import declare
 from driftloop.platform.api.routes.jobs import JobAccepted, accepted
@@ -31,7 +32,12 @@ class SelectRequest(BaseModel):
     seed: int = Field(0, ge=0, le=2**31 - 1)
 
 
-@router.post("/v1/tasks/{task}/train", status_code=202, responses=declare(400, 404, 422))
+@router.post(
+    "/v1/tasks/{task}/train",
+    status_code=202,
+    responses=declare(400, 401, 403, 404, 422),
+    dependencies=[require("train")],
+)
 def train(task: str, engine: EngineDep, settings: SettingsDep, response: Response, body: TrainRequest | None = None) -> JobAccepted:
     """Queue a training round (train → gate → promote if it passed); follow it at ``url``."""
     from driftloop.platform.modeling.rounds import RoundRequest, submit_train
@@ -50,7 +56,12 @@ def train(task: str, engine: EngineDep, settings: SettingsDep, response: Respons
     return accepted(submit_train(engine, settings, request), response)
 
 
-@router.post("/v1/tasks/{task}/select", status_code=202, responses=declare(400, 404, 422))
+@router.post(
+    "/v1/tasks/{task}/select",
+    status_code=202,
+    responses=declare(400, 401, 403, 404, 422),
+    dependencies=[require("label")],
+)
 def select(task: str, body: SelectRequest, engine: EngineDep, settings: SettingsDep, response: Response) -> JobAccepted:
     """Queue a selection round (pick ``budget`` texts worth labeling); follow it at ``url``."""
     from driftloop.platform.selection.rounds import SelectionRequest, submit_selection
@@ -59,7 +70,12 @@ def select(task: str, body: SelectRequest, engine: EngineDep, settings: Settings
     return accepted(submit_selection(engine, settings, request), response)
 
 
-@router.post("/v1/tasks/{task}/index/rebuild", status_code=202, responses=declare(404, 422))
+@router.post(
+    "/v1/tasks/{task}/index/rebuild",
+    status_code=202,
+    responses=declare(401, 403, 404, 422),
+    dependencies=[require("label")],
+)
 def rebuild_index(task: str, engine: EngineDep, settings: SettingsDep, response: Response) -> JobAccepted:
     """Queue a rebuild of the task's vector index: every text embedded with the configured encoder
     (after an encoder change), then the index built afresh; follow it at ``url``."""

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
 
 from driftloop.platform import schedules
+from driftloop.platform.api.auth import require
 from driftloop.platform.api.deps import RowNumber, SessionDep
 from driftloop.platform.api.errors import declare
 
@@ -62,7 +63,12 @@ def _public(info: schedules.ScheduleInfo) -> SchedulePublic:
     return SchedulePublic(**{k: v for k, v in asdict(info).items() if k in SchedulePublic.model_fields})
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=declare(400, 404, 409, 422))
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=declare(400, 401, 403, 404, 409, 422),
+    dependencies=[require("admin")],
+)
 def add_schedule(task: str, body: ScheduleCreate, session: SessionDep, response: Response) -> SchedulePublic:
     """Add a schedule with exactly one trigger (``every``, ``cron``, ``after_labels`` or ``on_drift``);
     its parameters are checked now. 409 when the task has the same schedule already."""
@@ -73,31 +79,36 @@ def add_schedule(task: str, body: ScheduleCreate, session: SessionDep, response:
     return _public(info)
 
 
-@router.get("", responses=declare(404, 422))
+@router.get("", responses=declare(401, 403, 404, 422), dependencies=[require()])
 def list_schedules(task: str, session: SessionDep) -> list[SchedulePublic]:
     return [_public(info) for info in schedules.list_schedules(session, task)]
 
 
-@router.get("/{schedule_id}", responses=declare(404, 422))
+@router.get("/{schedule_id}", responses=declare(401, 403, 404, 422), dependencies=[require()])
 def show_schedule(task: str, schedule_id: RowNumber, session: SessionDep) -> ScheduleDetailPublic:
     detail = schedules.show(session, schedule_id, task)
     firings = [FiringPublic(id=f.id, fired_at=f.fired_at, trigger=f.trigger, job=f.job, skipped=f.skipped) for f in detail.firings]
     return ScheduleDetailPublic(**_public(detail).model_dump(), firings=firings)
 
 
-@router.post("/{schedule_id}/pause", responses=declare(404, 409, 422))
+@router.post("/{schedule_id}/pause", responses=declare(401, 403, 404, 409, 422), dependencies=[require("admin")])
 def pause_schedule(task: str, schedule_id: RowNumber, session: SessionDep) -> SchedulePublic:
     """Pause: it does not fire until resumed. 409 when it is paused already."""
     return _public(schedules.pause(session, schedule_id, task))
 
 
-@router.post("/{schedule_id}/resume", responses=declare(404, 409, 422))
+@router.post("/{schedule_id}/resume", responses=declare(401, 403, 404, 409, 422), dependencies=[require("admin")])
 def resume_schedule(task: str, schedule_id: RowNumber, session: SessionDep) -> SchedulePublic:
     """Resume: a time trigger fires next at its first time after now. 409 when it is not paused."""
     return _public(schedules.resume(session, schedule_id, task))
 
 
-@router.delete("/{schedule_id}", status_code=status.HTTP_204_NO_CONTENT, responses=declare(404, 422))
+@router.delete(
+    "/{schedule_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=declare(401, 403, 404, 422),
+    dependencies=[require("admin")],
+)
 def remove_schedule(task: str, schedule_id: RowNumber, session: SessionDep) -> Response:
     """Remove the schedule and the record of its firings."""
     schedules.remove(session, schedule_id, task)

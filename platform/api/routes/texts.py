@@ -7,6 +7,7 @@ rejected alone (with its index and reason) instead of failing the whole request.
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
+from driftloop.platform.api.auth import require
 from driftloop.platform.api.bodies import read_body
 from driftloop.platform.api.deps import EngineDep, SettingsDep
 from driftloop.platform.api.errors import ApiError, declare
@@ -19,7 +20,12 @@ from driftloop.platform.selection.pool import submit_score
 router = APIRouter(prefix="/v1/tasks", tags=["texts"])
 
 
-@router.post("/{task}/texts", responses=declare(404, 413, 422), openapi_extra=RECORDS_BODY)
+@router.post(
+    "/{task}/texts",
+    responses=declare(401, 403, 404, 413, 422),
+    openapi_extra=RECORDS_BODY,
+    dependencies=[require("ingest")],
+)
 async def post_texts(task: str, request: Request, engine: EngineDep, settings: SettingsDep) -> IngestResponse:
     records = await _read_records(request, settings.ingest_max_request_bytes, settings.ingest_max_records_per_request)
     batches = await run_in_threadpool(

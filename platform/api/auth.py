@@ -1,0 +1,134 @@
+"""The API's key check: each /v1 route declares the scope it needs (:func:`require`,
+:func:`require_for_job`), or says why it takes no key (:func:`no_key`); :func:`check_routes` refuses
+to build an application with a /v1 route that does neither, so a route added later cannot forget it.
+
+A key comes as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``; both are FastAPI security
+schemes, so /openapi.json shows them and which operations need them. The service behind it is
+:mod:`driftloop.platform.api_keys`."""
+
+from collections.abc import Iterable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from driftloop.platform.api_keys import KeyInfo, Scope, authenticate, permit_job, record_use, verify
+from driftloop.platform.config import Settings
+from driftloop.platform.errors import Unauthenticated
+
+_HOW = "An API key made by `driftloop keys create` (dlk_…), with the scope the operation needs."
+_bearer = HTTPBearer(auto_error=False, scheme_name="BearerKey", description=_HOW)
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="ApiKeyHeader", description=_HOW)
+
+_MAX_ROW_NUMBER = 2**31 - 1  # as deps.RowNumber: a larger job id names no row
+
+
+def presented_key(
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    header: Annotated[str | None, Depends(_header)],
+) -> str | None:
+    """The key the request carries, in either header."""
+    if bearer is not None and header is not None and bearer.credentials != header:
+        raise Unauthenticated("the request carries two different keys (Authorization and X-API-Key): send one")
+    return bearer.credentials if bearer is not None else header
+
+
+class Guard:
+    """The key check of one route: a dependency that answers the key, or None when auth is off."""
+
+    def __init__(self, scope: Scope | None, *, all_tasks: bool = False) -> None:
+        self.scope = scope
+        self.all_tasks = all_tasks
+
+    def __call__(self, request: Request, key: Annotated[str | None, Depends(presented_key)]) -> KeyInfo | None:
+        settings: Settings = request.app.state.settings
+        if not settings.auth:
+            return None
+        engine = request.app.state.engine
+        with Session(engine) as session:  # read only, never committed
+            info = self.check(session, key, request)
+        # Before the route's own transaction, not after the response: on SQLite a write running
+        # beside the route's read-then-write transaction would make that one fail ("locked").
+        record_use(engine, info)
+        return info
+
+    def check(self, session: Session, key: str | None, request: Request) -> KeyInfo:
+        return authenticate(session, key, self.scope, request.path_params.get("task"), all_tasks=self.all_tasks)
+
+    def statuses(self, path: str) -> tuple[int, ...]:
+        """What this check can answer on ``path``: 401, and 403 where a key can be refused."""
+        return (401, 403) if self.scope is not None or self.all_tasks or "{task}" in path else (401,)
+
+
+class JobGuard(Guard):
+    """The check of a job's routes: the task (and, to cancel, the scope) come from the job."""
+
+    def __init__(self, *, cancel: bool) -> None:
+        super().__init__(None)
+        self.cancel = cancel
+
+    def check(self, session: Session, key: str | None, request: Request) -> KeyInfo:
+        info = verify(session, key)
+        raw = request.path_params.get("job_id", "")
+        # a job id that is not one is left to the route's own validation (422)
+        if raw.isdigit() and 1 <= int(raw) <= _MAX_ROW_NUMBER:
+            permit_job(session, info, int(raw), cancel=self.cancel)
+        return info
+
+    def statuses(self, path: str) -> tuple[int, ...]:
+        return (401, 403)
+
+
+class NoKey:
+    """A /v1 route that takes no key, and why (it proves its caller some other way)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __call__(self) -> None:
+        return None
+
+
+def require(scope: str | None = None, *, all_tasks: bool = False) -> Any:
+    """A route's dependency on a key with ``scope`` (None: any valid key) that is allowed on the
+    route's ``{task}``; ``all_tasks``: the route concerns every task, which a key bound to one task
+    may not do. Use it in ``dependencies=[…]``, or as a parameter's default to get the key."""
+    # Scope(): a misspelt scope fails when the route is defined, not by refusing every key
+    return Depends(Guard(Scope(scope) if scope is not None else None, all_tasks=all_tasks))
+
+
+def require_for_job(*, cancel: bool = False) -> Any:
+    """A job route's dependency: any key allowed on the job's task; to cancel, ``admin`` or the
+    scope that starts that kind of job."""
+    return Depends(JobGuard(cancel=cancel))
+
+
+def no_key(reason: str) -> Any:
+    return Depends(NoKey(reason))
+
+
+def check_routes(routers: Iterable[APIRouter]) -> dict[tuple[str, str], Guard | NoKey]:
+    """Each route's key check, by (method, path). Refuses (a programming error) a /v1 route with no
+    key check, or one that does not declare in the OpenAPI spec the 401 and 403 its check can answer."""
+    found: dict[tuple[str, str], Guard | NoKey] = {}
+    for router in routers:
+        for route in router.routes:
+            if not isinstance(route, APIRoute):
+                continue
+            where = f"{'|'.join(sorted(route.methods))} {route.path}"
+            checks = [call for call in _calls(route.dependant) if isinstance(call, Guard | NoKey)]
+            if route.path.startswith("/v1/") and not checks:
+                raise RuntimeError(f"{where} has no key check: give it dependencies=[auth.require(scope)] or auth.no_key(reason)")
+            for check in checks:
+                undeclared = [s for s in (check.statuses(route.path) if isinstance(check, Guard) else ()) if s not in route.responses]
+                if undeclared:
+                    raise RuntimeError(f"{where} can answer {undeclared} for its key check: add them to responses=declare(…)")
+                found.update({(method, route.path): check for method in route.methods})
+    return found
+
+
+def _calls(dependant: Dependant) -> list[Any]:
+    return [call for dep in dependant.dependencies for call in (dep.call, *_calls(dep))]

@@ -97,10 +97,11 @@ def _env(home: Path) -> dict[str, str]:
 
 
 @contextmanager
-def _serving(home: Path) -> Iterator[str]:
+def _serving(home: Path, workers: int = 1) -> Iterator[str]:
     """``driftloop serve`` on a free port of 127.0.0.1, as a real process: its base URL."""
     port = _free_port()
-    server = subprocess.Popen([DRIFTLOOP, "serve", "--port", str(port)], env={**os.environ, **_env(home)}, stderr=subprocess.PIPE)
+    command = [DRIFTLOOP, "serve", "--port", str(port), "--workers", str(workers)]
+    server = subprocess.Popen(command, env={**os.environ, **_env(home)}, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120  # readiness, not speed: start-up imports torch, slow on a busy machine
@@ -116,8 +117,8 @@ def _serving(home: Path) -> Iterator[str]:
         server.wait(timeout=10)
 
 
-def test_serve_answers_over_http(tmp_path: Path) -> None:
-    with _serving(tmp_path) as base:
+def test_serve_answers_over_http_and_metrics_count_every_worker_process(tmp_path: Path) -> None:
+    with _serving(tmp_path, workers=2) as base:
         admin = {"Authorization": f"Bearer {cli_key(_env(tmp_path))}"}
         assert httpx.post(f"{base}/v1/tasks", json={"name": "live", "labels": ["a", "b"]}).status_code == 401
         assert httpx.post(f"{base}/v1/tasks", json={"name": "live", "labels": ["a", "b"]}, headers=admin).status_code == 201
@@ -125,6 +126,11 @@ def test_serve_answers_over_http(tmp_path: Path) -> None:
         response = httpx.post(f"{base}/v1/tasks/live/texts", json=[{"text": "over the wire"}, {"text": ""}], headers=ingest)
         assert response.status_code == 200
         assert [r["status"] for r in response.json()["results"]] == ["stored", "rejected"]
+        for i in range(20):  # spread over both processes by the kernel
+            assert httpx.post(f"{base}/v1/tasks/live/texts", json=[{"text": f"text {i}"}], headers=ingest).status_code == 200
+        for _ in range(4):  # whichever process answers the scrape reports both processes' counts
+            scraped = httpx.get(f"{base}/metrics").text
+            assert 'driftloop_ingest_records_total{status="stored",task="live"} 21.0' in scraped, scraped
 
 
 def test_the_api_docs_render_in_a_browser_without_leaving_the_host(tmp_path: Path) -> None:

@@ -19,8 +19,10 @@ import hmac
 import ipaddress
 import logging
 import secrets
+import threading
+import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, or_, select, update
@@ -215,12 +217,62 @@ def permit_job(session: Session, key: KeyInfo, job_id: int, *, cancel: bool) -> 
     permit(key, _CANCEL_SCOPES.get(kind, Scope.admin) if cancel else None, task, all_tasks=task is None)
 
 
-def record_use(engine: Engine, key: KeyInfo) -> None:
-    """Set the key's ``last_used_at``, at most once a minute, in a transaction of its own. A store
-    that cannot take the write now only makes the time less fresh: it is logged, never raised."""
+class VerifiedKeys:
+    """The keys this process verified lately. A prediction costs less than reading its key from the
+    store, so a key is read once every ``seconds`` per process, not on every request: within that
+    time a key revoked meanwhile is still taken (the price, bounded and documented); one that
+    expires is refused at once (its expiry is checked each time). Kept by the sha256 of the whole
+    key, never the key itself."""
+
+    MAX_KEYS = 10_000  # more distinct keys than this in one process: forget them all and read again
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._known: dict[bytes, tuple[KeyInfo, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, presented: str | None) -> KeyInfo | None:
+        """The key, if this process verified it less than ``seconds`` ago and it has not expired."""
+        if not presented or self.seconds <= 0:
+            return None
+        with self._lock:
+            found = self._known.get(_digest(presented))
+        if found is None or time.monotonic() - found[1] > self.seconds:
+            return None
+        key = found[0]
+        return None if key.expires_at is not None and key.expires_at <= utcnow() else key
+
+    def put(self, presented: str | None, key: KeyInfo) -> None:
+        if not presented or self.seconds <= 0:
+            return
+        with self._lock:
+            if len(self._known) >= self.MAX_KEYS:
+                self._known.clear()
+            self._known[_digest(presented)] = (key, time.monotonic())
+
+
+    def update(self, presented: str | None, key: KeyInfo) -> None:
+        """Keep ``key``'s newer fields (its last use) without trusting it any longer."""
+        if not presented:
+            return
+        with self._lock:
+            found = self._known.get(_digest(presented))
+            if found is not None:
+                self._known[_digest(presented)] = (key, found[1])
+
+
+def needs_recording(key: KeyInfo) -> bool:
+    """Whether :func:`record_use` would write (at most once a minute per key)."""
+    return key.last_used_at is None or utcnow() - key.last_used_at >= TOUCH_EVERY
+
+
+def record_use(engine: Engine, key: KeyInfo) -> KeyInfo:
+    """Set the key's ``last_used_at``, at most once a minute, in a transaction of its own; the key
+    as it is now. A store that cannot take the write now only makes the time less fresh: it is
+    logged, never raised."""
     now = utcnow()
-    if key.last_used_at is not None and now - key.last_used_at < TOUCH_EVERY:
-        return
+    if not needs_recording(key):
+        return key
     try:
         with session_scope(engine, write=True) as session:
             session.execute(
@@ -230,6 +282,7 @@ def record_use(engine: Engine, key: KeyInfo) -> None:
             )
     except SQLAlchemyError as error:
         log.warning("could not record the use of API key %s: %s", key.prefix, error.__class__.__name__)
+    return replace(key, last_used_at=now)  # not tried again for a minute, written or not
 
 
 def _split(presented: str) -> tuple[str, str]:
@@ -239,6 +292,10 @@ def _split(presented: str) -> tuple[str, str]:
     if start or not sep or not secret or len(presented) > _MAX_PRESENTED or not presented.isascii() or not prefix.isalnum():
         raise Unauthenticated(f"malformed API key: a key reads {KEY_START}<prefix>_<secret>, as `driftloop keys create` printed it")
     return prefix, secret
+
+
+def _digest(presented: str) -> bytes:
+    return hashlib.sha256(presented.encode("utf-8", "surrogatepass")).digest()
 
 
 def _hash(secret: str) -> str:

@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     api_host: str = Field(
         "127.0.0.1", description="The address the API listens on (`driftloop serve --host` sets it for its processes)."
     )
+    auth_cache_seconds: float = Field(
+        5.0,
+        ge=0.0,
+        description="An API process trusts a key it verified for this long before reading it from the store again (a "
+        "revoked key is refused within it; an expired one at once); 0 = read it on every request.",
+    )
     metrics_auth: bool = Field(False, description="/metrics asks for an API key too (any valid key); off = open to scrapers.")
 
     ingest_max_text_chars: int = Field(100_000, gt=0, description="Longer texts are rejected.")

@@ -11,7 +11,7 @@ from driftloop.labeling import register_jobs
 from driftloop.platform.api import auth, errors
 from driftloop.platform.api.errors import declare
 from driftloop.platform.api.routes import health, jobs, labeling, models, predictions, rounds, schedules, tasks, texts
-from driftloop.platform.api_keys import refuse_open_exposure
+from driftloop.platform.api_keys import VerifiedKeys, refuse_open_exposure
 from driftloop.platform.config import Settings, get_settings
 from driftloop.platform.serving.champions import ServedModels
 from driftloop.platform.store.engine import get_engine
@@ -33,6 +33,7 @@ def create_app(settings: Settings | None = None, *, run_schedules: bool = False)
     app.state.settings = settings
     app.state.engine = engine
     app.state.served_models = ServedModels(engine, settings)
+    app.state.verified_keys = VerifiedKeys(settings.auth_cache_seconds)
     app.state.run_schedules = run_schedules and not settings.broker_url
     errors.install(app)
     register_jobs()  # the API is an edge: it wires labeling's jobs (sync) into its runner

@@ -10,12 +10,22 @@ from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from driftloop.platform.api_keys import KeyInfo, Scope, authenticate, permit_job, record_use, verify
+from driftloop.platform.api_keys import (
+    KeyInfo,
+    Scope,
+    VerifiedKeys,
+    needs_recording,
+    permit,
+    permit_job,
+    record_use,
+    verify,
+)
 from driftloop.platform.config import Settings
 from driftloop.platform.errors import Unauthenticated
 
@@ -26,7 +36,7 @@ _header = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="ApiKeyHe
 _MAX_ROW_NUMBER = 2**31 - 1  # as deps.RowNumber: a larger job id names no row
 
 
-def presented_key(
+async def presented_key(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     header: Annotated[str | None, Depends(_header)],
 ) -> str | None:
@@ -39,24 +49,39 @@ def presented_key(
 class Guard:
     """The key check of one route: a dependency that answers the key, or None when auth is off."""
 
+    # a key verified lately is enough to decide: the route's scope and task are in the request
+    offline = True
+
     def __init__(self, scope: Scope | None, *, all_tasks: bool = False) -> None:
         self.scope = scope
         self.all_tasks = all_tasks
 
-    def __call__(self, request: Request, key: Annotated[str | None, Depends(presented_key)]) -> KeyInfo | None:
+    async def __call__(self, request: Request, key: Annotated[str | None, Depends(presented_key)]) -> KeyInfo | None:
         settings: Settings = request.app.state.settings
         if not settings.auth:
             return None
-        engine = request.app.state.engine
-        with Session(engine) as session:  # read only, never committed
-            info = self.check(session, key, request)
-        # Before the route's own transaction, not after the response: on SQLite a write running
-        # beside the route's read-then-write transaction would make that one fail ("locked").
-        record_use(engine, info)
+        known: VerifiedKeys = request.app.state.verified_keys
+        info = known.get(key) if self.offline else None
+        if info is None:  # read from the store, off the event loop
+            info = await run_in_threadpool(self._read, request, key)
+        else:  # verified lately: the scope and the task are checked here, without the store
+            permit(info, self.scope, request.path_params.get("task"), all_tasks=self.all_tasks)
+        if needs_recording(info):
+            # Before the route's own transaction, not after the response: on SQLite a write running
+            # beside the route's read-then-write transaction would make that one fail ("locked").
+            info = await run_in_threadpool(record_use, request.app.state.engine, info)
+            known.update(key, info)
         return info
 
-    def check(self, session: Session, key: str | None, request: Request) -> KeyInfo:
-        return authenticate(session, key, self.scope, request.path_params.get("task"), all_tasks=self.all_tasks)
+    def _read(self, request: Request, key: str | None) -> KeyInfo:
+        with Session(request.app.state.engine) as session:  # read only, never committed
+            info = verify(session, key)
+            request.app.state.verified_keys.put(key, info)
+            self.check(session, info, request)
+        return info
+
+    def check(self, session: Session, info: KeyInfo, request: Request) -> None:
+        permit(info, self.scope, request.path_params.get("task"), all_tasks=self.all_tasks)
 
     def statuses(self, path: str) -> tuple[int, ...]:
         """What this check can answer on ``path``: 401, and 403 where a key can be refused."""
@@ -70,13 +95,13 @@ class JobGuard(Guard):
         super().__init__(None)
         self.cancel = cancel
 
-    def check(self, session: Session, key: str | None, request: Request) -> KeyInfo:
-        info = verify(session, key)
+    offline = False  # the job's task (and kind) are in the store
+
+    def check(self, session: Session, info: KeyInfo, request: Request) -> None:
         raw = request.path_params.get("job_id", "")
         # a job id that is not one is left to the route's own validation (422)
         if raw.isdigit() and 1 <= int(raw) <= _MAX_ROW_NUMBER:
             permit_job(session, info, int(raw), cancel=self.cancel)
-        return info
 
     def statuses(self, path: str) -> tuple[int, ...]:
         return (401, 403)

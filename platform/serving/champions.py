@@ -9,7 +9,8 @@ checksum verified), warms it up with one batch and swaps it in atomically. Reque
 the ones to pay for a load, except the first of a task, which has nothing else to run on. A
 request stays on the model it was queued to: the old batcher finishes its queue, then stops. A
 model that fails to load leaves the old one serving; the failure is logged, counted, kept for
-``GET /v1/tasks/{task}/model``, and the load tried again a minute later.
+``GET /v1/tasks/{task}/model``, and the load tried again a minute later. The same check reads
+the task's prediction settings, so requests do not.
 
 Polling rather than a pub/sub message: it works with the embedded store and no Redis, one
 indexed read per task every few seconds costs nothing, and a missed message cannot leave a
@@ -32,7 +33,7 @@ from driftloop.platform.errors import Conflict, Unavailable
 from driftloop.platform.modeling import registry
 from driftloop.platform.serving.batching import Batcher, forward
 from driftloop.platform.store.engine import session_scope
-from driftloop.platform.tasks import get_task
+from driftloop.platform.tasks import get_task, stores_predictions
 
 if TYPE_CHECKING:  # torch and transformers load with the first model, not with the API
     from driftloop.platform.modeling.model import TextClassifier
@@ -76,6 +77,7 @@ class _Slot:
     served: ServedModel | None = None
     load_error: str | None = None
     failed: tuple[int, float] | None = None  # the version id that failed to load, and when
+    store: bool | None = None  # whether the task's predictions keep their texts, as of the last check
     loading: threading.Lock = field(default_factory=threading.Lock)  # one load at a time per task
     swap: threading.Lock = field(default_factory=threading.Lock)  # makes "pick the model, queue to it" atomic
 
@@ -103,6 +105,12 @@ class ServedModels:
         event loop may call it without a thread hop."""
         slot = self._slots.get(task)
         return slot is not None and slot.served is not None
+
+    def stores_predictions(self, task: str) -> bool:
+        """The task's setting (``driftloop task set``) as of the last registry check, so a request
+        need not read it; DRIFTLOOP_PREDICT_STORE when the task has none."""
+        slot = self._slots.get(task)
+        return self.settings.predict_store if slot is None or slot.store is None else slot.store
 
     def current(self, task: str) -> ServedModel:
         """The model serving ``task`` in this process now."""
@@ -156,7 +164,9 @@ class ServedModels:
 
     def _refresh(self, task: str, slot: _Slot) -> None:
         with session_scope(self.engine) as session:
-            champion = registry.champion(session, get_task(session, task).id)
+            row = get_task(session, task)
+            slot.store = stores_predictions(row, self.settings.predict_store)
+            champion = registry.champion(session, row.id)
             if champion is None:
                 self._swap(slot, None)  # rolled back past the first model: nothing to serve
                 return

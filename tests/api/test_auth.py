@@ -2,6 +2,7 @@
 route added later is in the matrix by itself), refuses a request without a valid key (401), with a
 key that lacks its scope or is for another task (403), and lets a good key through to the route."""
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -191,7 +192,10 @@ def test_errors_say_why_a_key_is_refused(api: TestClient, engine: Engine, task_n
     assert "lacks scope 'train' (it has ingest, predict)" in lacking.json()["detail"]
 
 
-def test_last_used_at_is_recorded_at_most_once_a_minute(api: TestClient, engine: Engine) -> None:
+def test_last_used_at_is_recorded_at_most_once_a_minute(engine: Engine, tmp_path: Path) -> None:
+    # every request reads its key (no trust window), so the store's record alone decides the write
+    settings = Settings(home=tmp_path, database_url=engine.url.render_as_string(hide_password=False), auth_cache_seconds=0)
+    api = TestClient(create_app(settings))
     key = make_key(engine, "predict")
     prefix = key.split("_")[1]
 
@@ -209,6 +213,27 @@ def test_last_used_at_is_recorded_at_most_once_a_minute(api: TestClient, engine:
         session.execute(update(ApiKey).where(ApiKey.prefix == prefix).values(last_used_at=first - timedelta(minutes=2)))
     assert api.get("/v1/tasks", headers={"X-API-Key": key}).status_code == 200
     assert last_used() > first - timedelta(minutes=2)
+
+
+def test_a_verified_key_is_trusted_for_the_cache_time_but_never_past_its_expiry(engine: Engine, tmp_path: Path, task_name: str) -> None:
+    settings = Settings(home=tmp_path, database_url=engine.url.render_as_string(hide_password=False), auth_cache_seconds=1.5)
+    with TestClient(create_app(settings)) as api:
+        key = make_key(engine, "predict", task=task_name)
+        assert api.get(f"/v1/tasks/{task_name}", headers={"X-API-Key": key}).status_code == 200
+        with session_scope(engine, write=True) as session:
+            revoke_key(session, key.split("_")[1])
+        # verified 0 s ago: still taken (the documented window), with its scope and task still checked
+        assert api.get(f"/v1/tasks/{task_name}", headers={"X-API-Key": key}).status_code == 200
+        assert api.post(f"/v1/tasks/{task_name}/train", headers={"X-API-Key": key}, json={}).status_code == 403
+        time.sleep(1.6)
+        assert api.get(f"/v1/tasks/{task_name}", headers={"X-API-Key": key}).status_code == 401
+
+        short = make_key(engine, "predict", task=task_name, expires_in="2s")
+        assert api.get(f"/v1/tasks/{task_name}", headers={"X-API-Key": short}).status_code == 200
+        time.sleep(2.1)  # expired while verified 0.5 s ago, say: refused at once
+        for _ in range(3):
+            assert api.get(f"/v1/tasks/{task_name}", headers={"X-API-Key": short}).status_code == 401
+            time.sleep(0.2)
 
 
 def test_a_failing_last_used_write_does_not_fail_the_request(api: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:

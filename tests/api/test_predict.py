@@ -129,7 +129,7 @@ def served(sqlite_engine: Engine, tmp_path: Path, headlines, encoder):  # type: 
     loop = Loop(sqlite_engine, tmp_path, headlines, encoder)
     loop.label(loop.headlines[:150])
     assert loop.train().promoted
-    settings = loop.settings.model_copy(update={"ingest_max_request_bytes": 4000, "ingest_max_records_per_request": 20})
+    settings = loop.settings.model_copy(update={"ingest_max_request_bytes": 4000, "ingest_max_records_per_request": 20, "serve_check_seconds": 0.1})
     with admin_client(create_app(settings), raise_server_exceptions=False) as client:
         yield loop, client
 
@@ -173,6 +173,9 @@ def test_store_follows_the_request_then_the_task_then_the_default(served) -> Non
     assert client.post(f"/v1/tasks/{loop.task}/predict", json={"texts": ["not kept"]}, params={"store": "false"}).json()["stored"] is None
     with session_scope(loop.engine) as session:
         set_store_predictions(session, loop.task, False)
+    deadline = time.monotonic() + 10  # the API reads the task's setting with the champion, every DRIFTLOOP_SERVE_CHECK_SECONDS (0.1 here)
+    while client.app.state.served_models.stores_predictions(loop.task) and time.monotonic() < deadline:  # type: ignore[attr-defined]
+        time.sleep(0.05)
     assert client.post(f"/v1/tasks/{loop.task}/predict", json={"texts": ["the task says no"]}).json()["stored"] is None
     assert client.post(f"/v1/tasks/{loop.task}/predict", json={"texts": ["asked for"]}, params={"store": "true"}).json()["stored"]["stored"] == 1
     assert [row[1] for row in _stored(loop)] == ["kept by default", "asked for"]

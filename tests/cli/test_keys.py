@@ -48,11 +48,12 @@ def test_create_prints_the_key_once_list_never_shows_it_and_revoke_locks_it_out(
     assert not any(secret in table or secret in listed for secret in secrets_)
     assert "secret" not in listed and "hash" not in listed
 
-    app = create_app(Settings(home=tmp_path, database_url=env["DRIFTLOOP_DATABASE_URL"]))
+    app = create_app(Settings(home=tmp_path, database_url=env["DRIFTLOOP_DATABASE_URL"], auth_cache_seconds=1.0))
     with TestClient(app) as client:
         assert client.get(f"/v1/tasks/{task}", headers={"X-API-Key": key}).status_code == 200
         revoked = run_cli("keys", "revoke", "ingest-bot", env=env)  # by name
         assert revoked.returncode == 0 and revoked.stdout.decode() == f"key {key.split('_')[1]} (ingest-bot) revoked\n"
+        time.sleep(1.1)  # the API trusts a key it verified for DRIFTLOOP_AUTH_CACHE_SECONDS (1 here), then reads it again
         refused = client.get(f"/v1/tasks/{task}", headers={"X-API-Key": key})
         assert refused.status_code == 401 and "was revoked at" in refused.json()["detail"]
         assert client.get(f"/v1/tasks/{task}", headers={"Authorization": f"Bearer {admin['key']}"}).status_code == 200

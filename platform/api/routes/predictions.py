@@ -12,7 +12,6 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine
 
 from driftloop.platform.api.auth import require
 from driftloop.platform.api.bodies import read_body
@@ -28,8 +27,7 @@ from driftloop.platform.modeling import registry
 from driftloop.platform.selection.pool import submit_score
 from driftloop.platform.serving import predictions as service
 from driftloop.platform.serving.champions import NoChampion
-from driftloop.platform.store.engine import session_scope
-from driftloop.platform.tasks import get_task, stores_predictions
+from driftloop.platform.tasks import get_task
 
 router = APIRouter(tags=["predictions"])
 
@@ -78,7 +76,9 @@ async def predict_texts(
     models: ServedModelsDep,
     settings: SettingsDep,
     engine: EngineDep,
-    store: bool | None = Query(None, description="Keep the texts in the stream with their predictions (default: the task's setting)."),
+    store: bool | None = Query(
+        None, description="Keep the texts in the stream with their predictions (default: the task's setting, else DRIFTLOOP_PREDICT_STORE)."
+    ),
 ) -> PredictResponse:
     """The champion's label and probabilities for each text, in order. With ``store`` the texts
     enter the stream (source ``predict``, idempotent like ingest) with their predictions, committed
@@ -90,15 +90,13 @@ async def predict_texts(
     if unknown:
         raise InvalidInput(f"unknown field {unknown[0]!r}: give \"texts\" or \"records\"", field=unknown[0])
     checked = service.check_request(_list(body, "texts"), _list(body, "records"), settings)
-    if store is None:
-        store = await run_in_threadpool(_task_default, engine, task, settings.predict_store)
     if models.loaded(task):
         served, rows = service.submit(models, task, checked)
     else:  # the task's first request here loads its model: not on the event loop
         served, rows = await run_in_threadpool(service.submit, models, task, checked)
     result = service.predictions(served, await asyncio.wrap_future(rows))
     stored = None
-    if store:
+    if store if store is not None else models.stores_predictions(task):
         result = await run_in_threadpool(service.store, engine, settings, checked, result, served.version_id)
         counted = service.summary(result.stored or [])
         stored = IngestResponse(
@@ -142,8 +140,3 @@ def _list(body: dict[str, object], name: str) -> list[object] | None:
     if value is not None and not isinstance(value, list):
         raise InvalidInput(f'"{name}" must be a list', field=name)
     return value
-
-
-def _task_default(engine: Engine, task: str, default: bool) -> bool:
-    with session_scope(engine) as session:
-        return stores_predictions(get_task(session, task), default)

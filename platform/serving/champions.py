@@ -29,7 +29,7 @@ from prometheus_client import Counter
 from sqlalchemy import Engine
 
 from driftloop.platform.config import Settings
-from driftloop.platform.errors import Conflict, Unavailable
+from driftloop.platform.errors import Conflict, NotFound, Unavailable
 from driftloop.platform.modeling import registry
 from driftloop.platform.serving.batching import Batcher, forward
 from driftloop.platform.store.engine import session_scope
@@ -118,6 +118,10 @@ class ServedModels:
         with slot.swap:
             return self._served(task, slot)
 
+    def watched(self) -> list[str]:
+        """The tasks this process serves (and watches the registry for)."""
+        return sorted(self._slots)
+
     def load_error(self, task: str) -> str | None:
         slot = self._slots.get(task)
         return slot.load_error if slot else None
@@ -142,8 +146,17 @@ class ServedModels:
         if slot.served is None:
             with slot.loading:  # the task's first request loads; the ones beside it wait for that load
                 if slot.served is None:
-                    self._refresh(task, slot)
+                    try:
+                        self._refresh(task, slot)
+                    except NotFound:  # no such task: nothing to watch for it
+                        self._forget(task, slot)
+                        raise
         return slot
+
+    def _forget(self, task: str, slot: _Slot) -> None:
+        with self._guard:
+            if self._slots.get(task) is slot:
+                del self._slots[task]
 
     def _served(self, task: str, slot: _Slot) -> ServedModel:
         if slot.served is not None:
@@ -159,6 +172,9 @@ class ServedModels:
                 try:
                     with slot.loading:
                         self._refresh(task, slot)
+                except NotFound:  # the task was deleted
+                    self._forget(task, slot)
+                    self._swap(slot, None)
                 except Exception:  # the store away for a moment: serve what is loaded, look again later
                     log.exception("task %s: could not check the registry for a new champion", task)
 

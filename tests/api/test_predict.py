@@ -94,6 +94,7 @@ def test_bad_texts_are_refused_naming_the_text(client: TestClient, task_name: st
 def test_an_unknown_task_is_404(client: TestClient) -> None:
     assert client.post("/v1/tasks/no-such-task/predict", json={"texts": ["hello"]}).status_code == 404
     assert client.get("/v1/tasks/no-such-task/model").status_code == 404
+    assert client.app.state.served_models.watched() == []  # type: ignore[attr-defined]  # nothing left to watch for it
 
 
 def test_a_champion_whose_artifact_does_not_load_leaves_the_old_one_serving(sqlite_engine: Engine, tmp_path: Path, headlines, encoder) -> None:  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ from driftloop.platform.api.routes import health, jobs, labeling, models, predic
 from driftloop.platform.api_keys import VerifiedKeys, refuse_open_exposure
 from driftloop.platform.config import Settings, get_settings
 from driftloop.platform.serving.champions import ServedModels
+from driftloop.platform.serving.predictions import PredictionStore
 from driftloop.platform.store.engine import get_engine
 from driftloop.platform.store.schema import ensure_current
 
@@ -33,6 +34,7 @@ def create_app(settings: Settings | None = None, *, run_schedules: bool = False)
     app.state.settings = settings
     app.state.engine = engine
     app.state.served_models = ServedModels(engine, settings)
+    app.state.prediction_store = PredictionStore(engine, settings)
     app.state.verified_keys = VerifiedKeys(settings.auth_cache_seconds)
     app.state.run_schedules = run_schedules and not settings.broker_url
     errors.install(app)
@@ -63,6 +65,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             yield
     finally:
         app.state.served_models.close()
+        app.state.prediction_store.close()
 
 
 @asynccontextmanager

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from driftloop.platform.config import Settings
 from driftloop.platform.serving.champions import ServedModels
+from driftloop.platform.serving.predictions import PredictionStore
 
 
 # The getters are coroutines though they await nothing: FastAPI runs a plain function dependency
@@ -31,8 +32,13 @@ async def get_served_models(request: Request) -> ServedModels:
     return request.app.state.served_models
 
 
+async def get_prediction_store(request: Request) -> PredictionStore:
+    return request.app.state.prediction_store
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ServedModelsDep = Annotated[ServedModels, Depends(get_served_models)]
+PredictionStoreDep = Annotated[PredictionStore, Depends(get_prediction_store)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 # scope="function": the transaction commits when the route returns and before the response is
 # sent. With the default ("request") FastAPI runs the commit after sending, so a client could

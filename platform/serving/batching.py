@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from prometheus_client import Histogram
@@ -59,11 +59,13 @@ class Overloaded(Unavailable):
 
 @dataclass
 class Work:
-    """One request's texts and the model to run them on (the one it was queued to)."""
+    """One request's part of a batch: its items (a prediction's texts; what counts against the
+    batch's size) and what the batch's runner needs besides (a prediction's model, the one it was
+    queued to)."""
 
-    texts: Sequence[str]
-    model: "TextClassifier | None"
-    future: "Future[np.ndarray]" = field(default_factory=Future)
+    items: Sequence[Any]
+    context: Any = None
+    future: "Future[Any]" = field(default_factory=Future)
     enqueued: float = field(default_factory=time.monotonic)
 
 
@@ -71,21 +73,19 @@ def forward(batch: list[Work]) -> list[np.ndarray]:
     """Each request's probabilities. Head-mode models share the encoder's forward pass (one for
     the whole batch, whichever tasks its requests are for), then each model's head takes its own
     requests' rows; a full or lora batch is one model's whole forward."""
-    models = [work.model for work in batch]
-    if any(model is None for model in models):
-        raise ValueError("every request of a batch to run needs its model")
-    texts = [text for work in batch for text in work.texts]
-    bounds = np.cumsum([0] + [len(work.texts) for work in batch])
+    models: list[TextClassifier] = [work.context for work in batch]
+    texts = [text for work in batch for text in work.items]
+    bounds = np.cumsum([0] + [len(work.items) for work in batch])
     rows = [np.arange(bounds[i], bounds[i + 1]) for i in range(len(batch))]
-    if any(model.mode != "head" for model in models):  # type: ignore[union-attr]
-        probabilities = models[0].predict_proba(texts)  # type: ignore[union-attr]  # its own batcher: one model
+    if any(model.mode != "head" for model in models):
+        probabilities = models[0].predict_proba(texts)  # its own batcher: one model
         return [probabilities[mine] for mine in rows]
-    features = models[0].encoder.embed(texts)  # type: ignore[union-attr]
+    features = models[0].encoder.embed(texts)
     answers: list[np.ndarray] = [np.empty(0)] * len(batch)
     for model in {id(model): model for model in models}.values():
         mine = [i for i, other in enumerate(models) if other is model]
         taken = np.concatenate([rows[i] for i in mine])
-        probabilities = model.predict_proba([texts[r] for r in taken], features[taken])  # type: ignore[union-attr]
+        probabilities = model.predict_proba([texts[r] for r in taken], features[taken])
         parts = np.split(probabilities, np.cumsum([len(rows[i]) for i in mine])[:-1])
         for i, part in zip(mine, parts, strict=True):
             answers[i] = part
@@ -93,18 +93,20 @@ def forward(batch: list[Work]) -> list[np.ndarray]:
 
 
 class Batcher:
-    """A queue of requests and the thread that runs them in batches with ``run`` (:func:`forward`)."""
+    """A queue of requests and the thread that runs them in batches with ``run``, which answers
+    each request of a batch (:func:`forward` for predictions; the store path's group commit too)."""
 
     def __init__(
         self,
-        run: Callable[[list[Work]], list[np.ndarray]],
+        run: Callable[[list[Work]], Sequence[Any]],
         *,
         name: str,
         max_batch: int,
         max_wait: float,
         max_queue: int,
+        sizes: Histogram | None = BATCH_TEXTS,
     ) -> None:
-        self._run_batch, self.name = run, name
+        self._run_batch, self.name, self._sizes = run, name, sizes
         self.max_batch, self.max_wait, self.max_queue = max_batch, max_wait, max_queue
         self._queue: deque[Work] = deque()
         self._queued_texts = 0
@@ -114,20 +116,20 @@ class Batcher:
         self._thread = threading.Thread(target=self._run, name=f"batcher-{self.name}", daemon=True)
         self._thread.start()
 
-    def submit(self, texts: Sequence[str], model: "TextClassifier | None" = None) -> "Future[np.ndarray]":
-        """Queue ``texts`` for ``model``; the future holds their probabilities (rows in order)."""
-        request = Work(texts, model)
+    def submit(self, items: Sequence[Any], context: Any = None) -> "Future[Any]":
+        """Queue ``items`` (with ``context``, for the runner); the future holds their answer."""
+        request = Work(items, context)
         with self._ready:
             if self._closed:
                 raise RuntimeError(f"batcher {self.name} is closed")
-            if self._queued_texts and self._queued_texts + len(texts) > self.max_queue:
+            if self._queued_texts and self._queued_texts + len(items) > self.max_queue:
                 raise Overloaded(
-                    f"{self._queued_texts} texts are waiting for the model, the most it queues is {self.max_queue}: "
+                    f"{self._queued_texts} texts are waiting for the {self.name}, the most it queues is {self.max_queue}: "
                     "retry shortly, or raise DRIFTLOOP_SERVE_MAX_QUEUE",
                     retry_after=self._retry_after(),
                 )
             self._queue.append(request)
-            self._queued_texts += len(texts)
+            self._queued_texts += len(items)
             self._ready.notify()
         return request.future
 
@@ -158,27 +160,28 @@ class Batcher:
                     break
                 self._ready.wait(left)
             batch = [self._queue.popleft()]
-            size = len(batch[0].texts)
-            while self._queue and size + len(self._queue[0].texts) <= self.max_batch:
+            size = len(batch[0].items)
+            while self._queue and size + len(self._queue[0].items) <= self.max_batch:
                 request = self._queue.popleft()
                 batch.append(request)
-                size += len(request.texts)
+                size += len(request.items)
             self._queued_texts -= size
             return batch
 
     def _run(self) -> None:
         while (batch := self._next_batch()) is not None:
-            size = sum(len(request.texts) for request in batch)
+            size = sum(len(request.items) for request in batch)
             started = time.monotonic()
             try:
                 answers = self._run_batch(batch)
             except BaseException as error:  # each waiting request gets the error, the thread goes on
-                log.exception("batcher %s: a batch of %d texts failed", self.name, size)
+                log.exception("batcher %s: a batch of %d items failed", self.name, size)
                 for request in batch:
                     request.future.set_exception(error)
                 continue
             rate = size / max(time.monotonic() - started, 1e-6)
             self._texts_per_second = 0.8 * self._texts_per_second + 0.2 * rate if self._texts_per_second else rate
-            BATCH_TEXTS.labels(batcher=self.name).observe(size)
+            if self._sizes is not None:
+                self._sizes.labels(batcher=self.name).observe(size)
             for request, answer in zip(batch, answers, strict=True):
                 request.future.set_result(answer)

@@ -4,11 +4,12 @@ champion's prediction stored beside each, so selection and drift read them witho
 again.
 
 Storing is idempotent like ingest itself: a request sent twice stores each text once and each
-prediction once (one per text and model version)."""
+prediction once (one per text and model version). Concurrent requests' writes are committed
+together (:class:`PredictionStore`)."""
 
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from sqlalchemy import Engine, select
@@ -18,6 +19,7 @@ from driftloop.platform.config import Settings
 from driftloop.platform.errors import InvalidInput
 from driftloop.platform.ingestion.records import Record, Rejection, parse_record
 from driftloop.platform.ingestion.service import IngestSummary, Outcome, Status, ingest
+from driftloop.platform.serving.batching import Batcher, Work
 from driftloop.platform.serving.champions import ServedModel, ServedModels
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.in_lists import in_list_chunks
@@ -90,38 +92,83 @@ def predict(models: ServedModels, settings: Settings, task: str, request: Predic
     return predictions(served, future.result())
 
 
-def store(engine: Engine, settings: Settings, request: PredictRequest, result: Predictions, version_id: int) -> Predictions:
-    """Send the texts into the stream (ingest, source ``predict``) and store each prediction with
-    the version that made it; what ingest made of each text comes back in ``stored``."""
+class PredictionStore:
+    """The store path's group commit: the texts and predictions of concurrent requests are written
+    together, one ingest transaction and one insert of predictions for all of them, by one thread
+    (a :class:`Batcher` of writes), instead of two transactions per request. Each request waits
+    for the commit of its group before it is answered."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine, self.settings = engine, settings
+        self._writes = Batcher(
+            self._write,
+            name="prediction store",
+            max_batch=settings.ingest_max_records_per_request,
+            max_wait=settings.serve_max_wait_ms / 1000,
+            max_queue=settings.serve_max_queue,
+            sizes=None,
+        )
+
+    def submit(self, request: PredictRequest, result: Predictions, version_id: int) -> "Future[list[Outcome]]":
+        """Queue the request's texts and predictions; the future holds what ingest made of each text."""
+        return self._writes.submit(request.raw, (request, result, version_id))
+
+    def close(self) -> None:
+        self._writes.close()
+
+    def _write(self, batch: list[Work]) -> list[list[Outcome]]:
+        answers: list[list[Outcome]] = [[] for _ in batch]
+        for task in dict.fromkeys(work.context[1].task for work in batch):
+            mine = [i for i, work in enumerate(batch) if work.context[1].task == task]
+            for i, outcomes in zip(mine, store(self.engine, self.settings, [batch[i].context for i in mine]), strict=True):
+                answers[i] = outcomes
+        return answers
+
+
+def store(engine: Engine, settings: Settings, requests: Sequence[tuple[PredictRequest, Predictions, int]]) -> list[list[Outcome]]:
+    """Send the requests' texts (all of one task) into the stream, ingest's source ``predict``, in
+    one transaction, then store each prediction with the version that made it; what ingest made of
+    each text, per request. Requests later in the list see the earlier ones' texts as duplicates,
+    as if sent one after the other."""
+    task = requests[0][1].task
+    raw = [(request, position) for request, _, _ in requests for position in range(len(request.raw))]
     outcomes = [
         outcome
         for batch in ingest(
             engine,
-            result.task,
-            enumerate(request.raw),
+            task,
+            enumerate(request.raw[position] for request, position in raw),
             max_text_chars=settings.ingest_max_text_chars,
-            batch_size=max(len(request.raw), 1),
+            batch_size=max(len(raw), 1),
             source=SOURCE,
         )
         for outcome in batch
     ]
+    records = [request.records[position] for request, position in raw]
+    rows_of = [(result, version_id, i) for _, result, version_id in requests for i in range(len(result.probabilities))]
     kept = [i for i, outcome in enumerate(outcomes) if outcome.status in (Status.stored, Status.duplicate)]
     with session_scope(engine) as session:
-        task_id = get_task(session, result.task).id
-        ids = _text_ids(session, task_id, [request.records[i] for i in kept])
-        rows = [
-            {
-                "text_id": ids[request.records[i].external_id],
-                "model_version_id": version_id,
-                "label": result.labels[int(result.probabilities[i].argmax())],
-                "probabilities": [round(float(p), 6) for p in result.probabilities[i]],
-            }
-            for i in kept
-            if request.records[i].external_id in ids
-        ]
+        ids = _text_ids(session, get_task(session, task).id, [records[i] for i in kept])
+        rows = []
+        for i in kept:
+            result, version_id, row = rows_of[i]
+            if records[i].external_id in ids:
+                probabilities = result.probabilities[row]
+                rows.append(
+                    {
+                        "text_id": ids[records[i].external_id],
+                        "model_version_id": version_id,
+                        "label": result.labels[int(probabilities.argmax())],
+                        "probabilities": [round(float(p), 6) for p in probabilities],
+                    }
+                )
         if rows:
             session.execute(insert_unless_present(session, Prediction), rows)
-    return Predictions(result.task, result.version, result.labels, result.probabilities, outcomes)
+    answers, start = [], 0
+    for request, _, _ in requests:  # each request's outcomes, numbered as in the request
+        answers.append([replace(o, position=o.position - start) for o in outcomes[start : start + len(request.raw)]])
+        start += len(request.raw)
+    return answers
 
 
 def summary(outcomes: list[Outcome]) -> IngestSummary:

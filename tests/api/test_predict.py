@@ -168,6 +168,26 @@ def test_store_puts_each_text_in_the_stream_once_with_its_prediction_even_when_r
     assert stored[1][0].startswith("sha256:")
 
 
+def test_concurrent_stores_are_committed_together_and_each_text_once(served) -> None:  # type: ignore[no-untyped-def]
+    loop, client = served
+    shared = [{"id": "same-1", "text": TEXTS[0]}, {"text": TEXTS[1]}]
+
+    def post(i: int):  # type: ignore[no-untyped-def]
+        records = [*shared, {"id": f"own-{i}", "text": f"{TEXTS[2]} ({i})"}]
+        return client.post(f"/v1/tasks/{loop.task}/predict", json={"records": records}, params={"store": "true"})
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(post, range(8)))
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers if a.status_code != 200]
+    for i, answer in enumerate(answers):
+        results = answer.json()["stored"]["results"]
+        assert [r["index"] for r in results] == [0, 1, 2]  # numbered as in its own request
+        assert [r["status"] for r in results][2] == "stored" and results[2]["id"] == f"own-{i}"
+    assert sum(a.json()["stored"]["stored"] for a in answers) == 2 + 8  # the shared two once, each own one once
+    stored = _stored(loop)
+    assert len(stored) == 10 and len({row[0] for row in stored}) == 10  # one prediction per text and version
+
+
 def test_store_follows_the_request_then_the_task_then_the_default(served) -> None:  # type: ignore[no-untyped-def]
     loop, client = served
     assert client.post(f"/v1/tasks/{loop.task}/predict", json={"texts": ["kept by default"]}).json()["stored"]["stored"] == 1

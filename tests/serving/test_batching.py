@@ -19,12 +19,12 @@ class Recorder:
 
     def __call__(self, batch: list[Work]) -> list[np.ndarray]:
         self.running.set()
-        texts = [text for work in batch for text in work.texts]
+        texts = [text for work in batch for text in work.items]
         self.batches.append(texts)
         time.sleep(self.seconds)
         if self.fail_on in texts:
             raise ValueError(f"cannot predict {self.fail_on}")
-        return [np.array([[float(t.split()[-1]), 1.0] for t in work.texts]) for work in batch]
+        return [np.array([[float(t.split()[-1]), 1.0] for t in work.items]) for work in batch]
 
 
 def _batcher(recorder: Recorder, **limits: float) -> Batcher:

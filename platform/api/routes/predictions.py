@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from driftloop.platform.api.auth import require
 from driftloop.platform.api.bodies import read_body
-from driftloop.platform.api.deps import EngineDep, ServedModelsDep, SessionDep, SettingsDep
+from driftloop.platform.api.deps import EngineDep, PredictionStoreDep, ServedModelsDep, SessionDep, SettingsDep
 from driftloop.platform.api.errors import declare
 from driftloop.platform.api.metrics import PREDICT_SECONDS, PREDICTED
 from driftloop.platform.api.routes.models import ModelPublic
@@ -74,6 +74,7 @@ async def predict_texts(
     request: Request,
     response: Response,
     models: ServedModelsDep,
+    writes: PredictionStoreDep,
     settings: SettingsDep,
     engine: EngineDep,
     store: bool | None = Query(
@@ -97,7 +98,8 @@ async def predict_texts(
     result = service.predictions(served, await asyncio.wrap_future(rows))
     stored = None
     if store if store is not None else models.stores_predictions(task):
-        result = await run_in_threadpool(service.store, engine, settings, checked, result, served.version_id)
+        outcomes = await asyncio.wrap_future(writes.submit(checked, result, served.version_id))  # committed with its group
+        result = service.Predictions(result.task, result.version, result.labels, result.probabilities, outcomes)
         counted = service.summary(result.stored or [])
         stored = IngestResponse(
             stored=counted.ingested,

@@ -76,6 +76,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32, 128])
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per client count (after a warm-up)")
     parser.add_argument("--train", type=int, default=1500, help="tweets labelled to train the champion")
+    parser.add_argument("--server-env", nargs="*", default=[], help="NAME=VALUE for the server only (e.g. DRIFTLOOP_SERVE_MAX_WAIT_MS=10)")
     args = parser.parse_args()
 
     tweets = sorted(corpora.health_tweets(), key=lambda t: t.time)
@@ -88,7 +89,7 @@ def main() -> None:
         first, second = champion(engine, settings, tweets[: 2 * args.train], outlets, args.train)
         before = raw_throughput(engine, settings, requests, settings_batch)
         print(f"raw batched forward pass (batches of {settings_batch}, request order): {before:.0f} texts/s", flush=True)
-        with serving(settings) as (base, key, pid):
+        with serving(settings, dict(pair.split("=", 1) for pair in args.server_env)) as (base, key, pid):
             runs = [measured(pid, load(base, key, requests, n, args.seconds)) for n in args.clients]
             stored = measured(pid, load(base, key, requests, 32, args.seconds, store=True))
             swap = measured(pid, load(base, key, requests, 32, 24.0, swap=(engine, second)))
@@ -265,12 +266,12 @@ def store() -> Iterator[tuple[Engine, Path]]:
 
 
 @contextmanager
-def serving(settings: Settings) -> Iterator[tuple[str, str | None, int]]:
+def serving(settings: Settings, extra: dict[str, str]) -> Iterator[tuple[str, str | None, int]]:
     """``driftloop serve`` on a free port: its base URL, an API key for the task, its process id."""
     from driftloop.labeling.server.ports import free_port
 
     port = free_port()
-    env = {**os.environ, "DRIFTLOOP_DATABASE_URL": settings.database_url or "", "DRIFTLOOP_HOME": str(settings.home), "DRIFTLOOP_SERVE_CHECK_SECONDS": "1"}
+    env = {**os.environ, "DRIFTLOOP_DATABASE_URL": settings.database_url or "", "DRIFTLOOP_HOME": str(settings.home), "DRIFTLOOP_SERVE_CHECK_SECONDS": "1", **extra}
     key = _key(env)
     settings.home.mkdir(parents=True, exist_ok=True)
     log = open(settings.home / "serve.log", "wb")  # noqa: SIM115 - closed below

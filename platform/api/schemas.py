@@ -5,6 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from driftloop.platform.ingestion.service import IngestSummary, Outcome
+
 
 class TaskCreate(BaseModel):
     name: str
@@ -54,3 +56,16 @@ class IngestResponse(BaseModel):
     rejected: int
     conflicts: int = Field(description="records whose id the task holds (or the request gave earlier) with another text")
     results: list[RecordResult]
+
+    @classmethod
+    def of(cls, outcomes: list[Outcome]) -> "IngestResponse":
+        """What ingest made of a request's records, counted and one by one."""
+        summary = IngestSummary()
+        summary.count(outcomes)
+        return cls(
+            stored=summary.ingested,
+            duplicates=summary.duplicates,
+            rejected=summary.rejected,
+            conflicts=summary.conflicts,
+            results=[RecordResult(index=o.position, status=o.status.value, id=o.external_id, error=o.code, reason=o.reason) for o in outcomes],
+        )

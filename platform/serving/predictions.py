@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from driftloop.platform.config import Settings
 from driftloop.platform.errors import InvalidInput
 from driftloop.platform.ingestion.records import Record, Rejection, parse_record
-from driftloop.platform.ingestion.service import IngestSummary, Outcome, Status, ingest
+from driftloop.platform.ingestion.service import Outcome, Status, ingest
 from driftloop.platform.serving.batching import Batcher, Work
 from driftloop.platform.serving.champions import ServedModel, ServedModels
 from driftloop.platform.store.engine import session_scope
@@ -49,7 +49,6 @@ class Predictions:
     version: int
     labels: list[str]  # the model's label order: the columns of ``probabilities``
     probabilities: np.ndarray  # (texts, labels)
-    stored: list[Outcome] | None = None  # what ingest made of each text, when they were stored
 
 
 def check_request(texts: Sequence[object] | None, records: Sequence[object] | None, settings: Settings) -> PredictRequest:
@@ -84,12 +83,6 @@ def submit(models: ServedModels, task: str, request: PredictRequest) -> tuple[Se
 
 def predictions(served: ServedModel, probabilities: np.ndarray) -> Predictions:
     return Predictions(served.task, served.version, list(served.model.labels), probabilities)
-
-
-def predict(models: ServedModels, settings: Settings, task: str, request: PredictRequest) -> Predictions:
-    """The champion's probabilities for the request's texts, in order (waits for its batch)."""
-    served, future = submit(models, task, request)
-    return predictions(served, future.result())
 
 
 class PredictionStore:
@@ -169,12 +162,6 @@ def store(engine: Engine, settings: Settings, requests: Sequence[tuple[PredictRe
         answers.append([replace(o, position=o.position - start) for o in outcomes[start : start + len(request.raw)]])
         start += len(request.raw)
     return answers
-
-
-def summary(outcomes: list[Outcome]) -> IngestSummary:
-    counted = IngestSummary()
-    counted.count(outcomes)
-    return counted
 
 
 def _text_ids(session: Session, task_id: int, records: list[Record]) -> dict[str, int]:

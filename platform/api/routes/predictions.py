@@ -19,7 +19,7 @@ from driftloop.platform.api.deps import EngineDep, PredictionStoreDep, ServedMod
 from driftloop.platform.api.errors import declare
 from driftloop.platform.api.metrics import PREDICT_SECONDS, PREDICTED
 from driftloop.platform.api.routes.models import ModelPublic
-from driftloop.platform.api.schemas import IngestResponse, RecordIn, RecordResult
+from driftloop.platform.api.schemas import IngestResponse, RecordIn
 from driftloop.platform.errors import InvalidInput
 from driftloop.platform.evaluation.decisions import decision_on
 from driftloop.platform.ingestion.decoding import decode_object
@@ -97,18 +97,11 @@ async def predict_texts(
         served, rows = await run_in_threadpool(service.submit, models, task, checked)
     result = service.predictions(served, await asyncio.wrap_future(rows))
     stored = None
-    if store if store is not None else models.stores_predictions(task):
+    keep = store if store is not None else models.stores_predictions(task)
+    if keep:
         outcomes = await asyncio.wrap_future(writes.submit(checked, result, served.version_id))  # committed with its group
-        result = service.Predictions(result.task, result.version, result.labels, result.probabilities, outcomes)
-        counted = service.summary(result.stored or [])
-        stored = IngestResponse(
-            stored=counted.ingested,
-            duplicates=counted.duplicates,
-            rejected=counted.rejected,
-            conflicts=counted.conflicts,
-            results=[RecordResult(index=o.position, status=o.status.value, id=o.external_id, error=o.code, reason=o.reason) for o in result.stored or []],
-        )
-        if counted.ingested and settings.refreshes_pool:
+        stored = IngestResponse.of(outcomes)
+        if stored.stored and settings.refreshes_pool:
             await run_in_threadpool(submit_score, engine, settings, task)
     response.headers["X-Model-Version"] = str(result.version)
     predictions = [

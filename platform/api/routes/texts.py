@@ -12,9 +12,9 @@ from driftloop.platform.api.bodies import read_body
 from driftloop.platform.api.deps import EngineDep, SettingsDep
 from driftloop.platform.api.errors import ApiError, declare
 from driftloop.platform.api.metrics import INGESTED
-from driftloop.platform.api.schemas import RECORDS_BODY, IngestResponse, RecordResult
+from driftloop.platform.api.schemas import RECORDS_BODY, IngestResponse
 from driftloop.platform.ingestion.decoding import decode_array
-from driftloop.platform.ingestion.service import IngestSummary, ingest
+from driftloop.platform.ingestion.service import ingest
 from driftloop.platform.selection.pool import submit_score
 
 router = APIRouter(prefix="/v1/tasks", tags=["texts"])
@@ -40,23 +40,13 @@ async def post_texts(task: str, request: Request, engine: EngineDep, settings: S
         )
     )
     outcomes = [outcome for batch in batches for outcome in batch]
-    summary = IngestSummary()
-    summary.count(outcomes)
+    answer = IngestResponse.of(outcomes)
     for outcome in outcomes:
         INGESTED.labels(task=task, status=outcome.status.value).inc()
-    if summary.ingested and settings.refreshes_pool:
+    if answer.stored and settings.refreshes_pool:
         # after the texts are committed; a broker that is down leaves the job queued, sent when it is back
         await run_in_threadpool(submit_score, engine, settings, task)
-    return IngestResponse(
-        stored=summary.ingested,
-        duplicates=summary.duplicates,
-        rejected=summary.rejected,
-        conflicts=summary.conflicts,
-        results=[
-            RecordResult(index=o.position, status=o.status.value, id=o.external_id, error=o.code, reason=o.reason)
-            for o in outcomes
-        ],
-    )
+    return answer
 
 
 async def _read_records(request: Request, max_bytes: int, max_records: int) -> list[object]:

@@ -32,7 +32,6 @@ real ``driftloop worker`` processes; the broker is the machine's Redis (database
 
 import argparse
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -44,11 +43,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import psycopg
 import redis
 import torch
 from pydantic import SecretStr
 from sqlalchemy import Engine, func, select
+from stores import fresh_store  # bench/stores.py: these scripts run from this folder
 
 from driftloop.platform import corpora, schedules
 from driftloop.platform.config import Settings
@@ -58,13 +57,11 @@ from driftloop.platform.labels.service import import_labels
 from driftloop.platform.modeling.encoder import Encoder
 from driftloop.platform.selection.pool import submit_score
 from driftloop.platform.selection.rounds import SelectionRequest, run_selection, unlabeled_pool
-from driftloop.platform.store import schema
-from driftloop.platform.store.engine import make_engine, session_scope
+from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import Job, JobState, Label, ModelVersion, Split, TextRecord, TrainingRun
 from driftloop.platform.tasks import create_task, get_task
 
 BROKER = "redis://127.0.0.1:6379/14"
-SERVER = "postgresql://postgres@127.0.0.1:5432"
 DRIFTLOOP = str(Path(sys.executable).with_name("driftloop"))
 
 
@@ -287,22 +284,13 @@ def _champions(session, task_id: int) -> list[tuple[datetime, datetime]]:  # typ
 
 @contextmanager
 def store() -> Iterator[tuple[Engine, Path]]:
-    """A fresh PostgreSQL database and home of its own, dropped after."""
-    name = f"driftloop_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(f"{SERVER}/test", autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    home = Path(f"/tmp/{name}")
-    engine = make_engine(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
+    """A fresh store (see ``stores``), the broker's database flushed before and after."""
     redis.Redis.from_url(BROKER).flushdb()
     try:
-        schema.upgrade(engine)
-        yield engine, home
+        with fresh_store() as (engine, home):
+            yield engine, home
     finally:
-        engine.dispose()
         redis.Redis.from_url(BROKER).flushdb()
-        with psycopg.connect(f"{SERVER}/test", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def _env(settings: Settings, threads: int, extra: dict[str, str] | None = None) -> dict[str, str]:

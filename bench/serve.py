@@ -22,11 +22,9 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,9 +32,9 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import psycopg
 import torch
 from sqlalchemy import Engine
+from stores import fresh_store  # bench/stores.py: these scripts run from this folder
 
 from driftloop.platform import corpora
 from driftloop.platform.config import Settings
@@ -45,11 +43,9 @@ from driftloop.platform.labels.service import import_labels
 from driftloop.platform.modeling import registry
 from driftloop.platform.modeling.encoder import load_encoder
 from driftloop.platform.modeling.rounds import RoundRequest, load_version, train_round
-from driftloop.platform.store import schema
-from driftloop.platform.store.engine import make_engine, session_scope
+from driftloop.platform.store.engine import session_scope
 from driftloop.platform.tasks import create_task, get_task
 
-SERVER = "postgresql://postgres@127.0.0.1:5432"
 DRIFTLOOP = str(Path(sys.executable).with_name("driftloop"))
 TASK = "tweets"
 
@@ -84,7 +80,7 @@ def main() -> None:
     requests = [t.text for t in tweets[2 * args.train : 2 * args.train + 4000]]  # never trained on
     settings_batch = Settings().serve_max_batch
     print(f"machine: {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), batch {settings_batch}", flush=True)
-    with store() as (engine, home):
+    with fresh_store() as (engine, home):
         settings = Settings(home=home, database_url=engine.url.render_as_string(hide_password=False))
         first, second = champion(engine, settings, tweets[: 2 * args.train], outlets, args.train)
         before = raw_throughput(engine, settings, requests, settings_batch)
@@ -245,24 +241,6 @@ def report(runs: list[Run], raw: float, stored: Run, swap: Run, first: int, seco
           f"versions {swap.versions}, {swap.throughput:.0f} texts/s, p99 {swap.percentile(99):.1f} ms")
     for error in swap.errors[:5]:
         print("  ", error)
-
-
-@contextmanager
-def store() -> Iterator[tuple[Engine, Path]]:
-    """A fresh PostgreSQL database and home of its own, dropped after."""
-    name = f"driftloop_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(f"{SERVER}/test", autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    home = Path(f"/tmp/{name}")
-    engine = make_engine(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
-    try:
-        schema.upgrade(engine)
-        yield engine, home
-    finally:
-        engine.dispose()
-        with psycopg.connect(f"{SERVER}/test", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        shutil.rmtree(home, ignore_errors=True)
 
 
 @contextmanager

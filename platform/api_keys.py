@@ -160,19 +160,8 @@ def revoke_key(session: Session, prefix_or_name: str) -> KeyInfo:
     return _info(key, session.get(Task, key.task_id).name if key.task_id is not None else None)
 
 
-def authenticate(
-    session: Session, presented: str | None, scope: str | None, task: str | None, *, all_tasks: bool = False
-) -> KeyInfo:
-    """The key ``presented`` if it is valid and allows ``scope`` (None: any) on ``task`` (None: a
-    request about no one task). ``all_tasks``: the request concerns every task (creating one), which a
-    key bound to a task may not make. Raises Unauthenticated (401) or Forbidden (403)."""
-    key = verify(session, presented)
-    permit(key, scope, task, all_tasks=all_tasks)
-    return key
-
-
 def verify(session: Session, presented: str | None) -> KeyInfo:
-    """The valid key ``presented``, or Unauthenticated saying why not."""
+    """The valid key ``presented``, or Unauthenticated (401) saying why not."""
     if not presented:
         raise Unauthenticated(
             "this request needs an API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>` "
@@ -195,8 +184,10 @@ def verify(session: Session, presented: str | None) -> KeyInfo:
 
 
 def permit(key: KeyInfo, scope: str | None, task: str | None, *, all_tasks: bool = False) -> None:
-    """Forbidden unless ``key`` allows ``scope`` on ``task`` (see :func:`authenticate`)."""
-    label = f"{key.prefix} ({key.name})"
+    """Forbidden (403) unless ``key`` allows ``scope`` (None: any) on ``task`` (None: a request about
+    no one task). ``all_tasks``: the request concerns every task (creating one), which a key bound to
+    a task may not make."""
+    label = _label(key)
     if scope is not None and scope not in key.scopes and Scope.admin not in key.scopes:
         raise Forbidden(f"key {label} lacks scope '{scope}' (it has {', '.join(key.scopes)})", key=key.prefix, scope=str(scope))
     if key.task is None:
@@ -250,15 +241,15 @@ class VerifiedKeys:
                 self._known.clear()
             self._known[_digest(presented)] = (key, time.monotonic())
 
-
     def update(self, presented: str | None, key: KeyInfo) -> None:
         """Keep ``key``'s newer fields (its last use) without trusting it any longer."""
         if not presented:
             return
+        digest = _digest(presented)
         with self._lock:
-            found = self._known.get(_digest(presented))
+            found = self._known.get(digest)
             if found is not None:
-                self._known[_digest(presented)] = (key, found[1])
+                self._known[digest] = (key, found[1])
 
 
 def needs_recording(key: KeyInfo) -> bool:
@@ -316,7 +307,7 @@ def _info(key: ApiKey, task: str | None) -> KeyInfo:
     )
 
 
-def _label(key: ApiKey) -> str:
+def _label(key: ApiKey | KeyInfo) -> str:
     return f"{key.prefix} ({key.name})"
 
 

@@ -9,6 +9,7 @@ class DriftloopError(Exception):
 
     code = "error"
     status = 400
+    headers: dict[str, str] = {}  # HTTP headers the API answers it with (Retry-After, WWW-Authenticate)
 
     def __init__(self, message: str, **detail: object) -> None:
         super().__init__(message)
@@ -76,6 +77,7 @@ class Unauthenticated(Unauthorized):
     """A request without a valid API key: none, malformed, unknown, wrong, revoked or expired."""
 
     code = "unauthenticated"
+    headers = {"WWW-Authenticate": "Bearer"}  # RFC 9110: a 401 names the scheme that would be accepted
 
 
 class Forbidden(DriftloopError):

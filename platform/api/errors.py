@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from driftloop.platform.errors import DriftloopError, Unauthenticated
+from driftloop.platform.errors import DriftloopError
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +81,7 @@ def install(app: FastAPI) -> None:
     async def _domain(_: Request, error: DriftloopError) -> JSONResponse:
         # Each error carries its own status (platform/errors.py): nothing here imports the code that
         # raised it, so the API's error mapping loads no torch.
-        # RFC 9110: a 401 names the scheme that would be accepted; a 503 overloaded says when to retry
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthenticated) else getattr(error, "headers", None)
-        return error_response(error.status, error.code, error.message, headers, **error.detail)
+        return error_response(error.status, error.code, error.message, error.headers or None, **error.detail)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:

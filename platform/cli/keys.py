@@ -62,7 +62,7 @@ def revoke(
     key: str = typer.Argument(..., metavar="PREFIX_OR_NAME", help="The key's prefix (from `driftloop keys list`), or its name."),
     as_json: bool = json_option(),
 ) -> None:
-    """Revoke a key: the API refuses it from the next request on."""
+    """Revoke a key: each API process refuses it within DRIFTLOOP_AUTH_CACHE_SECONDS (5)."""
     with session_scope(current_engine(), write=True) as session:
         info = revoke_key(session, key)
     if as_json:

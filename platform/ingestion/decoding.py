@@ -64,10 +64,7 @@ def decode(document: str) -> object:
 def decode_array(body: bytes | bytearray) -> list[object]:
     """The elements of a JSON array (each a value or a :class:`Rejection`); raises
     :class:`MalformedBody` when the body is not a JSON array."""
-    try:
-        document = body.decode(json.detect_encoding(body))
-    except UnicodeDecodeError as error:
-        raise MalformedBody("invalid_json", f"the body is not valid JSON: {error}") from None
+    document = _document(body)
     try:
         value = _DECODER.decode(document)
     except json.JSONDecodeError as error:
@@ -85,14 +82,21 @@ def decode_object(body: bytes | bytearray, what: str) -> dict[str, object]:
     """A JSON object body (``what`` names it in errors); raises :class:`MalformedBody` otherwise.
     Unrepresentable numbers inside it stay :class:`Unrepresentable` for the validator to name."""
     try:
-        value = _DECODER.decode(body.decode(json.detect_encoding(body)))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        value = _DECODER.decode(_document(body))
+    except json.JSONDecodeError as error:
         raise MalformedBody("invalid_json", f"the body is not valid JSON: {error}") from None
     except RecursionError:
         raise MalformedBody("too_deep", f"the body is nested too deeply to decode (a record's \"meta\" may be at most {MAX_META_DEPTH} levels deep)") from None
     if not isinstance(value, dict):
         raise MalformedBody("invalid_body", f"the body must be a JSON object: {what}")
     return value
+
+
+def _document(body: bytes | bytearray) -> str:
+    try:
+        return body.decode(json.detect_encoding(body))
+    except UnicodeDecodeError as error:
+        raise MalformedBody("invalid_json", f"the body is not valid JSON: {error}") from None
 
 
 def _decode_elements(document: str) -> list[object]:

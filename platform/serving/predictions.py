@@ -7,6 +7,7 @@ Storing is idempotent like ingest itself: a request sent twice stores each text 
 prediction once (one per text and model version). Concurrent requests' writes are committed
 together (:class:`PredictionStore`)."""
 
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
@@ -93,21 +94,27 @@ class PredictionStore:
 
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine, self.settings = engine, settings
-        self._writes = Batcher(
-            self._write,
-            name="prediction store",
-            max_batch=settings.ingest_max_records_per_request,
-            max_wait=settings.serve_max_wait_ms / 1000,
-            max_queue=settings.serve_max_queue,
-            sizes=None,
-        )
+        self._writes: Batcher | None = None  # its thread starts with the first write, not with every API
+        self._guard = threading.Lock()
 
     def submit(self, request: PredictRequest, result: Predictions, version_id: int) -> "Future[list[Outcome]]":
         """Queue the request's texts and predictions; the future holds what ingest made of each text."""
+        with self._guard:
+            if self._writes is None:
+                self._writes = Batcher(
+                    self._write,
+                    name="prediction store",
+                    max_batch=self.settings.ingest_max_records_per_request,
+                    max_wait=self.settings.serve_max_wait_ms / 1000,
+                    max_queue=self.settings.serve_max_queue,
+                    sizes=None,
+                )
         return self._writes.submit(request.raw, (request, result, version_id))
 
     def close(self) -> None:
-        self._writes.close()
+        with self._guard:
+            if self._writes is not None:
+                self._writes.close()
 
     def _write(self, batch: list[Work]) -> list[list[Outcome]]:
         answers: list[list[Outcome]] = [[] for _ in batch]

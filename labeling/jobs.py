@@ -29,7 +29,7 @@ def run_sync_job(engine: Engine, settings: Settings, job_id: int) -> dict[str, A
     """The ``sync`` job's operation. Argilla being unreachable fails the job with the reason (the
     pushes stay pending and the next sync retries them); reading is idempotent, so a job that is
     run again after a crash only finds what is still new."""
-    with session_scope(engine, write=True) as session:
+    with session_scope(engine) as session:
         task = jobs.begin_job(session, job_id).params["task"]
     with jobs.running(engine, job_id, settings.job_heartbeat_seconds):
         to_job = jobs.progress_reporter(engine, job_id)
@@ -39,7 +39,7 @@ def run_sync_job(engine: Engine, settings: Settings, job_id: int) -> dict[str, A
         if result.push.error is not None:
             raise Unavailable(f"Argilla could not be reached; {result.push.pending} pushes stay pending: {result.push.error}")
         summary = sync_summary(task, result)
-        with session_scope(engine, write=True) as session:
+        with session_scope(engine) as session:
             jobs.complete_job(session, job_id, summary)
     return summary
 

@@ -57,7 +57,7 @@ def advance(engine: Engine, settings: Settings, task: str, *, budget: int = DEFA
             raise Unavailable(f"Argilla could not be reached; {result.push.pending} pushes stay pending: {result.push.error}")
         synced = sync_summary(task, result)
 
-    with session_scope(engine, write=True) as session:  # it may reap a lost training
+    with session_scope(engine) as session:  # it may reap a lost training
         task_id = get_task(session, task).id
         arrived = registry.new_train_labels(session, task_id)
         live = jobs.live_job(session, task_id, "train", lost_after=settings.job_lost_after_seconds)
@@ -87,7 +87,7 @@ def advance(engine: Engine, settings: Settings, task: str, *, budget: int = DEFA
 
 def run_loop_job(engine: Engine, settings: Settings, job_id: int) -> dict[str, Any]:
     """The ``loop`` job's operation: one :func:`advance` of its task with its params."""
-    with session_scope(engine, write=True) as session:
+    with session_scope(engine) as session:
         params = jobs.begin_job(session, job_id).params
     with jobs.running(engine, job_id, settings.job_heartbeat_seconds):
         done = advance(
@@ -99,6 +99,6 @@ def run_loop_job(engine: Engine, settings: Settings, job_id: int) -> dict[str, A
             strategy=params.get("strategy", "hybrid"),
         )
         result = asdict(done)
-        with session_scope(engine, write=True) as session:
+        with session_scope(engine) as session:
             jobs.complete_job(session, job_id, result)
     return result

@@ -117,7 +117,7 @@ def _summary(engine: Engine, task_name: str, pushed: PushResult, *, responses: i
 def requeue_ties(engine: Engine, task_name: str) -> int:
     """Send the texts whose answers tie back to the outbox as new records, for more opinions; how
     many. The next push (or sync) takes them to Argilla."""
-    with session_scope(engine, write=True) as session:
+    with session_scope(engine) as session:
         task = get_task(session, task_name, lock=True)
         return requeue(session, task.id, unresolved(session, task))
 

@@ -27,7 +27,7 @@ from driftloop.labeling.dataset import generations
 from driftloop.platform.config import Settings
 from driftloop.platform.errors import InvalidInput, ReplayedDelivery, Unauthorized, WrongSecretKey
 from driftloop.platform.secrets import decrypt, encrypt
-from driftloop.platform.store.engine import session_scope, write_locked
+from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import Task, Webhook, WebhookDelivery
 from driftloop.platform.store.types import utcnow
 
@@ -54,7 +54,7 @@ class Delivery:
 
 def register(client: rg.Argilla, engine: Engine, settings: Settings, url: str) -> Webhook:
     # It reads, then may write, while the API records deliveries: SQLite's write lock from BEGIN.
-    with session_scope(engine, write=True) as session:
+    with session_scope(engine) as session:
         stored = session.scalar(select(Webhook).where(Webhook.url == url))
         known = {str(hook.id): hook for hook in client.webhooks}
         if stored is not None and stored.external_id in known:
@@ -115,7 +115,7 @@ def _remember(engine: Engine, message_id: str) -> None:
     if len(message_id) > WebhookDelivery.message_id.type.length:  # type: ignore[attr-defined]
         raise InvalidInput("the webhook-id header is longer than 255 characters")
     now = utcnow()
-    with engine.connect() as connection, write_locked(connection).begin():
+    with engine.connect() as connection, connection.begin():
         connection.execute(delete(WebhookDelivery).where(WebhookDelivery.received_at < now - REMEMBER_FOR))
         try:
             connection.execute(insert(WebhookDelivery).values(message_id=message_id, received_at=now))

@@ -265,7 +265,7 @@ def record_use(engine: Engine, key: KeyInfo) -> KeyInfo:
     if not needs_recording(key):
         return key
     try:
-        with session_scope(engine, write=True) as session:
+        with session_scope(engine) as session:
             session.execute(
                 update(ApiKey)
                 .where(ApiKey.id == key.id, or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - TOUCH_EVERY))

@@ -151,7 +151,7 @@ def create_job(session: Session, kind: str, task_id: int | None, params: dict[st
 
 def start_job(engine: Engine, job_id: int) -> None:
     """Mark a queued job running, owned by this process (which then beats with :func:`running`)."""
-    with session_scope(engine, write=True) as session:
+    with session_scope(engine) as session:
         begin_job(session, job_id)
 
 
@@ -188,7 +188,7 @@ def submit(
         raise InvalidInput(f"unknown job kind {kind!r}: use one of {', '.join(OPERATIONS)}")
     if runner not in ("thread", "process"):
         raise ValueError(f"unknown runner {runner!r}")
-    with session_scope(engine, write=True) as session:
+    with session_scope(engine) as session:
         # the task's row lock: two submitters cannot both find no pending job and both queue one
         task_id = get_task(session, task, lock=coalesce).id if task is not None else None
         if coalesce:
@@ -249,7 +249,7 @@ def run_job(
     starts (see :func:`reclaim_lost`). A job whose operation raises :class:`Busy` (another
     training of its task runs) waits here and tries again when ``wait_if_busy``; otherwise Busy
     is raised to the caller (a worker retries the task later instead of holding its slot)."""
-    with session_scope(engine, write=True) as session:
+    with session_scope(engine) as session:
         if redelivery:
             reclaim_lost(session, job_id, lost_after=settings.job_lost_after_seconds, max_attempts=settings.job_max_attempts)
         job = _load(session, job_id)

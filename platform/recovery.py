@@ -29,7 +29,7 @@ class RecoveryReport:
 def recover(engine: Engine, settings: Settings, task: str | None = None) -> RecoveryReport:
     """Reap the lost jobs, then sweep the orphan artifacts (of one task, or all)."""
     # BEGIN IMMEDIATE on SQLite: it reads the jobs, then writes, while live jobs write heartbeats.
-    with session_scope(engine, write=True) as session:
+    with session_scope(engine) as session:
         task_id = get_task(session, task).id if task is not None else None
         lost = reap_lost_jobs(session, lost_after=settings.job_lost_after_seconds, task_id=task_id)
     # after the reaping: the runs of the jobs just reaped no longer count as running

@@ -363,7 +363,7 @@ def fire(
     fired it. ``drift`` (what drift detection found) fires an ``on_drift`` schedule; nothing
     else does. ``runner`` is where its job runs when no broker is configured (see
     :func:`driftloop.platform.jobs.submit`)."""
-    with session_scope(engine, write=True) as session:
+    with session_scope(engine) as session:
         row = session.execute(select(Schedule, Task.name).join(Task, Task.id == Schedule.task_id).where(Schedule.id == schedule_id)).first()
         if row is None or row[0].paused:
             return None

@@ -15,7 +15,7 @@ from tests.conftest import run_cli
 
 def make_key(engine: Engine, scopes: str = "admin", task: str | None = None, expires_in: str | None = None) -> str:
     """A new key's full string (``dlk_…``)."""
-    with session_scope(engine, write=True) as session:
+    with session_scope(engine) as session:
         _, key = create_key(session, f"test-{uuid.uuid4().hex[:8]}", scopes, task=task, expires_in=expires_in)
     return key
 

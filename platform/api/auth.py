@@ -28,6 +28,7 @@ from driftloop.platform.api_keys import (
 )
 from driftloop.platform.config import Settings
 from driftloop.platform.errors import Unauthenticated
+from driftloop.platform.store.engine import read_only
 
 _HOW = "An API key made by `driftloop keys create` (dlk_…), with the scope the operation needs."
 _bearer = HTTPBearer(auto_error=False, scheme_name="BearerKey", description=_HOW)
@@ -74,7 +75,7 @@ class Guard:
         return info
 
     def _read(self, request: Request, key: str | None) -> KeyInfo:
-        with Session(request.app.state.engine) as session:  # read only, never committed
+        with Session(read_only(request.app.state.engine)) as session:  # never committed
             info = verify(session, key)
             request.app.state.verified_keys.put(key, info)
             self.check(session, info, request)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from driftloop.platform.config import Settings
 from driftloop.platform.serving.champions import ServedModels
 from driftloop.platform.serving.predictions import PredictionStore
+from driftloop.platform.store.engine import session_scope
 
 
 # The getters are coroutines though they await nothing: FastAPI runs a plain function dependency
@@ -23,8 +24,16 @@ async def get_engine(request: Request) -> Engine:
 
 
 def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
-    """One transaction per request, committed here at the edge (rolled back on any error)."""
-    with Session(engine, expire_on_commit=False) as session, session.begin():
+    """One transaction per request, committed here at the edge (rolled back on any error). It may
+    write, so on SQLite it holds the write lock from its first statement: routes that only read
+    take :data:`ReadSessionDep`."""
+    with session_scope(engine) as session:
+        yield session
+
+
+def get_read_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
+    """A read-only transaction per request: it never waits for a writer, and cannot write."""
+    with session_scope(engine, read_only=True) as session:
         yield session
 
 
@@ -44,6 +53,7 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 # sent. With the default ("request") FastAPI runs the commit after sending, so a client could
 # read its own write too early, or get a 2xx for a write whose commit then failed.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 # Job ids and version numbers are 32-bit columns: a larger number names no row, and PostgreSQL
 # would refuse the comparison (a 500) rather than find nothing.
 RowNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]

@@ -63,7 +63,7 @@ def demo_command() -> None:
 
     articles = corpora.bbc_news()
     labels = sorted({a.label for a in articles})
-    with session_scope(engine, write=True) as session:
+    with session_scope(engine) as session:
         created = tasks.ensure_task(session, TASK, labels)
     if created:
         out.print(f"created task {TASK} with labels {', '.join(labels)}")
@@ -113,7 +113,7 @@ def demo_command() -> None:
 
 def _print_api_key(engine: Engine) -> None:
     """A key for the demo's task, to ingest and predict over HTTP, and the request to try it with."""
-    with session_scope(engine, write=True) as session:
+    with session_scope(engine) as session:
         earlier = [k.prefix for k in list_keys(session) if k.name == DEMO_KEY and k.revoked_at is None]
         for prefix in earlier:  # one live demo key however often the demo runs
             revoke_key(session, prefix)
@@ -160,7 +160,7 @@ def _truth(engine: Engine, articles: list[corpora.LabelledText]) -> dict[int, st
 
 def _training_schedule(engine: Engine) -> int:
     """The task's stored schedule that trains after ``RETRAIN_AFTER`` new labels (kept across runs)."""
-    with session_scope(engine, write=True) as session:
+    with session_scope(engine) as session:
         try:
             schedule = schedules.add(session, TASK, "train", after_labels=RETRAIN_AFTER)
         except AlreadyExists:
@@ -293,7 +293,7 @@ def _print_schedules_and_jobs(engine: Engine, settings: Settings, schedule: int,
     """What ran this time: the schedule with its recent firings, and the jobs."""
     from driftloop.platform.jobs import job_info
 
-    with session_scope(engine, write=True) as session:
+    with session_scope(engine) as session:
         detail = schedules.show(session, schedule, TASK, firings=5)
         infos = [job_info(session, job_id, lost_after=settings.job_lost_after_seconds) for job_id in ran]
     table = Table("schedule", "action", "trigger", "paused", "last fired", "recent firings", title="schedules")

@@ -27,7 +27,7 @@ def list_(
     """List jobs, newest first. A job whose process died is marked failed (lost) before it is shown."""
     if state is not None and state not in JobState.__members__:
         raise typer.BadParameter(f"use one of {_STATES}", param_hint="--state")
-    with session_scope(current_engine(), write=True) as session:
+    with session_scope(current_engine()) as session:
         jobs = list_jobs(session, task=task, state=state, limit=limit, lost_after=get_settings().job_lost_after_seconds)
     if as_json:
         print_json(jobs)
@@ -59,7 +59,7 @@ def show(
     as_json: bool = json_option(),
 ) -> None:
     """Show one job. A job whose process died is marked failed (lost) first."""
-    with session_scope(current_engine(), write=True) as session:
+    with session_scope(current_engine()) as session:
         job = job_info(session, job_id, lost_after=get_settings().job_lost_after_seconds)
     if as_json:
         print_json(job)
@@ -105,7 +105,7 @@ def wait_for_job(job_id: int, interval: float = 1.0) -> JobInfo:
     with fraction_progress() as progress:
         bar = None
         while True:
-            with session_scope(engine, write=True) as session:
+            with session_scope(engine) as session:
                 job = job_info(session, job_id, lost_after=settings.job_lost_after_seconds)
             if bar is None:
                 bar = progress.add_task(f"job {job.id} ({job.kind}{f' of {job.task}' if job.task else ''})", total=1.0, summary="")
@@ -119,7 +119,7 @@ def wait_for_job(job_id: int, interval: float = 1.0) -> JobInfo:
 def cancel(job_id: int = typer.Argument(..., metavar="ID", help="Job id.")) -> None:
     """Cancel a queued or running job: a queued one never starts, a running one stops at its next
     progress report and commits nothing."""
-    with session_scope(current_engine(), write=True) as session:
+    with session_scope(current_engine()) as session:
         job = cancel_job(session, job_id)
         state = job.state.value
     out.print(f"job {job_id}: {state}")

@@ -23,7 +23,7 @@ def create(
     as_json: bool = json_option(),
 ) -> None:
     """Create a key and print it: once, it cannot be shown again (the store keeps only its hash)."""
-    with session_scope(current_engine(), write=True) as session:
+    with session_scope(current_engine()) as session:
         info, key = create_key(session, name, scopes, task=task, expires_in=expires)
     if as_json:
         print_json({"key": key, **_public(info)})
@@ -63,7 +63,7 @@ def revoke(
     as_json: bool = json_option(),
 ) -> None:
     """Revoke a key: each API process refuses it within DRIFTLOOP_AUTH_CACHE_SECONDS (5)."""
-    with session_scope(current_engine(), write=True) as session:
+    with session_scope(current_engine()) as session:
         info = revoke_key(session, key)
     if as_json:
         print_json(_public(info))

@@ -36,10 +36,10 @@ def run(
     try:
         while passes is None or done < passes:
             started = time.monotonic()
-            with session_scope(engine, write=True) as session:
+            with session_scope(engine) as session:
                 job_id = create_job(session, "loop", get_task(session, name).id, params).id
             run_job(engine, settings, job_id)  # this pass, here; the trainings it queues run in this process's runner
-            with session_scope(engine, write=True) as session:
+            with session_scope(engine) as session:
                 job = job_info(session, job_id, lost_after=settings.job_lost_after_seconds)
             done += 1
             if job.state != "succeeded":
@@ -54,7 +54,7 @@ def run(
             time.sleep(1.0)
             trainings = _report_ended(engine, settings, trainings)
     except KeyboardInterrupt:
-        with session_scope(engine, write=True) as session:
+        with session_scope(engine) as session:
             for training in trainings:
                 if job_info(session, training, lost_after=settings.job_lost_after_seconds).state in ("queued", "running"):
                     cancel_job(session, training)
@@ -83,7 +83,7 @@ def _report_ended(engine, settings, trainings: list[int]) -> list[int]:  # type:
     from driftloop.platform.store.engine import session_scope
 
     live = []
-    with session_scope(engine, write=True) as session:
+    with session_scope(engine) as session:
         for training in trainings:
             job = job_info(session, training, lost_after=settings.job_lost_after_seconds)
             if job.state in ("queued", "running"):

@@ -54,7 +54,7 @@ def add(
     from driftloop.platform import schedules
 
     params = _params(param or [])
-    with session_scope(current_engine(), write=True) as session:
+    with session_scope(current_engine()) as session:
         info = schedules.add(session, task, action, every=every, cron=cron, after_labels=after_labels, on_drift=on_drift, params=params)
     if as_json:
         print_json(info)
@@ -128,7 +128,7 @@ def pause(schedule_id: int = typer.Argument(..., metavar="ID", help="Schedule id
     """Pause a schedule: it does not fire until resumed."""
     from driftloop.platform import schedules
 
-    with session_scope(current_engine(), write=True) as session:
+    with session_scope(current_engine()) as session:
         info = schedules.pause(session, schedule_id)
     out.print(f"schedule {info.id} paused", markup=False)
 
@@ -138,7 +138,7 @@ def resume(schedule_id: int = typer.Argument(..., metavar="ID", help="Schedule i
     """Resume a paused schedule (what fell due while it was paused is not caught up)."""
     from driftloop.platform import schedules
 
-    with session_scope(current_engine(), write=True) as session:
+    with session_scope(current_engine()) as session:
         info = schedules.resume(session, schedule_id)
     nxt = f", next at {info.next_run_at.isoformat(timespec='seconds')}" if info.next_run_at else ""
     out.print(f"schedule {info.id} resumed{nxt}", markup=False)
@@ -149,7 +149,7 @@ def remove(schedule_id: int = typer.Argument(..., metavar="ID", help="Schedule i
     """Remove a schedule and the record of its firings."""
     from driftloop.platform import schedules
 
-    with session_scope(current_engine(), write=True) as session:
+    with session_scope(current_engine()) as session:
         info = schedules.remove(session, schedule_id)
     out.print(f"schedule {info.id} removed ({info.action} of task {info.task}, {info.trigger})", markup=False)
 

@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
 
 from driftloop.platform.ingestion.records import Record, Rejection, parse_record
 from driftloop.platform.ingestion.writer import store_records
-from driftloop.platform.store.engine import session_scope, write_locked
+from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import TextRecord
 from driftloop.platform.store.types import utcnow
 from driftloop.platform.tasks import get_task
@@ -79,7 +78,7 @@ def ingest(
     The next batch is validated while the store writes the current one (the database driver
     releases the GIL while it works), so at most two batches are in memory.
     """
-    with Session(engine) as session:
+    with session_scope(engine, read_only=True) as session:
         task_id = get_task(session, task_name).id
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer") as writer:
         in_flight: Future[list[Outcome]] | None = None
@@ -146,7 +145,6 @@ class _Batch:
 
     def write(self, engine: Engine, task_id: int, source: str) -> list[Outcome]:
         with engine.connect() as connection:
-            connection = write_locked(connection)
             with connection.begin():
                 stored = store_records(connection, task_id, [r for _, r in self.fresh], utcnow(), source)
         outcomes = dict(self.decided)

@@ -31,7 +31,7 @@ from driftloop.platform.durability import fsync
 from driftloop.platform.errors import DriftloopError, NotFound
 from driftloop.platform.home import private_home
 from driftloop.platform.modeling.encoder import Encoder, Progress
-from driftloop.platform.store.engine import write_locked
+from driftloop.platform.store.engine import read_only
 from driftloop.platform.store.in_lists import in_list_chunks
 from driftloop.platform.store.models import Embedding, TextRecord
 from driftloop.platform.store.types import utcnow
@@ -59,7 +59,7 @@ def embed_texts(
     text id is not one of the task's texts.
     """
     wanted = list(dict.fromkeys(int(i) for i in text_ids))
-    with engine.connect() as connection:
+    with read_only(engine).connect() as connection:
         vector_ids = _recorded_vector_ids(connection, task_id, encoder.id, wanted)
     missing = [i for i in wanted if i not in vector_ids]
     _require_task_texts(engine, task_id, missing)
@@ -110,9 +110,8 @@ def _append(
     path.parent.mkdir(parents=True, exist_ok=True)
     row_bytes = encoder.dim * _FLOAT32.itemsize
     with _exclusive(path.with_suffix(".lock")), engine.connect() as connection:
-        # BEGIN IMMEDIATE on SQLite: no other writer may slip in between reading what is
-        # recorded and inserting. The file lock is always taken first, so they cannot deadlock.
-        connection = write_locked(connection)
+        # A writing unit (BEGIN IMMEDIATE on SQLite): no other writer may slip in between reading
+        # what is recorded and inserting. The file lock is always taken first, so they cannot deadlock.
         with connection.begin():
             recorded = _recorded_vector_ids(connection, task_id, encoder.id, text_ids)
             new = [n for n, text_id in enumerate(text_ids) if text_id not in recorded]
@@ -172,7 +171,7 @@ def _recorded_rows(connection: Connection, task_id: int, encoder_id: str) -> int
 
 def _require_task_texts(engine: Engine, task_id: int, text_ids: list[int]) -> None:
     found: set[int] = set()
-    with engine.connect() as connection:
+    with read_only(engine).connect() as connection:
         for chunk in in_list_chunks(text_ids):
             query = select(TextRecord.id).where(TextRecord.task_id == task_id, TextRecord.id.in_(chunk))
             found.update(connection.scalars(query))
@@ -184,7 +183,7 @@ def _require_task_texts(engine: Engine, task_id: int, text_ids: list[int]) -> No
 
 def _texts(engine: Engine, text_ids: list[int]) -> dict[int, str]:
     texts: dict[int, str] = {}
-    with engine.connect() as connection:
+    with read_only(engine).connect() as connection:
         for chunk in in_list_chunks(text_ids):
             texts.update(connection.execute(select(TextRecord.id, TextRecord.text).where(TextRecord.id.in_(chunk))).all())
     return texts

@@ -295,8 +295,7 @@ def update_buffer(
 
     Each offered text takes its train label from ``labels``; texts without one are ignored.
     The buffer row is locked first, so concurrent updates of one buffer take turns (on SQLite
-    the first write takes the database's write lock; call this before reading anything in the
-    transaction, or begin it with ``write_locked``). The update's randomness comes from
+    every writing unit holds the database's write lock from its first statement). The update's randomness comes from
     ``(seed, items seen so far)``: the same history gives the same buffer.
     """
     chosen = strategy_for(strategy)

@@ -112,7 +112,7 @@ def train_round(
     check_request(request)
     recover(engine, settings, request.task)  # what an earlier round of the task left when it was killed
     encoder = encoder or load_encoder(settings)
-    with session_scope(engine, write=True) as session:
+    with session_scope(engine) as session:
         # the task's row lock makes "is another training running? then this one starts" one step,
         # so two trainings of a task never run at once, whichever processes or workers run them
         task = get_task(session, request.task, lock=True)
@@ -370,7 +370,7 @@ def record_round(
         {"training_run": run_id, "init": trained.init, "fit": asdict(trained.fit) | {"history": trained.fit.history[-5:]}},
     )
     try:
-        with session_scope(engine, write=True) as session:
+        with session_scope(engine) as session:
             lock_running(session, job_id)  # first, as the reaper does: then the two cannot deadlock
             task = get_task(session, request.task)
             parent = session.get(ModelVersion, data.champion_id) if data.champion_id else None

@@ -61,12 +61,12 @@ def submit_score(engine: Engine, settings: Settings, task: str, *, runner: str =
 
 def run_score_job(engine: Engine, settings: Settings, job_id: int) -> dict[str, Any]:
     """The ``score`` job's operation: :func:`refresh_pool` of its task."""
-    with session_scope(engine, write=True) as session:
+    with session_scope(engine) as session:
         task = begin_job(session, job_id).params["task"]
     with running(engine, job_id, settings.job_heartbeat_seconds):
         to_job = progress_reporter(engine, job_id, high=0.99)
         refreshed = refresh_pool(engine, settings, task, progress=lambda stage, done, total: to_job(done / max(total, 1), f"{stage} {done}/{total}"))
         result = asdict(refreshed)
-        with session_scope(engine, write=True) as session:
+        with session_scope(engine) as session:
             complete_job(session, job_id, result)
     return result

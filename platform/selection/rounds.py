@@ -88,7 +88,7 @@ def submit_selection(engine: Engine, settings: Settings, request: SelectionReque
 
 def run_select_job(engine: Engine, settings: Settings, job_id: int) -> dict[str, Any]:
     """The ``select`` job's operation: the round its params describe, as that job."""
-    with session_scope(engine, write=True) as session:
+    with session_scope(engine) as session:
         params = begin_job(session, job_id).params
     with running(engine, job_id, settings.job_heartbeat_seconds):
         to_job = progress_reporter(engine, job_id)

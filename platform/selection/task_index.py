@@ -83,7 +83,7 @@ def run_rebuild_job(engine: Engine, settings: Settings, job_id: int) -> dict[str
     """The ``rebuild`` job's operation: :func:`rebuild_index` of its task with the configured encoder."""
     from driftloop.platform.tasks import get_task
 
-    with session_scope(engine, write=True) as session:
+    with session_scope(engine) as session:
         job = begin_job(session, job_id)
         task_id = get_task(session, job.params["task"]).id
     with running(engine, job_id, settings.job_heartbeat_seconds):

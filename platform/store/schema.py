@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from driftloop.platform.config import Settings
 from driftloop.platform.errors import SchemaOutOfDate
+from driftloop.platform.store.engine import read_only
 
 
 def alembic_config(url: str) -> Config:
@@ -37,7 +38,7 @@ def _run(engine: Engine, step, revision: str, settings: Settings | None) -> None
 
 
 def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as connection:
+    with read_only(engine).connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 

@@ -64,10 +64,10 @@ class Keys:
     def __init__(self, engine: Engine, task: str, other: str) -> None:
         self.engine, self.task, self.other = engine, task, other
         self.revoked = self.make("admin")
-        with session_scope(engine, write=True) as session:
+        with session_scope(engine) as session:
             revoke_key(session, self.revoked.split("_")[1])
         self.expired = self.make("admin")
-        with session_scope(engine, write=True) as session:
+        with session_scope(engine) as session:
             session.execute(update(ApiKey).where(ApiKey.prefix == self.expired.split("_")[1]).values(expires_at=utcnow() - timedelta(seconds=1)))
 
     def make(self, scopes: str, task: str | None = None) -> str:
@@ -88,11 +88,11 @@ def fill(path: str, values: dict[str, str]) -> str:
 
 def test_every_v1_route_asks_for_a_valid_key_with_its_scope_and_task(api: TestClient, engine: Engine) -> None:
     task, other = f"t-{uuid.uuid4().hex[:8]}", f"o-{uuid.uuid4().hex[:8]}"
-    with session_scope(engine, write=True) as session:
+    with session_scope(engine) as session:
         create_task(session, task, ["a", "b"])
         create_task(session, other, ["a", "b"])
         job = jobs.create_job(session, "train", get_task(session, task).id, {}).id
-    with session_scope(engine, write=True) as session:
+    with session_scope(engine) as session:
         schedule = add_schedule(session, task, "sync", every="1h").id
     keys = Keys(engine, task, other)
     values = {"task": task, "job_id": str(job), "version": "1", "schedule_id": str(schedule)}
@@ -146,7 +146,7 @@ def test_every_v1_route_asks_for_a_valid_key_with_its_scope_and_task(api: TestCl
 
 
 def test_a_job_is_cancelled_by_an_admin_or_by_the_scope_that_starts_its_kind(api: TestClient, engine: Engine, task_name: str) -> None:
-    with session_scope(engine, write=True) as session:
+    with session_scope(engine) as session:
         task_id = get_task(session, task_name).id
         ids = {kind: jobs.create_job(session, kind, task_id, {}).id for kind in ("train", "select", "score", "sync")}
         untasked = jobs.create_job(session, "train", None, {}).id
@@ -180,7 +180,7 @@ def test_two_different_keys_in_one_request_are_refused(api: TestClient, engine: 
 
 
 def test_errors_say_why_a_key_is_refused(api: TestClient, engine: Engine, task_name: str) -> None:
-    with session_scope(engine, write=True) as session:
+    with session_scope(engine) as session:
         _, revoked = create_key(session, "old-ci", "admin")
         revoke_key(session, revoked.split("_")[1])
         _, expired = create_key(session, "short", "admin")
@@ -209,7 +209,7 @@ def test_last_used_at_is_recorded_at_most_once_a_minute(engine: Engine, tmp_path
     assert first is not None and utcnow() - first < timedelta(minutes=1)
     assert api.get("/v1/tasks", headers={"X-API-Key": key}).status_code == 200
     assert last_used() == first  # no write per request
-    with session_scope(engine, write=True) as session:
+    with session_scope(engine) as session:
         session.execute(update(ApiKey).where(ApiKey.prefix == prefix).values(last_used_at=first - timedelta(minutes=2)))
     assert api.get("/v1/tasks", headers={"X-API-Key": key}).status_code == 200
     assert last_used() > first - timedelta(minutes=2)
@@ -220,7 +220,7 @@ def test_a_verified_key_is_trusted_for_the_cache_time_but_never_past_its_expiry(
     with TestClient(create_app(settings)) as api:
         key = make_key(engine, "predict", task=task_name)
         assert api.get(f"/v1/tasks/{task_name}", headers={"X-API-Key": key}).status_code == 200
-        with session_scope(engine, write=True) as session:
+        with session_scope(engine) as session:
             revoke_key(session, key.split("_")[1])
         # verified 0 s ago: still taken (the documented window), with its scope and task still checked
         assert api.get(f"/v1/tasks/{task_name}", headers={"X-API-Key": key}).status_code == 200
@@ -249,7 +249,7 @@ def test_a_failing_last_used_write_does_not_fail_the_request(api: TestClient, en
 
 
 def test_keys_cannot_be_recovered_from_the_store(engine: Engine, task_name: str) -> None:
-    with session_scope(engine, write=True) as session:
+    with session_scope(engine) as session:
         _, key = create_key(session, "leak-check", "ingest,predict", task=task_name, expires_in="90d")
     secret = key.rsplit("_", 1)[1]
     assert key.startswith("dlk_") and len(secret) == 64  # 256 bits, in hex

@@ -1,4 +1,5 @@
-"""Schemathesis over the whole published OpenAPI spec, on SQLite and PostgreSQL.
+"""Schemathesis over the whole published OpenAPI spec, on SQLite and PostgreSQL, each busy with
+background writers (a running job's heartbeat and progress, ingest batches) the whole time.
 
 Valid and invalid requests generated from the spec (a fixed seed, a bounded number per
 operation) must never get a 5xx, only statuses the operation declares, and bodies that match
@@ -27,6 +28,7 @@ from driftloop.platform.store.engine import make_engine, session_scope
 from driftloop.platform.tasks import create_task
 from tests.api_keys import make_key
 from tests.conftest import fresh_postgres_database
+from tests.store_writers import busy_writers
 
 EXAMPLES_PER_OPERATION = 60
 
@@ -46,6 +48,9 @@ def api_schema(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple
             create_task(session, "a", ["x", "y"])
         settings_ = Settings(home=tmp_path, database_url=url, ingest_max_records_per_request=20, ingest_max_request_bytes=50_000)
         key = make_key(engine)
+        # the store is busy meanwhile, as a deployment's is: a job's heartbeat and progress, ingest
+        # batches (on SQLite, every request's write unit competes with them for the write lock)
+        stack.enter_context(busy_writers(engine))
         yield schemathesis.openapi.from_asgi("/openapi.json", create_app(settings_)), {"Authorization": f"Bearer {key}", "X-API-Key": key}
 
 

@@ -7,6 +7,7 @@ from sqlalchemy import text
 from driftloop.platform.api.deps import EngineDep
 from driftloop.platform.api.errors import declare, error_response
 from driftloop.platform.api.metrics import JobsCollector
+from driftloop.platform.store.engine import read_only
 
 router = APIRouter(tags=["operations"])
 # apart, so that the app can ask for a key here (DRIFTLOOP_METRICS_AUTH) and not for /healthz
@@ -16,7 +17,7 @@ metrics_router = APIRouter(tags=["operations"])
 @router.get("/healthz", response_model=None, responses=declare(503))
 def healthz(engine: EngineDep) -> dict[str, str] | Response:
     try:
-        with engine.connect() as connection:
+        with read_only(engine).connect() as connection:
             connection.execute(text("SELECT 1"))
     except Exception as error:  # noqa: BLE001 - any failure means "not healthy"
         return error_response(503, "store_unavailable", f"the store does not answer: {error.__class__.__name__}")

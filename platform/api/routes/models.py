@@ -2,7 +2,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from driftloop.platform.api.auth import require
-from driftloop.platform.api.deps import RowNumber, SessionDep, SettingsDep
+from driftloop.platform.api.deps import ReadSessionDep, RowNumber, SessionDep, SettingsDep
 from driftloop.platform.api.errors import declare
 from driftloop.platform.modeling import registry
 from driftloop.platform.modeling.freeze import gate_status
@@ -58,7 +58,7 @@ class GateStatusPublic(BaseModel):
 
 
 @router.get("/v1/tasks/{task}/models", responses=declare(401, 403, 404, 422), dependencies=[require()])
-def list_models(task: str, session: SessionDep) -> list[ModelPublic]:
+def list_models(task: str, session: ReadSessionDep) -> list[ModelPublic]:
     return [ModelPublic(**vars(v)) for v in registry.list_versions(session, task)]
 
 
@@ -76,7 +76,7 @@ def promote(task: str, version: RowNumber, session: SessionDep, settings: Settin
 
 
 @router.get("/v1/tasks/{task}/gate", responses=declare(401, 403, 404, 422), dependencies=[require()])
-def read_gate(task: str, session: SessionDep, settings: SettingsDep) -> GateStatusPublic:
+def read_gate(task: str, session: ReadSessionDep, settings: SettingsDep) -> GateStatusPublic:
     """The champion and the gate's recent refusals; ``notice`` says the served model stopped learning."""
     status = gate_status(session, task, settings.gate_freeze_after)
     return GateStatusPublic.model_validate(status, from_attributes=True)

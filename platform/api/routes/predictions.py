@@ -15,7 +15,13 @@ from pydantic import BaseModel, Field
 
 from driftloop.platform.api.auth import require
 from driftloop.platform.api.bodies import read_body
-from driftloop.platform.api.deps import EngineDep, PredictionStoreDep, ServedModelsDep, SessionDep, SettingsDep
+from driftloop.platform.api.deps import (
+    EngineDep,
+    PredictionStoreDep,
+    ReadSessionDep,
+    ServedModelsDep,
+    SettingsDep,
+)
 from driftloop.platform.api.errors import declare
 from driftloop.platform.api.metrics import PREDICT_SECONDS, PREDICTED
 from driftloop.platform.api.routes.models import ModelPublic
@@ -114,7 +120,7 @@ async def predict_texts(
 
 
 @router.get("/v1/tasks/{task}/model", responses=declare(401, 403, 404, 409, 422, 503), dependencies=[require("predict")])
-def read_served_model(task: str, session: SessionDep, models: ServedModelsDep) -> ServedModelPublic:
+def read_served_model(task: str, session: ReadSessionDep, models: ServedModelsDep) -> ServedModelPublic:
     """The champion: its metrics and the gate's verdict, and the version this process serves."""
     champion = registry.champion(session, get_task(session, task).id)
     if champion is None:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from driftloop.platform import schedules
 from driftloop.platform.api.auth import require
-from driftloop.platform.api.deps import RowNumber, SessionDep
+from driftloop.platform.api.deps import ReadSessionDep, RowNumber, SessionDep
 from driftloop.platform.api.errors import declare
 
 router = APIRouter(prefix="/v1/tasks/{task}/schedules", tags=["schedules"])
@@ -80,12 +80,12 @@ def add_schedule(task: str, body: ScheduleCreate, session: SessionDep, response:
 
 
 @router.get("", responses=declare(401, 403, 404, 422), dependencies=[require()])
-def list_schedules(task: str, session: SessionDep) -> list[SchedulePublic]:
+def list_schedules(task: str, session: ReadSessionDep) -> list[SchedulePublic]:
     return [_public(info) for info in schedules.list_schedules(session, task)]
 
 
 @router.get("/{schedule_id}", responses=declare(401, 403, 404, 422), dependencies=[require()])
-def show_schedule(task: str, schedule_id: RowNumber, session: SessionDep) -> ScheduleDetailPublic:
+def show_schedule(task: str, schedule_id: RowNumber, session: ReadSessionDep) -> ScheduleDetailPublic:
     detail = schedules.show(session, schedule_id, task)
     firings = [FiringPublic(id=f.id, fired_at=f.fired_at, trigger=f.trigger, job=f.job, skipped=f.skipped) for f in detail.firings]
     return ScheduleDetailPublic(**_public(detail).model_dump(), firings=firings)

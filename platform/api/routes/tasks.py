@@ -4,7 +4,7 @@ from fastapi import APIRouter, status
 
 from driftloop.platform import tasks
 from driftloop.platform.api.auth import require
-from driftloop.platform.api.deps import SessionDep
+from driftloop.platform.api.deps import ReadSessionDep, SessionDep
 from driftloop.platform.api.errors import declare
 from driftloop.platform.api.schemas import LabelsAdd, TaskCreate, TaskPublic
 from driftloop.platform.api_keys import KeyInfo
@@ -24,7 +24,7 @@ def create_task(body: TaskCreate, session: SessionDep) -> TaskPublic:
 
 
 @router.get("", responses=declare(401))
-def list_tasks(session: SessionDep, key: Annotated[KeyInfo | None, require()]) -> list[TaskPublic]:
+def list_tasks(session: ReadSessionDep, key: Annotated[KeyInfo | None, require()]) -> list[TaskPublic]:
     """Every task; for a key bound to a task, that task alone."""
     return [
         TaskPublic(name=t.name, labels=t.labels, created_at=t.created_at, texts=t.texts)
@@ -34,7 +34,7 @@ def list_tasks(session: SessionDep, key: Annotated[KeyInfo | None, require()]) -
 
 
 @router.get("/{task}", responses=declare(401, 403, 404, 422), dependencies=[require()])
-def get_task(task: str, session: SessionDep) -> TaskPublic:
+def get_task(task: str, session: ReadSessionDep) -> TaskPublic:
     return TaskPublic(**vars(tasks.summarize(session, tasks.get_task(session, task))))
 
 

@@ -240,6 +240,7 @@ def run_job(
     redelivery: bool = False,
     wait_if_busy: bool = True,
     follow_ups: str = "thread",
+    raise_failure: bool = False,
 ) -> dict[str, Any] | None:
     """Run a queued job here, to its end; its result, or None when it was not queued any more
     (already run, cancelled, or delivered twice by a broker) or it failed (the job row says why).
@@ -248,7 +249,9 @@ def run_job(
     delivers its task again; such a job is reaped and run again, up to ``job_max_attempts``
     starts (see :func:`reclaim_lost`). A job whose operation raises :class:`Busy` (another
     training of its task runs) waits here and tries again when ``wait_if_busy``; otherwise Busy
-    is raised to the caller (a worker retries the task later instead of holding its slot)."""
+    is raised to the caller (a worker retries the task later instead of holding its slot).
+    ``raise_failure`` (a broker's worker): a job that failed raises :class:`JobFailed` once its row
+    says so, so that the broker's own record of the task says failed too."""
     with session_scope(engine) as session:
         if redelivery:
             reclaim_lost(session, job_id, lost_after=settings.job_lost_after_seconds, max_attempts=settings.job_max_attempts)
@@ -261,12 +264,19 @@ def run_job(
         return None
     token = _FOLLOW_UP_RUNNER.set(follow_ups)
     try:
-        return _run_operation(engine, settings, job_id, kind, wait_if_busy)
+        return _run_operation(engine, settings, job_id, kind, wait_if_busy, raise_failure)
     finally:
         _FOLLOW_UP_RUNNER.reset(token)
 
 
-def _run_operation(engine: Engine, settings: Settings, job_id: int, kind: str, wait_if_busy: bool) -> dict[str, Any] | None:
+def is_user_error(error: BaseException) -> bool:
+    """An error that says what was asked cannot be done (a client's 4xx), not that something broke."""
+    return isinstance(error, DriftloopError) and error.status < 500
+
+
+def _run_operation(
+    engine: Engine, settings: Settings, job_id: int, kind: str, wait_if_busy: bool, raise_failure: bool
+) -> dict[str, Any] | None:
     while True:
         try:
             operation = _operation(kind)
@@ -277,9 +287,15 @@ def _run_operation(engine: Engine, settings: Settings, job_id: int, kind: str, w
             if not _wait_turn(engine, job_id, busy, settings.job_busy_retry_seconds):
                 return None
         except Exception as error:  # the job row is the report: whoever waits on it reads the error there
+            failure = f"{type(error).__name__}: {error}"
             with session_scope(engine) as session:
-                fail_job(session, job_id, f"{type(error).__name__}: {error}")
-            log.exception("job %s (%s) failed", job_id, kind)
+                fail_job(session, job_id, failure)
+            if is_user_error(error):  # what the request asked cannot be done: a line, not a traceback
+                log.warning("job %s (%s) failed: %s", job_id, kind, failure)
+            else:
+                log.exception("job %s (%s) failed", job_id, kind)
+            if raise_failure:
+                raise JobFailed(f"job {job_id} ({kind}) failed: {failure}", job=job_id) from None
             return None
 
 
@@ -342,6 +358,13 @@ def cancel_job(session: Session, job_id: int) -> Job:
     )
     session.refresh(job)
     return job
+
+
+class JobFailed(DriftloopError):
+    """The job ran and failed; its row holds the error."""
+
+    code = "job_failed"
+    status = 500
 
 
 class JobCancelled(JobLost):

@@ -452,8 +452,13 @@ def _still_live(session: Session, settings: Settings, task_id: int, kind: str) -
 def _submit(engine: Engine, settings: Settings, action: str, task: str, params: dict[str, Any], runner: str) -> tuple[int | None, str | None]:
     """Submit the action's job: (its id, None), or (None, why it could not be)."""
     try:
+        if action == "train":  # refused, and recorded as skipped, when there is nothing new to learn
+            from driftloop.platform.modeling.round_requests import request_from_params, submit_train
+
+            request = request_from_params(_job_params(settings, action, task, params))
+            return submit_train(engine, settings, request, runner=runner), None
         return jobs.submit(engine, settings, action, task, _job_params(settings, action, task, params), runner=runner), None
-    except DriftloopError as error:  # e.g. a kind of job this process does not know
+    except DriftloopError as error:  # a kind of job this process does not know, nothing to learn...
         return None, error.message
     except Exception as error:  # a broker that does not answer: recorded, and the next period tries again
         log.exception("schedule firing for task %s (%s) could not submit its job", task, action)
@@ -463,9 +468,7 @@ def _submit(engine: Engine, settings: Settings, action: str, task: str, params: 
 def _job_params(settings: Settings, action: str, task: str, params: dict[str, Any]) -> dict[str, Any]:
     """A job's params for the action, as its other callers (the CLI, the API) build them."""
     if action == "train":
-        # imported here: the round's module brings torch, which listing schedules never needs
-        from driftloop.platform.modeling.rounds import RoundRequest, request_params
-        from driftloop.platform.modeling.training import TrainingConfig
+        from driftloop.platform.modeling.round_requests import RoundRequest, TrainingConfig, request_params
 
         training = TrainingConfig(epochs=params.get("epochs"), distill_weight=params.get("distill", 0.0), seed=params.get("seed", 0))
         request = RoundRequest(

@@ -28,7 +28,9 @@ def register_tasks(app: Celery) -> None:
     """A task on ``app`` for every kind of job this process can run (the core's and labeling's)."""
     register_jobs()
     for kind in jobs.OPERATIONS:
-        app.task(name=jobs.CELERY_TASK_PREFIX + kind, bind=True, queue=jobs.queue_of(kind))(_run)
+        # JobFailed is expected: the job row holds the error and the log its line; Celery records
+        # the task failed with a line of its own instead of a second traceback
+        app.task(name=jobs.CELERY_TASK_PREFIX + kind, bind=True, queue=jobs.queue_of(kind), throws=(jobs.JobFailed,))(_run)
 
 
 def _run(task: Task, job_id: int) -> dict[str, Any] | None:
@@ -44,6 +46,7 @@ def _run(task: Task, job_id: int) -> dict[str, Any] | None:
             queue=delivery.get("routing_key") or delivery.get("exchange") or None,
             redelivery=True,
             wait_if_busy=False,
+            raise_failure=True,
         )
     except Busy as busy:
         # another training of the task runs: try later, without holding this worker meanwhile

@@ -18,7 +18,8 @@ from driftloop.platform.modeling.choices import MODES, REPLAY_STRATEGIES
 
 if TYPE_CHECKING:
     from driftloop.platform.evaluation.gate import GateOutcome
-    from driftloop.platform.modeling.rounds import RoundRequest, RoundResult
+    from driftloop.platform.modeling.round_requests import RoundRequest
+    from driftloop.platform.modeling.rounds import RoundResult
 
 
 def train_command(
@@ -37,8 +38,7 @@ def train_command(
     """Train a candidate from the champion on new labels plus replay, gate it, promote it if it passed.
 
     --json: the round (version, init, n_new, n_replay, fit, gate, promoted, provisional...) and the freeze notice."""
-    from driftloop.platform.modeling.rounds import RoundRequest
-    from driftloop.platform.modeling.training import TrainingConfig
+    from driftloop.platform.modeling.round_requests import RoundRequest, TrainingConfig, submit_train
 
     if mode not in MODES:
         raise typer.BadParameter(f"use one of {', '.join(MODES)}", param_hint="--mode")
@@ -56,8 +56,6 @@ def train_command(
         promote=promote,
     )
     if no_wait:
-        from driftloop.platform.modeling.rounds import submit_train
-
         print_queued(submit_train(engine, settings, request, runner="process"), settings)
         return
     result = train_with_progress(engine, settings, request, f"train {name} ({mode}, replay {replay})")

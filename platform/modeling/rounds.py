@@ -13,7 +13,7 @@ next round of the task starts with it) and its artifact swept, see
 import math
 import shutil
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from driftloop.platform.config import Settings
-from driftloop.platform.errors import Busy, InvalidInput, NothingToLearn
+from driftloop.platform.errors import Busy
 from driftloop.platform.evaluation import first_model
 from driftloop.platform.evaluation.decisions import record_decision
 from driftloop.platform.evaluation.gate import EvalSlice, GateOutcome, GateRules, RuleResult, evaluate_gate
@@ -42,12 +42,22 @@ from driftloop.platform.jobs import (
 )
 from driftloop.platform.modeling import registry, replay
 from driftloop.platform.modeling.artifacts import path_from_uri
-from driftloop.platform.modeling.choices import MODES, REPLAY_STRATEGIES
 from driftloop.platform.modeling.cross_validation import cross_validate_head
 from driftloop.platform.modeling.embeddings import embed_texts
 from driftloop.platform.modeling.encoder import Encoder, load_encoder
 from driftloop.platform.modeling.model import TextClassifier
-from driftloop.platform.modeling.training import Checkpointing, FitReport, Progress, TrainingConfig, TrainingData, fit
+from driftloop.platform.modeling.round_requests import (  # noqa: F401 - the round's request, re-exported
+    RoundRequest,
+    TrainingConfig,
+    check_learnable,
+    check_request,
+    no_new_labels,
+    one_class,
+    request_from_params,
+    request_params,
+    submit_train,
+)
+from driftloop.platform.modeling.training import Checkpointing, FitReport, Progress, TrainingData, fit
 from driftloop.platform.recovery import recover
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.in_lists import in_list_chunks
@@ -62,18 +72,6 @@ from driftloop.platform.store.models import (
 )
 from driftloop.platform.store.types import utcnow
 from driftloop.platform.tasks import get_task, label_names
-
-
-@dataclass(frozen=True)
-class RoundRequest:
-    task: str
-    mode: str = "head"
-    replay: str = "reservoir"
-    replay_ratio: float = 1.0  # replayed examples per new example
-    replay_capacity: int = 2000
-    training: TrainingConfig = field(default_factory=TrainingConfig)
-    promote: bool = True
-    past_windows: int = 3
 
 
 @dataclass(frozen=True)
@@ -110,6 +108,9 @@ def train_round(
     The round runs as job ``job_id`` (a queued ``train`` job, see :func:`submit_train`), or as a
     new job it creates itself."""
     check_request(request)
+    if job_id is None:  # refused as a submission is, before a job exists or the encoder loads
+        with session_scope(engine, read_only=True) as session:
+            check_learnable(session, get_task(session, request.task))
     recover(engine, settings, request.task)  # what an earlier round of the task left when it was killed
     encoder = encoder or load_encoder(settings)
     with session_scope(engine) as session:
@@ -149,29 +150,6 @@ def _refuse_a_second_training(session: Session, task_id: int, task: str, job_id:
     )
     if other is not None:
         raise Busy(f"another training of task {task} is running (job {other}); one at a time per task", task=task, job=other)
-
-
-def check_request(request: RoundRequest) -> None:
-    """Refuse a request no round can run, before any job is made for it."""
-    if request.replay not in REPLAY_STRATEGIES:
-        raise InvalidInput(f"unknown replay strategy {request.replay!r}: use one of {', '.join(REPLAY_STRATEGIES)}", field="replay")
-    if request.mode not in MODES:
-        raise InvalidInput(f"unknown training mode {request.mode!r}: use one of {', '.join(MODES)}", field="mode")
-
-
-def request_params(request: RoundRequest) -> dict[str, Any]:
-    """A round request as a job's JSON params (:func:`request_from_params` reads it back)."""
-    return {**asdict(request), "training": asdict(request.training)}
-
-
-def request_from_params(params: dict[str, Any]) -> RoundRequest:
-    return RoundRequest(**{**params, "training": TrainingConfig(**params["training"])})
-
-
-def submit_train(engine: Engine, settings: Settings, request: RoundRequest, *, runner: str = "thread") -> int:
-    """Queue a training round as a job and have it run (:func:`driftloop.platform.jobs.submit`); its id."""
-    check_request(request)
-    return submit(engine, settings, "train", request.task, request_params(request), runner=runner)
 
 
 def run_train_job(engine: Engine, settings: Settings, job_id: int) -> dict[str, Any]:
@@ -269,11 +247,7 @@ def gather(engine: Engine, request: RoundRequest, task_id: int) -> RoundData:
         cutoff = registry.data_cutoff(session, current)
         new = _train_examples(session, task_id, since=cutoff)
         if not new:
-            raise InvalidInput(
-                f"no new training labels since the champion (version {current.version}) was trained"
-                if current
-                else f"task {task.name} has no training labels yet: import some with `driftloop label import`"
-            )
+            raise no_new_labels(task, current)
         # The candidate learns from ``base``. A provisional champion stood in while the eval split
         # was too small; until it can decide, the next candidate is a first model again, on every
         # label, rather than a step from a model no eval slice has judged.
@@ -461,12 +435,7 @@ def _start_from(
 def _require_two_classes(task: str, examples: list[_Example]) -> None:
     classes = sorted({e.label for e in examples})
     if len(classes) < 2:
-        # No gate can pass this (the majority class is every label), so say so before training.
-        raise NothingToLearn(
-            f"one class so far: nothing to learn yet (every training label of task {task} is {classes[0]!r}); "
-            "label texts of another class, then train",
-            task=task,
-        )
+        raise one_class(task, classes[0])
 
 
 def _cross_validated(

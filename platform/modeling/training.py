@@ -29,35 +29,11 @@ from sklearn.utils.class_weight import compute_class_weight
 from torch.nn import functional as F
 
 from driftloop.platform.modeling.model import TextClassifier
+from driftloop.platform.modeling.round_requests import TrainingConfig  # noqa: F401 - re-exported: the fit's config
 
 Progress = Callable[[float, str], None]
 
-# Per-mode defaults: a linear head on frozen embeddings wants many cheap epochs and a large
-# step; tuning a transformer wants few epochs and a small one.
-_DEFAULTS = {
-    "head": {"epochs": 200, "batch_size": 32, "learning_rate": 1e-2, "patience": 10},
-    "full": {"epochs": 4, "batch_size": 16, "learning_rate": 3e-5, "patience": 2},
-    "lora": {"epochs": 4, "batch_size": 16, "learning_rate": 5e-4, "patience": 2},
-}
 _HEAD_LEARNING_RATE = 1e-3  # the head's step when the encoder is tuned alongside it
-
-
-@dataclass(frozen=True)
-class TrainingConfig:
-    epochs: int | None = None
-    batch_size: int | None = None
-    learning_rate: float | None = None
-    patience: int | None = None
-    weight_decay: float = 1e-4
-    val_fraction: float = 0.1
-    class_weights: bool = True
-    distill_weight: float = 0.0  # LwF: weight of the distillation term
-    temperature: float = 2.0
-    seed: int = 0
-
-    def resolved(self, mode: str) -> dict[str, float]:
-        defaults = _DEFAULTS[mode]
-        return {key: getattr(self, key) if getattr(self, key) is not None else value for key, value in defaults.items()}
 
 
 @dataclass

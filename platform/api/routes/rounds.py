@@ -40,8 +40,7 @@ class SelectRequest(BaseModel):
 )
 def train(task: str, engine: EngineDep, settings: SettingsDep, response: Response, body: TrainRequest | None = None) -> JobAccepted:
     """Queue a training round (train → gate → promote if it passed); follow it at ``url``."""
-    from driftloop.platform.modeling.rounds import RoundRequest, submit_train
-    from driftloop.platform.modeling.training import TrainingConfig
+    from driftloop.platform.modeling.round_requests import RoundRequest, TrainingConfig, submit_train
 
     body = body or TrainRequest()
     request = RoundRequest(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from driftloop.labeling import register_jobs
@@ -205,10 +205,15 @@ def test_after_labels_fires_after_n_new_train_labels_and_not_before(store: Engin
 def test_a_firing_submits_the_job_its_action_names_with_the_params_other_callers_give_it(store: Engine, settings: Settings, task: str) -> None:
     from dataclasses import asdict
 
-    from driftloop.platform.modeling.rounds import RoundRequest, request_from_params, request_params
-    from driftloop.platform.modeling.training import TrainingConfig
+    from driftloop.platform.modeling.round_requests import (
+        RoundRequest,
+        TrainingConfig,
+        request_from_params,
+        request_params,
+    )
     from driftloop.platform.selection.rounds import SelectionRequest
 
+    _label(store, task, ["1", "2"])  # a training with nothing to learn is not queued (see below)
     t0 = utcnow()
     with session_scope(store) as session:
         schedules.add(session, task, "train", every="1m", now=t0, params={"mode": "lora", "epochs": 3, "distill": 0.5, "seed": 7, "promote": False})
@@ -231,6 +236,16 @@ def test_a_firing_submits_the_job_its_action_names_with_the_params_other_callers
         assert train.params == request_params(expected) and request_from_params(train.params) == expected
         assert select_.params == asdict(SelectionRequest(task=task, budget=5, strategy="margin", window_days=2.0))
         assert sync.params == {"task": task}
+
+
+def test_a_train_firing_with_nothing_to_learn_is_skipped_with_the_reason_and_queues_nothing(store: Engine, settings: Settings, task: str) -> None:
+    t0 = utcnow()
+    with session_scope(store) as session:
+        schedules.add(session, task, "train", every="1m", now=t0)
+    [firing] = Scheduler(store, settings).tick(t0 + timedelta(minutes=1))
+    assert firing.job is None and "has no training labels yet" in (firing.skipped or "")
+    with session_scope(store, read_only=True) as session:
+        assert session.scalar(select(func.count()).select_from(Job)) == 0
 
 
 def test_a_firing_is_skipped_while_a_job_of_its_kind_is_queued_or_running(store: Engine, settings: Settings, task: str) -> None:

@@ -482,7 +482,7 @@ def _job_params(settings: Settings, action: str, task: str, params: dict[str, An
         )
         return request_params(request)
     if action == "select":
-        from driftloop.platform.selection.rounds import SelectionRequest
+        from driftloop.platform.selection.round_requests import SelectionRequest
 
         return asdict(SelectionRequest(task=task, **params))
     return {"task": task, **params}

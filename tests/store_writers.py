@@ -22,7 +22,7 @@ def busy_writers(engine: Engine, *, interval: float = 0.02) -> Iterator[dict[str
     task = f"busy-{uuid.uuid4().hex[:8]}"
     with session_scope(engine) as session:
         create_task(session, task, ["a", "b"])
-        job_id = jobs.create_job(session, "select", get_task(session, task).id, {}, start=True).id
+    job_id = _running_job(engine, task)
     stop, errors, counts = threading.Event(), [], {"progress": 0, "ingested": 0}
 
     def progress() -> None:
@@ -33,6 +33,8 @@ def busy_writers(engine: Engine, *, interval: float = 0.02) -> Iterator[dict[str
             try:
                 report(min(step / 1e6, 0.99), f"step {step}")  # it writes at most every half second
                 counts["progress"] += 1
+            except jobs.JobCancelled:  # a fuzzer beside it may cancel its job: carry on with another
+                report = jobs.progress_reporter(engine, _running_job(engine, task))
             except Exception as error:  # noqa: BLE001 - reported by the test
                 errors.append(f"progress: {type(error).__name__}: {error}")
 
@@ -58,3 +60,8 @@ def busy_writers(engine: Engine, *, interval: float = 0.02) -> Iterator[dict[str
             for thread in threads:
                 thread.join(timeout=60)
     assert not errors, errors[:5]
+
+
+def _running_job(engine: Engine, task: str) -> int:
+    with session_scope(engine) as session:
+        return jobs.create_job(session, "select", get_task(session, task).id, {}, start=True).id

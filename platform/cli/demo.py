@@ -218,7 +218,7 @@ def _learning_round(
 def _select(engine: Engine, settings: Settings, budget: int) -> "JobInfo | None":
     """A selection round of ``budget`` texts, run as a job by this process's runner; None when
     every text is labelled or picked already."""
-    from driftloop.platform.selection.rounds import SelectionRequest, submit_selection
+    from driftloop.platform.selection.round_requests import SelectionRequest, submit_selection
 
     job = wait_for_job(submit_selection(engine, settings, SelectionRequest(task=TASK, budget=budget)))
     if job.state != "succeeded" or not job.result:

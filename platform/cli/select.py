@@ -30,8 +30,7 @@ def select_command(
     """Pick the texts worth labeling next and record them as a selection round.
 
     --json: the round (round_id, strategy, pool_size, picks with their full text...) and its push, or null."""
-    from driftloop.platform.cli.labeling import print_push
-    from driftloop.platform.selection.rounds import SelectionRequest, run_selection
+    from driftloop.platform.selection.round_requests import SelectionRequest, submit_selection
 
     settings = get_settings()
     engine = current_engine()
@@ -39,10 +38,11 @@ def select_command(
         task=name, budget=budget, strategy=strategy, window_days=window_days, random_fraction=random_fraction, seed=seed
     )
     if no_wait:  # the picks then wait in the outbox for `driftloop labeling push` or `driftloop sync`
-        from driftloop.platform.selection.rounds import submit_selection
-
         print_queued(submit_selection(engine, settings, request, runner="process"), settings)
         return
+    from driftloop.platform.cli.labeling import print_push
+    from driftloop.platform.selection.rounds import run_selection
+
     with stage_progress() as report:
         result = run_selection(engine, settings, request, progress=report)
     if not as_json:

@@ -15,7 +15,7 @@ from driftloop.platform.modeling import registry
 from driftloop.platform.modeling.embeddings import embed_texts
 from driftloop.platform.modeling.encoder import Encoder, load_encoder
 from driftloop.platform.modeling.rounds import load_version
-from driftloop.platform.selection.rounds import unlabeled_pool
+from driftloop.platform.selection.round_requests import unlabeled_pool
 from driftloop.platform.selection.scoring import champion_probabilities
 from driftloop.platform.selection.task_index import sync_index
 from driftloop.platform.store.engine import session_scope

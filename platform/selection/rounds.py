@@ -8,17 +8,14 @@ with their score, cluster, reason and strategy in one transaction; the store's u
 """
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from datetime import timedelta
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, exists, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, select
 
 from driftloop.platform.config import Settings
-from driftloop.platform.errors import InvalidInput
-from driftloop.platform.jobs import begin_job, complete_job, lock_running, progress_reporter, running, submit
+from driftloop.platform.jobs import begin_job, complete_job, lock_running, progress_reporter, running
 from driftloop.platform.labels.outbox import queue_picks
 from driftloop.platform.modeling import registry
 from driftloop.platform.modeling.embeddings import embed_texts
@@ -27,25 +24,21 @@ from driftloop.platform.modeling.rounds import load_version
 from driftloop.platform.selection.base import SelectionContext
 from driftloop.platform.selection.picking import get_strategy, ranker
 from driftloop.platform.selection.picking import select as select_picks
+from driftloop.platform.selection.round_requests import (  # noqa: F401 - the round's request, re-exported
+    SelectionRequest,
+    check_request,
+    nothing_to_pick,
+    submit_selection,
+    unlabeled_pool,
+)
 from driftloop.platform.selection.scoring import champion_probabilities
 from driftloop.platform.selection.task_index import sync_index
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.in_lists import in_list_chunks
 from driftloop.platform.store.models import Label, SelectionPick, SelectionRound, TextRecord
-from driftloop.platform.store.types import utcnow
 from driftloop.platform.tasks import get_task
 
 Progress = Callable[[str, int, int], None]  # stage, done, total
-
-
-@dataclass(frozen=True)
-class SelectionRequest:
-    task: str
-    budget: int
-    strategy: str = "hybrid"
-    window_days: float | None = None
-    random_fraction: float = 0.0
-    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -70,22 +63,6 @@ class SelectionResult:
     score_name: str  # what the picks' scores hold, e.g. "uncertainty (1 - margin)"
 
 
-def check_request(request: SelectionRequest, settings: Settings) -> None:
-    """Refuse a request no round can run, before any job is made for it."""
-    if request.budget < 1:
-        raise InvalidInput("the budget must be at least 1", field="budget")
-    try:
-        get_strategy(request.strategy, **strategy_options(request.strategy, settings))
-    except ValueError as error:
-        raise InvalidInput(str(error), field="strategy") from None
-
-
-def submit_selection(engine: Engine, settings: Settings, request: SelectionRequest, *, runner: str = "thread") -> int:
-    """Queue a selection round as a job and have it run (:func:`driftloop.platform.jobs.submit`); its id."""
-    check_request(request, settings)
-    return submit(engine, settings, "select", request.task, asdict(request), runner=runner)
-
-
 def run_select_job(engine: Engine, settings: Settings, job_id: int) -> dict[str, Any]:
     """The ``select`` job's operation: the round its params describe, as that job."""
     with session_scope(engine) as session:
@@ -108,7 +85,7 @@ def run_selection(
 ) -> SelectionResult:
     """Pick ``request.budget`` texts and record the round (and complete job ``job_id``, a running
     ``select`` job, in the same transaction)."""
-    check_request(request, settings)
+    check_request(request)
     options = strategy_options(request.strategy, settings)
     strategy = get_strategy(request.strategy, **options)
     encoder = encoder or load_encoder(settings)
@@ -119,7 +96,7 @@ def run_selection(
         pool_ids = _pool(session, task_id, request, settings.selection_max_pool)
         taken_ids = _taken(session, task_id)
     if not pool_ids:
-        raise InvalidInput(f"task {request.task} has no unlabeled, unpicked texts in the selection window")
+        raise nothing_to_pick(request.task)
 
     def report(stage: str) -> Callable[[int, int], None]:
         return lambda done, total: progress(stage, done, total) if progress else None
@@ -166,23 +143,6 @@ def strategy_options(strategy: str, settings: Settings) -> dict[str, object]:
 
 def _pool(session, task_id: int, request: SelectionRequest, max_pool: int) -> list[int]:  # type: ignore[no-untyped-def]
     return unlabeled_pool(session, task_id, window_days=request.window_days, max_pool=max_pool)
-
-
-def unlabeled_pool(session: Session, task_id: int, *, window_days: float | None = None, max_pool: int) -> list[int]:
-    """The texts a round may pick: no label, never picked; newest first, at most ``max_pool``."""
-    query = (
-        select(TextRecord.id)
-        .where(
-            TextRecord.task_id == task_id,
-            ~exists().where(Label.text_id == TextRecord.id),
-            ~exists().where(SelectionPick.task_id == task_id, SelectionPick.text_id == TextRecord.id),
-        )
-        .order_by(TextRecord.received_at.desc(), TextRecord.id.desc())
-        .limit(max_pool)
-    )
-    if window_days is not None:
-        query = query.where(TextRecord.received_at >= utcnow() - timedelta(days=window_days))
-    return list(session.scalars(query))
 
 
 def _taken(session, task_id: int) -> list[int]:  # type: ignore[no-untyped-def]

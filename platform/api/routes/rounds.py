@@ -63,7 +63,7 @@ def train(task: str, engine: EngineDep, settings: SettingsDep, response: Respons
 )
 def select(task: str, body: SelectRequest, engine: EngineDep, settings: SettingsDep, response: Response) -> JobAccepted:
     """Queue a selection round (pick ``budget`` texts worth labeling); follow it at ``url``."""
-    from driftloop.platform.selection.rounds import SelectionRequest, submit_selection
+    from driftloop.platform.selection.round_requests import SelectionRequest, submit_selection
 
     request = SelectionRequest(task=task, **body.model_dump())
     return accepted(submit_selection(engine, settings, request), response)

@@ -16,6 +16,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from driftloop.platform.api.deps import row_number
 from driftloop.platform.api_keys import (
     KeyInfo,
     Scope,
@@ -32,8 +33,6 @@ from driftloop.platform.errors import Unauthenticated
 _HOW = "An API key made by `driftloop keys create` (dlk_…), with the scope the operation needs."
 _bearer = HTTPBearer(auto_error=False, scheme_name="BearerKey", description=_HOW)
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="ApiKeyHeader", description=_HOW)
-
-_MAX_ROW_NUMBER = 2**31 - 1  # as deps.RowNumber: a larger job id names no row
 
 
 async def presented_key(
@@ -98,10 +97,9 @@ class JobGuard(Guard):
     offline = False  # the job's task (and kind) are in the store
 
     def check(self, session: Session, info: KeyInfo, request: Request) -> None:
-        raw = request.path_params.get("job_id", "")
-        # a job id that is not one is left to the route's own validation (422)
-        if raw.isdigit() and 1 <= int(raw) <= _MAX_ROW_NUMBER:
-            permit_job(session, info, int(raw), cancel=self.cancel)
+        job_id = row_number(request.path_params.get("job_id", ""))
+        if job_id is not None:  # None: not a job id, which the route's own validation answers (422)
+            permit_job(session, info, job_id, cancel=self.cancel)
 
     def statuses(self, path: str) -> tuple[int, ...]:
         return (401, 403)

@@ -163,6 +163,44 @@ def test_a_job_is_cancelled_by_an_admin_or_by_the_scope_that_starts_its_kind(api
     assert api.get("/v1/jobs/999999", headers=bound).status_code == 404
 
 
+def test_the_key_is_checked_before_the_body_is_read_on_every_route_with_a_body(api: TestClient, engine: Engine) -> None:
+    task, other = f"t-{uuid.uuid4().hex[:8]}", f"o-{uuid.uuid4().hex[:8]}"
+    with session_scope(engine) as session:
+        create_task(session, task, ["a", "b"])
+        create_task(session, other, ["a", "b"])
+    spec = api.app.openapi()  # type: ignore[attr-defined]
+    checks = api.app.state.key_checks  # type: ignore[attr-defined]
+    with_body = [
+        (method.upper(), path)
+        for path, item in spec["paths"].items()
+        for method, operation in item.items()
+        if path.startswith("/v1/") and "requestBody" in operation and (method.upper(), path) != WEBHOOK
+    ]
+    assert len(with_body) >= 8 and ("POST", "/v1/tasks/{task}/texts") in with_body and ("POST", "/v1/tasks") in with_body
+    for method, template in with_body:
+        check = checks[(method, template)]
+        path = fill(template, {"task": task, "version": "1", "schedule_id": "1", "job_id": "1"})
+        for body in (b"{", b'"not what it takes"'):  # not JSON; JSON, but not what any route takes
+            def send(headers: dict[str, str]) -> Any:
+                return api.request(method, path, content=body, headers={"content-type": "application/json", **headers})  # noqa: B023 - called at once
+
+            where = f"{method} {template} with {body[:20]!r}"
+            refused = [({}, 401), ({"X-API-Key": "dlk_bad"}, 401)]
+            if check.scope is not None:
+                refused.append(({"X-API-Key": keys_lacking(engine, check.scope)}, 403))
+            if "{task}" in template or check.all_tasks:
+                refused.append(({"X-API-Key": make_key(engine, "admin", task=other)}, 403))
+            for headers, status in refused:
+                answer = send(headers)
+                assert answer.status_code == status, f"{where}, {headers or 'no key'}: {answer.status_code} {answer.text}"
+            good = send({"X-API-Key": make_key(engine, check.scope or "ingest", task=None if check.all_tasks else task)})
+            assert good.status_code == 422, f"{where}, good key: {good.status_code} {good.text}"
+
+
+def keys_lacking(engine: Engine, scope: str) -> str:
+    return make_key(engine, ",".join(s for s in SCOPES if s not in (scope, "admin")))
+
+
 def test_a_key_bound_to_a_task_lists_that_task_alone(api: TestClient, engine: Engine, task_name: str) -> None:
     everything = api.get("/v1/tasks", headers={"X-API-Key": make_key(engine, "predict")}).json()
     assert len(everything) >= 1 and task_name in {t["name"] for t in everything}
@@ -308,7 +346,7 @@ def test_the_openapi_spec_shows_the_two_schemes_and_which_operations_need_a_key(
 
 
 def test_a_v1_route_without_a_key_check_is_refused_when_the_app_is_built() -> None:
-    forgetful = APIRouter()
+    forgetful = APIRouter(route_class=auth.KeyCheckedRoute)
 
     @forgetful.get("/v1/forgotten")
     def forgotten() -> None: ...
@@ -316,7 +354,15 @@ def test_a_v1_route_without_a_key_check_is_refused_when_the_app_is_built() -> No
     with pytest.raises(RuntimeError, match=r"GET /v1/forgotten has no key check"):
         auth.check_routes([forgetful])
 
-    undeclared = APIRouter()
+    body_first = APIRouter()  # FastAPI's own route class: it reads the body before any check
+
+    @body_first.post("/v1/tasks/{task}/thing", responses=declare(401, 403), dependencies=[auth.require("train")])
+    def posted(task: str, body: dict[str, int]) -> None: ...
+
+    with pytest.raises(RuntimeError, match=r"POST /v1/tasks/\{task\}/thing would read its body before checking the key"):
+        auth.check_routes([body_first])
+
+    undeclared = APIRouter(route_class=auth.KeyCheckedRoute)
 
     @undeclared.get("/v1/tasks/{task}/thing", dependencies=[auth.require("train")])
     def thing(task: str) -> None: ...
@@ -324,7 +370,7 @@ def test_a_v1_route_without_a_key_check_is_refused_when_the_app_is_built() -> No
     with pytest.raises(RuntimeError, match=r"can answer \[401, 403\]"):
         auth.check_routes([undeclared])
 
-    fine = APIRouter()
+    fine = APIRouter(route_class=auth.KeyCheckedRoute)
 
     @fine.get("/v1/tasks/{task}/thing", responses=declare(401, 403), dependencies=[auth.require("train")])
     def declared(task: str) -> None: ...

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from driftloop.platform.api.auth import require
+from driftloop.platform.api.auth import KeyCheckedRoute, require
 from driftloop.platform.api.bodies import read_body
 from driftloop.platform.api.deps import EngineDep, PredictionStoreDep, ServedModelsDep, SessionDep, SettingsDep
 from driftloop.platform.api.errors import declare
@@ -29,7 +29,7 @@ from driftloop.platform.serving import predictions as service
 from driftloop.platform.serving.champions import NoChampion
 from driftloop.platform.tasks import get_task
 
-router = APIRouter(tags=["predictions"])
+router = APIRouter(tags=["predictions"], route_class=KeyCheckedRoute)
 
 
 class PredictBody(BaseModel):

@@ -7,7 +7,7 @@ rejected alone (with its index and reason) instead of failing the whole request.
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
-from driftloop.platform.api.auth import require
+from driftloop.platform.api.auth import KeyCheckedRoute, require
 from driftloop.platform.api.bodies import read_body
 from driftloop.platform.api.deps import EngineDep, SettingsDep
 from driftloop.platform.api.errors import ApiError, declare
@@ -17,7 +17,7 @@ from driftloop.platform.ingestion.decoding import decode_array
 from driftloop.platform.ingestion.service import ingest
 from driftloop.platform.selection.pool import submit_score
 
-router = APIRouter(prefix="/v1/tasks", tags=["texts"])
+router = APIRouter(prefix="/v1/tasks", tags=["texts"], route_class=KeyCheckedRoute)
 
 
 @router.post(

@@ -120,7 +120,7 @@ class JobGuard(Guard):
             permit_job(session, info, job_id, cancel=self.cancel)
 
     def statuses(self, path: str) -> tuple[int, ...]:
-        return (401, 403)
+        return (401, 403, 404)  # 404: a job of another task than a bound key's
 
 
 class KeyCheckedRoute(APIRoute):

@@ -130,11 +130,12 @@ def test_every_v1_route_asks_for_a_valid_key_with_its_scope_and_task(api: TestCl
             lacking = ",".join(s for s in SCOPES if s not in (scope, "admin"))
             refused["key without the scope"] = ({"X-API-Key": keys.make(lacking)}, 403)
         if on_a_task or check.all_tasks:
-            refused["key for another task"] = (bearer(keys.make("admin", task=other)), 403)
+            # a job of another task is not there for the key: 404, as a job that does not exist
+            refused["key for another task"] = (bearer(keys.make("admin", task=other)), 404 if isinstance(check, auth.JobGuard) else 403)
         for case, (headers, status) in refused.items():
             answer = call(headers)
             assert answer.status_code == status, f"{method} {template}, {case}: {answer.status_code} {answer.text}"
-            assert answer.json()["error"] == ("unauthenticated" if status == 401 else "forbidden")
+            assert answer.json()["error"] == {401: "unauthenticated", 403: "forbidden", 404: "not_found"}[status]
             if status == 401:
                 assert answer.headers["WWW-Authenticate"] == "Bearer"
         for headers in (bearer(good), {"X-API-Key": good}):
@@ -158,9 +159,28 @@ def test_a_job_is_cancelled_by_an_admin_or_by_the_scope_that_starts_its_kind(api
         assert allowed.status_code == 200 and allowed.json()["state"] == "cancelled", allowed.text
     # a job of no task is for keys of every task only
     bound = {"X-API-Key": make_key(engine, "admin", task=task_name)}
-    assert api.get(f"/v1/jobs/{untasked}", headers=bound).status_code == 403
+    assert api.get(f"/v1/jobs/{untasked}", headers=bound).status_code == 404
     assert api.get(f"/v1/jobs/{untasked}", headers={"X-API-Key": make_key(engine, "predict")}).status_code == 200
     assert api.get("/v1/jobs/999999", headers=bound).status_code == 404
+
+
+def test_a_key_bound_to_a_task_cannot_tell_another_task_s_job_from_a_missing_one(api: TestClient, engine: Engine, task_name: str) -> None:
+    other = f"o-{uuid.uuid4().hex[:8]}"
+    with session_scope(engine) as session:
+        create_task(session, other, ["a", "b"])
+        others = jobs.create_job(session, "train", get_task(session, other).id, {}).id
+        untasked = jobs.create_job(session, "train", None, {}).id
+    missing = 2**31 - 1  # a job id no test makes
+    bound = {"X-API-Key": make_key(engine, "admin", task=task_name)}
+    for method, template in (("GET", "/v1/jobs/{}"), ("POST", "/v1/jobs/{}/cancel")):
+        absent = api.request(method, template.format(missing), headers=bound)
+        assert (absent.status_code, absent.json()) == (404, {"error": "not_found", "detail": f"no job {missing}", "job": missing})
+        for job in (others, untasked):
+            hidden = api.request(method, template.format(job), headers=bound)
+            assert (hidden.status_code, hidden.json()) == (404, {"error": "not_found", "detail": f"no job {job}", "job": job}), hidden.text
+    # a key for every task still sees the job, and a key of its task does
+    assert api.get(f"/v1/jobs/{others}", headers={"X-API-Key": make_key(engine, "admin")}).status_code == 200
+    assert api.get(f"/v1/jobs/{others}", headers={"X-API-Key": make_key(engine, "predict", task=other)}).status_code == 200
 
 
 def test_the_key_is_checked_before_the_body_is_read_on_every_route_with_a_body(api: TestClient, engine: Engine) -> None:

@@ -7,7 +7,6 @@ bad text is refused by its index (``texts[3]``) rather than by a schema error ab
 import asyncio
 import time
 import uuid
-from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -19,7 +18,7 @@ from driftloop.platform.api.deps import EngineDep, PredictionStoreDep, ServedMod
 from driftloop.platform.api.errors import declare
 from driftloop.platform.api.metrics import PREDICT_SECONDS, PREDICTED
 from driftloop.platform.api.routes.models import ModelPublic
-from driftloop.platform.api.schemas import IngestResponse, RecordIn
+from driftloop.platform.api.schemas import PREDICT_BODY, IngestResponse
 from driftloop.platform.errors import InvalidInput
 from driftloop.platform.evaluation.decisions import decision_on
 from driftloop.platform.ingestion.decoding import decode_object
@@ -30,13 +29,6 @@ from driftloop.platform.serving.champions import NoChampion
 from driftloop.platform.tasks import get_task
 
 router = APIRouter(tags=["predictions"], route_class=KeyCheckedRoute)
-
-
-class PredictBody(BaseModel):
-    """Either ``texts`` or ``records`` (limits as for ingest: count, characters, bytes)."""
-
-    texts: list[str] | None = Field(None, description="The texts to classify, in order.")
-    records: list[RecordIn] | None = Field(None, description="Records as for ingest (text, id, ts, meta), in order.")
 
 
 class PredictionPublic(BaseModel):
@@ -58,15 +50,10 @@ class ServedModelPublic(ModelPublic):
     load_error: str | None  # why a newer champion could not be loaded here, if it could not
 
 
-_BODY: dict[str, Any] = {
-    "requestBody": {"required": True, "content": {"application/json": {"schema": PredictBody.model_json_schema(ref_template="#/components/schemas/{model}")}}}
-}
-
-
 @router.post(
     "/v1/tasks/{task}/predict",
     responses=declare(400, 401, 403, 404, 409, 413, 422, 503),
-    openapi_extra=_BODY,
+    openapi_extra=PREDICT_BODY,
     dependencies=[require("predict")],
 )
 async def predict_texts(

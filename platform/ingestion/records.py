@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from driftloop.platform.errors import TooManyRecords
 from driftloop.platform.storable import text_problem
 
 MAX_ID_CHARS = 256
@@ -37,6 +38,18 @@ class Unrepresentable:
     """A JSON number that driftloop cannot store (see ``decoding``), kept to say why."""
 
     description: str
+
+
+def check_count(count: int, limit: int, what: str = "records") -> None:
+    """:class:`TooManyRecords` when one request holds more than ``limit`` records (ingest's and
+    predict's ``DRIFTLOOP_INGEST_MAX_RECORDS_PER_REQUEST``); ``what`` names them ("texts")."""
+    if count > limit:
+        raise TooManyRecords(
+            f"{count} {what}, over the limit of {limit} per request: none of the request was taken "
+            f"(the one at index {limit} is the first over); send at most {limit} per request",
+            index=limit,
+            limit=limit,
+        )
 
 
 def content_hash(text: str) -> bytes:

@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from driftloop.platform.api.auth import KeyCheckedRoute, require
-from driftloop.platform.api.bodies import read_body
+from driftloop.platform.api.bodies import read_json
 from driftloop.platform.api.deps import EngineDep, PredictionStoreDep, ServedModelsDep, SessionDep, SettingsDep
 from driftloop.platform.api.errors import declare
 from driftloop.platform.api.metrics import PREDICT_SECONDS, PREDICTED
@@ -52,7 +52,7 @@ class ServedModelPublic(ModelPublic):
 
 @router.post(
     "/v1/tasks/{task}/predict",
-    responses=declare(400, 401, 403, 404, 409, 413, 422, 503),
+    responses=declare(400, 401, 403, 404, 409, 413, 415, 422, 503),
     openapi_extra=PREDICT_BODY,
     dependencies=[require("predict")],
 )
@@ -73,7 +73,7 @@ async def predict_texts(
     before the answer. 409 ``no_champion`` while the task has no promoted model; 503 ``overloaded``
     with ``Retry-After`` when the model's queue is full."""
     started = time.perf_counter()
-    body = decode_object(await read_body(request, settings.ingest_max_request_bytes), 'give {"texts": [...]} or {"records": [...]}')
+    body = decode_object(await read_json(request, settings.ingest_max_request_bytes), 'give {"texts": [...]} or {"records": [...]}')
     unknown = sorted(set(body) - {"texts", "records"})
     if unknown:
         raise InvalidInput(f"unknown field {unknown[0]!r}: give \"texts\" or \"records\"", field=unknown[0])

@@ -30,7 +30,11 @@ class RecordIn(BaseModel):
     body itself, so that a bad record is rejected alone instead of failing the request)."""
 
     text: str = Field(description="the text; NUL and lone surrogates are rejected")
-    id: str | int | None = Field(None, description="your id; without one, the text's sha256 is its id")
+    id: str | int | None = Field(
+        None,
+        description="your id: a string or an integer (taken as its decimal string: 17 and \"17\" are one id); a float, "
+        "boolean or other value rejects the record; at most 256 characters; without one, the text's sha256 is its id",
+    )
     ts: datetime | None = Field(None, description="event time, ISO-8601; without a zone, UTC")
     meta: dict | None = Field(None, description="any JSON object, at most 32 levels deep")
 

@@ -1,5 +1,5 @@
 """Ingest (``POST …/texts``) and predict (``POST …/predict``) read their bodies alike: the same
-content types, the same limits on bytes and on records, the same error codes."""
+content types, the same limits on bytes and on records, the same error codes, the same ids."""
 
 import json
 from typing import Any
@@ -66,3 +66,23 @@ def test_json_content_types_are_read(client: TestClient, task_name: str, route: 
     answer = post(client, task_name, route, [{"text": "fine"}], content_type=content_type)
     # ingest stores it; predict reads it and finds no model to answer with yet
     assert (answer.status_code, answer.json().get("error")) == ((200, None) if route == "texts" else (409, "no_champion")), answer.text
+
+
+@pytest.mark.parametrize(("value", "kind"), [(1.5, "a float"), (2.0, "a float"), (True, "a boolean"), ([1], "an array"), ({"n": 1}, "an object")])
+def test_an_id_that_is_neither_a_string_nor_an_integer_is_refused_saying_what_is_accepted(
+    client: TestClient, task_name: str, value: object, kind: str
+) -> None:
+    said = f'"id" must be a string or an integer, got {kind}'
+    ingested = post(client, task_name, "texts", [{"text": "fine", "id": value}])
+    assert ingested.status_code == 200, ingested.text
+    assert ingested.json()["results"][0]["status"] == "rejected" and ingested.json()["results"][0]["reason"] == said
+    predicted = post(client, task_name, "predict", [{"text": "fine", "id": value}])
+    assert (predicted.status_code, predicted.json()["detail"]) == (422, f"records[0]: {said}")
+
+
+def test_an_integer_id_is_its_decimal_string(client: TestClient, task_name: str) -> None:
+    ingested = post(client, task_name, "texts", [{"text": "numbered", "id": 12345678901234567890}])
+    assert ingested.json()["results"][0]["id"] == "12345678901234567890"
+    again = post(client, task_name, "texts", [{"text": "numbered", "id": "12345678901234567890"}])
+    assert again.json()["results"][0]["status"] == "duplicate"
+    assert post(client, task_name, "predict", [{"text": "numbered", "id": 7}]).json()["error"] == "no_champion"  # the body was taken

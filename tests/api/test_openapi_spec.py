@@ -40,3 +40,5 @@ def test_a_self_read_body_is_described_in_the_spec(client: TestClient) -> None:
     assert texts["type"] == "array" and resolve(document, texts["items"]["$ref"])["properties"]["text"]["type"] == "string"
     predict = document["paths"]["/v1/tasks/{task}/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert set(resolve(document, predict["$ref"])["properties"]) == {"texts", "records"}
+    record_id = resolve(document, "#/components/schemas/RecordIn")["properties"]["id"]
+    assert "a string or an integer" in record_id["description"]

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from driftloop.platform.config import Settings
 from driftloop.platform.durations import parse_duration
 from driftloop.platform.errors import ConfigError, Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from driftloop.platform.jobs import no_such_job
 from driftloop.platform.storable import text_problem
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import ApiKey, Job, Task
@@ -199,12 +200,16 @@ def permit(key: KeyInfo, scope: str | None, task: str | None, *, all_tasks: bool
 
 
 def permit_job(session: Session, key: KeyInfo, job_id: int, *, cancel: bool) -> None:
-    """Forbidden unless ``key`` may read the job (any key on its task), or cancel it (``admin``, or the
-    scope that starts its kind). A job that does not exist passes: the route answers 404."""
+    """Forbidden unless ``key`` may cancel the job (``admin``, or the scope that starts its kind); any
+    key on its task may read it. A job of another task than a bound key's (or of no task) is not
+    found, as a job that does not exist, so that such a key cannot learn which ids exist; one that
+    does not exist passes: the route answers 404."""
     row = session.execute(select(Job.kind, Task.name).outerjoin(Task, Task.id == Job.task_id).where(Job.id == job_id)).first()
     if row is None:
         return
     kind, task = row
+    if key.task is not None and task != key.task:
+        raise no_such_job(job_id)
     permit(key, _CANCEL_SCOPES.get(kind, Scope.admin) if cancel else None, task, all_tasks=task is None)
 
 

@@ -54,6 +54,13 @@ class InvalidInput(DriftloopError):
     status = 422
 
 
+class TooManyRecords(DriftloopError):
+    """More records (or texts) in one request than a request may hold: none of them is taken."""
+
+    code = "too_many_records"
+    status = 413
+
+
 class NothingToLearn(InvalidInput):
     """A task's labels cannot train a classifier yet (one class so far): a usage error, not a
     failed gate, and no model version is made."""

@@ -159,7 +159,7 @@ def begin_job(session: Session, job_id: int) -> Job:
     """:func:`start_job` inside the caller's transaction (which may record more, e.g. a training run)."""
     job = session.execute(select(Job).where(Job.id == job_id).with_for_update()).scalar_one_or_none()
     if job is None:
-        raise NotFound(f"no job {job_id}", job=job_id)
+        raise no_such_job(job_id)
     if job.state != JobState.queued:
         raise InvalidInput(f"job {job_id} is {job.state.value}, not queued: it cannot be started", job=job_id)
     _own(job, Owner.this_process())
@@ -651,10 +651,15 @@ def _claim(engine: Engine, job_id: int, owner: Owner) -> None:
         )
 
 
+def no_such_job(job_id: int) -> NotFound:
+    """The answer for a job that does not exist, or that the caller may not know exists."""
+    return NotFound(f"no job {job_id}", job=job_id)
+
+
 def _load(session: Session, job_id: int) -> Job:
     job = session.get(Job, job_id)
     if job is None:
-        raise NotFound(f"no job {job_id}", job=job_id)
+        raise no_such_job(job_id)
     return job
 
 

@@ -1,14 +1,15 @@
 """The FastAPI application: ``create_app()`` wires settings, the store and the routes."""
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from driftloop.labeling import register_jobs
-from driftloop.platform.api import auth, errors
+from driftloop.platform.api import auth, errors, schemas
 from driftloop.platform.api.errors import declare
 from driftloop.platform.api.routes import health, jobs, labeling, models, predictions, rounds, schedules, tasks, texts
 from driftloop.platform.api_keys import VerifiedKeys, refuse_open_exposure
@@ -47,7 +48,26 @@ def create_app(settings: Settings | None = None, *, run_schedules: bool = False)
         app.include_router(health.metrics_router, dependencies=[auth.require()], responses=declare(401))
     else:
         app.include_router(health.metrics_router)
+    app.openapi = _with_self_read_bodies(app)  # type: ignore[method-assign]
     return app
+
+
+def _with_self_read_bodies(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """``app.openapi`` with the schemas of the bodies routes read themselves among the components,
+    so that the refs to them resolve within the document."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = generate()
+            components = spec.setdefault("components", {}).setdefault("schemas", {})
+            for name, schema in schemas.self_read_schemas().items():
+                if components.get(name, schema) != schema:
+                    raise RuntimeError(f"two schemas named {name} in the spec: rename one")
+                components[name] = schema
+        return app.openapi_schema  # type: ignore[return-value]  # set by generate()
+
+    return openapi
 
 
 def serve_app() -> FastAPI:

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
+from pydantic import Field, TypeAdapter, ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -56,4 +57,17 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 # Job ids and version numbers are 32-bit columns: a larger number names no row, and PostgreSQL
 # would refuse the comparison (a 500) rather than find nothing.
-RowNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
+MAX_ROW_NUMBER = 2**31 - 1
+RowNumber = Annotated[int, Path(ge=1, le=MAX_ROW_NUMBER)]
+_ROW_NUMBER = TypeAdapter(Annotated[int, Field(ge=1, le=MAX_ROW_NUMBER)])
+
+
+def row_number(raw: str) -> int | None:
+    """The number a path parameter declared :data:`RowNumber` stands for, or None where the route's
+    own validation answers 422. Code that reads the parameter before that validation (a key check)
+    goes through here: by the same parser, it cannot take a text the route refuses, nor fail on one
+    (``int()`` raises on 4,301 digits, and on digits such as "²" that ``str.isdigit`` accepts)."""
+    try:
+        return _ROW_NUMBER.validate_python(raw)
+    except ValidationError:
+        return None

@@ -39,6 +39,7 @@ _DESCRIPTIONS = {
     404: "No such task, model version or job",
     409: "Conflicts with the current state",
     413: "Too large: send less in one request",
+    415: "The body is not sent as JSON (Content-Type: application/json)",
     422: "The request does not match the schema, or a value in it is invalid",
     503: "A service the request needs does not answer",
 }

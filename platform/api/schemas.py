@@ -1,9 +1,10 @@
 """Request and response bodies, one family per resource."""
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+from pydantic.json_schema import models_json_schema
 
 from driftloop.platform.ingestion.service import IngestSummary, Outcome
 
@@ -29,17 +30,43 @@ class RecordIn(BaseModel):
     body itself, so that a bad record is rejected alone instead of failing the request)."""
 
     text: str = Field(description="the text; NUL and lone surrogates are rejected")
-    id: str | int | None = Field(None, description="your id; without one, the text's sha256 is its id")
+    id: str | int | None = Field(
+        None,
+        description="your id: a string or an integer (taken as its decimal string: 17 and \"17\" are one id); a float, "
+        "boolean or other value rejects the record; at most 256 characters; without one, the text's sha256 is its id",
+    )
     ts: datetime | None = Field(None, description="event time, ISO-8601; without a zone, UTC")
     meta: dict | None = Field(None, description="any JSON object, at most 32 levels deep")
 
 
-RECORDS_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": {"type": "array", "items": RecordIn.model_json_schema()}}},
-    }
-}
+class PredictBody(BaseModel):
+    """The body of ``POST /v1/tasks/{task}/predict``: either ``texts`` or ``records`` (limits as
+    for ingest: count, characters, bytes). Documentation only, as :class:`RecordIn`."""
+
+    texts: list[str] | None = Field(None, description="The texts to classify, in order.")
+    records: list[RecordIn] | None = Field(None, description="Records as for ingest (text, id, ts, meta), in order.")
+
+
+# The bodies routes read themselves: FastAPI knows them from no parameter, so it would leave them
+# out of the spec's components. create_app adds them (self_read_schemas), and the routes' request
+# bodies refer to them there.
+_SELF_READ = (RecordIn, PredictBody)
+_REF = "#/components/schemas/{model}"
+
+
+def self_read_schemas() -> dict[str, Any]:
+    """The components of the bodies routes read themselves, by name."""
+    _, top = models_json_schema([(model, "validation") for model in _SELF_READ], ref_template=_REF)
+    return top["$defs"]
+
+
+def _request_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """An operation's ``openapi_extra`` for a JSON body the route reads itself."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+RECORDS_BODY = _request_body({"type": "array", "items": {"$ref": _REF.format(model=RecordIn.__name__)}})
+PREDICT_BODY = _request_body({"$ref": _REF.format(model=PredictBody.__name__)})
 
 
 class RecordResult(BaseModel):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from driftloop.platform.errors import TooManyRecords
 from driftloop.platform.storable import text_problem
 
 MAX_ID_CHARS = 256
@@ -37,6 +38,18 @@ class Unrepresentable:
     """A JSON number that driftloop cannot store (see ``decoding``), kept to say why."""
 
     description: str
+
+
+def check_count(count: int, limit: int, what: str = "records") -> None:
+    """:class:`TooManyRecords` when one request holds more than ``limit`` records (ingest's and
+    predict's ``DRIFTLOOP_INGEST_MAX_RECORDS_PER_REQUEST``); ``what`` names them ("texts")."""
+    if count > limit:
+        raise TooManyRecords(
+            f"{count} {what}, over the limit of {limit} per request: none of the request was taken "
+            f"(the one at index {limit} is the first over); send at most {limit} per request",
+            index=limit,
+            limit=limit,
+        )
 
 
 def content_hash(text: str) -> bytes:
@@ -82,23 +95,36 @@ def parse_record(raw: object, *, max_text_chars: int) -> Record | Rejection:
     )
 
 
-def _parse_id(value: object) -> str | None | Rejection:
-    if value is None:
-        return None
-    # Integer ids are common in exports; they are the same id as their decimal string.
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
+def given_id(value: object) -> str | Rejection:
+    """A given ``"id"`` as it is stored, by the one rule of ingest, predict and label import: a
+    string as it is, an integer as its decimal string (exports number their rows: 17 and "17" are
+    one id); anything else is refused, saying what is accepted. A float is refused even when whole:
+    ``1.0`` and ``1`` would be one id or two depending on how the producer wrote the number."""
     if isinstance(value, Unrepresentable):
         return Rejection("bad_id", f'"id" is {value.description}: use a string of at most {MAX_ID_CHARS} characters')
-    if not isinstance(value, str) or not value.strip():
-        return Rejection("bad_id", f'"id" must be a non-empty string, got {_json_type(value)}')
-    if len(value) > MAX_ID_CHARS:
-        return Rejection("bad_id", f'"id" has {len(value)} characters, over the limit of {MAX_ID_CHARS}')
-    if value.startswith(DERIVED_ID_PREFIX):
-        return Rejection("bad_id", f'"id" may not start with {DERIVED_ID_PREFIX!r}: that prefix marks content ids')
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        return Rejection("bad_id", f'"id" must be a string or an integer, got {"a float" if isinstance(value, float) else _json_type(value)}')
+    if not value.strip():
+        return Rejection("bad_id", '"id" is empty: give a non-empty string or an integer')
     if problem := text_problem(value):
         return Rejection("bad_id", f'"id" {problem}')
     return value
+
+
+def _parse_id(value: object) -> str | None | Rejection:
+    """A new record's id: :func:`given_id`, within ingest's length, and not a content id."""
+    if value is None:
+        return None
+    external_id = given_id(value)
+    if isinstance(external_id, Rejection):
+        return external_id
+    if len(external_id) > MAX_ID_CHARS:
+        return Rejection("bad_id", f'"id" has {len(external_id)} characters, over the limit of {MAX_ID_CHARS}')
+    if external_id.startswith(DERIVED_ID_PREFIX):
+        return Rejection("bad_id", f'"id" may not start with {DERIVED_ID_PREFIX!r}: that prefix marks content ids')
+    return external_id
 
 
 def _meta_problem(meta: dict[str, Any]) -> Rejection | None:

@@ -14,6 +14,7 @@ from enum import StrEnum
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from driftloop.platform.ingestion.records import Rejection, given_id
 from driftloop.platform.labels.aggregation import majority_vote
 from driftloop.platform.labels.splits import SplitAssigner
 from driftloop.platform.storable import text_problem
@@ -164,13 +165,11 @@ def _parse(raw: object, known_labels: list[str], default_annotator: str) -> tupl
     """(external id, label, annotator), or the reason the record is refused."""
     if not isinstance(raw, dict):
         return "expected a JSON object"
-    external_id = raw.get("id")
-    if isinstance(external_id, int) and not isinstance(external_id, bool):
-        external_id = str(external_id)
-    if not isinstance(external_id, str) or not external_id:
-        return 'missing or empty "id"'
-    if problem := text_problem(external_id):
-        return f'"id" {problem}'
+    if raw.get("id") is None:
+        return 'missing "id"'
+    external_id = given_id(raw["id"])  # ingest's rule: a content id (sha256:…) is fine here
+    if isinstance(external_id, Rejection):
+        return external_id.reason
     label = raw.get("label")
     if not isinstance(label, str) or not label:
         return 'missing or empty "label"'

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from driftloop.platform.config import Settings
 from driftloop.platform.errors import InvalidInput
-from driftloop.platform.ingestion.records import Record, Rejection, parse_record
+from driftloop.platform.ingestion.records import Record, Rejection, check_count, parse_record
 from driftloop.platform.ingestion.service import Outcome, Status, ingest
 from driftloop.platform.serving.batching import Batcher, Work
 from driftloop.platform.serving.champions import ServedModel, ServedModels
@@ -54,14 +54,13 @@ class Predictions:
 
 def check_request(texts: Sequence[object] | None, records: Sequence[object] | None, settings: Settings) -> PredictRequest:
     """The request's records, or :class:`InvalidInput` naming the first bad one (``texts[i]`` or
-    ``records[i]``); the limits are ingest's."""
+    ``records[i]``); the limits are ingest's, and so is the error for too many (:func:`check_count`)."""
     if (texts is None) == (records is None):
         raise InvalidInput('give either "texts" (a list of strings) or "records" (a list of objects), not both', field="body")
     given, name = (texts, "texts") if texts is not None else (records, "records")
     if not given:
         raise InvalidInput(f"give at least one text in {name!r}", field=name)
-    if len(given) > settings.ingest_max_records_per_request:
-        raise InvalidInput(f"{len(given)} {name}, more than the {settings.ingest_max_records_per_request} a request may hold", field=name)
+    check_count(len(given), settings.ingest_max_records_per_request, name)
     raw: list[dict[str, object]] = []
     parsed: list[Record] = []
     for index, item in enumerate(given):

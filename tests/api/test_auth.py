@@ -130,11 +130,12 @@ def test_every_v1_route_asks_for_a_valid_key_with_its_scope_and_task(api: TestCl
             lacking = ",".join(s for s in SCOPES if s not in (scope, "admin"))
             refused["key without the scope"] = ({"X-API-Key": keys.make(lacking)}, 403)
         if on_a_task or check.all_tasks:
-            refused["key for another task"] = (bearer(keys.make("admin", task=other)), 403)
+            # a job of another task is not there for the key: 404, as a job that does not exist
+            refused["key for another task"] = (bearer(keys.make("admin", task=other)), 404 if isinstance(check, auth.JobGuard) else 403)
         for case, (headers, status) in refused.items():
             answer = call(headers)
             assert answer.status_code == status, f"{method} {template}, {case}: {answer.status_code} {answer.text}"
-            assert answer.json()["error"] == ("unauthenticated" if status == 401 else "forbidden")
+            assert answer.json()["error"] == {401: "unauthenticated", 403: "forbidden", 404: "not_found"}[status]
             if status == 401:
                 assert answer.headers["WWW-Authenticate"] == "Bearer"
         for headers in (bearer(good), {"X-API-Key": good}):
@@ -158,9 +159,66 @@ def test_a_job_is_cancelled_by_an_admin_or_by_the_scope_that_starts_its_kind(api
         assert allowed.status_code == 200 and allowed.json()["state"] == "cancelled", allowed.text
     # a job of no task is for keys of every task only
     bound = {"X-API-Key": make_key(engine, "admin", task=task_name)}
-    assert api.get(f"/v1/jobs/{untasked}", headers=bound).status_code == 403
+    assert api.get(f"/v1/jobs/{untasked}", headers=bound).status_code == 404
     assert api.get(f"/v1/jobs/{untasked}", headers={"X-API-Key": make_key(engine, "predict")}).status_code == 200
     assert api.get("/v1/jobs/999999", headers=bound).status_code == 404
+
+
+def test_a_key_bound_to_a_task_cannot_tell_another_task_s_job_from_a_missing_one(api: TestClient, engine: Engine, task_name: str) -> None:
+    other = f"o-{uuid.uuid4().hex[:8]}"
+    with session_scope(engine) as session:
+        create_task(session, other, ["a", "b"])
+        others = jobs.create_job(session, "train", get_task(session, other).id, {}).id
+        untasked = jobs.create_job(session, "train", None, {}).id
+    missing = 2**31 - 1  # a job id no test makes
+    bound = {"X-API-Key": make_key(engine, "admin", task=task_name)}
+    for method, template in (("GET", "/v1/jobs/{}"), ("POST", "/v1/jobs/{}/cancel")):
+        absent = api.request(method, template.format(missing), headers=bound)
+        assert (absent.status_code, absent.json()) == (404, {"error": "not_found", "detail": f"no job {missing}", "job": missing})
+        for job in (others, untasked):
+            hidden = api.request(method, template.format(job), headers=bound)
+            assert (hidden.status_code, hidden.json()) == (404, {"error": "not_found", "detail": f"no job {job}", "job": job}), hidden.text
+    # a key for every task still sees the job, and a key of its task does
+    assert api.get(f"/v1/jobs/{others}", headers={"X-API-Key": make_key(engine, "admin")}).status_code == 200
+    assert api.get(f"/v1/jobs/{others}", headers={"X-API-Key": make_key(engine, "predict", task=other)}).status_code == 200
+
+
+def test_the_key_is_checked_before_the_body_is_read_on_every_route_with_a_body(api: TestClient, engine: Engine) -> None:
+    task, other = f"t-{uuid.uuid4().hex[:8]}", f"o-{uuid.uuid4().hex[:8]}"
+    with session_scope(engine) as session:
+        create_task(session, task, ["a", "b"])
+        create_task(session, other, ["a", "b"])
+    spec = api.app.openapi()  # type: ignore[attr-defined]
+    checks = api.app.state.key_checks  # type: ignore[attr-defined]
+    with_body = [
+        (method.upper(), path)
+        for path, item in spec["paths"].items()
+        for method, operation in item.items()
+        if path.startswith("/v1/") and "requestBody" in operation and (method.upper(), path) != WEBHOOK
+    ]
+    assert len(with_body) >= 8 and ("POST", "/v1/tasks/{task}/texts") in with_body and ("POST", "/v1/tasks") in with_body
+    for method, template in with_body:
+        check = checks[(method, template)]
+        path = fill(template, {"task": task, "version": "1", "schedule_id": "1", "job_id": "1"})
+        for body in (b"{", b'"not what it takes"'):  # not JSON; JSON, but not what any route takes
+            def send(headers: dict[str, str]) -> Any:
+                return api.request(method, path, content=body, headers={"content-type": "application/json", **headers})  # noqa: B023 - called at once
+
+            where = f"{method} {template} with {body[:20]!r}"
+            refused = [({}, 401), ({"X-API-Key": "dlk_bad"}, 401)]
+            if check.scope is not None:
+                refused.append(({"X-API-Key": keys_lacking(engine, check.scope)}, 403))
+            if "{task}" in template or check.all_tasks:
+                refused.append(({"X-API-Key": make_key(engine, "admin", task=other)}, 403))
+            for headers, status in refused:
+                answer = send(headers)
+                assert answer.status_code == status, f"{where}, {headers or 'no key'}: {answer.status_code} {answer.text}"
+            good = send({"X-API-Key": make_key(engine, check.scope or "ingest", task=None if check.all_tasks else task)})
+            assert good.status_code == 422, f"{where}, good key: {good.status_code} {good.text}"
+
+
+def keys_lacking(engine: Engine, scope: str) -> str:
+    return make_key(engine, ",".join(s for s in SCOPES if s not in (scope, "admin")))
 
 
 def test_a_key_bound_to_a_task_lists_that_task_alone(api: TestClient, engine: Engine, task_name: str) -> None:
@@ -308,7 +366,7 @@ def test_the_openapi_spec_shows_the_two_schemes_and_which_operations_need_a_key(
 
 
 def test_a_v1_route_without_a_key_check_is_refused_when_the_app_is_built() -> None:
-    forgetful = APIRouter()
+    forgetful = APIRouter(route_class=auth.KeyCheckedRoute)
 
     @forgetful.get("/v1/forgotten")
     def forgotten() -> None: ...
@@ -316,7 +374,15 @@ def test_a_v1_route_without_a_key_check_is_refused_when_the_app_is_built() -> No
     with pytest.raises(RuntimeError, match=r"GET /v1/forgotten has no key check"):
         auth.check_routes([forgetful])
 
-    undeclared = APIRouter()
+    body_first = APIRouter()  # FastAPI's own route class: it reads the body before any check
+
+    @body_first.post("/v1/tasks/{task}/thing", responses=declare(401, 403), dependencies=[auth.require("train")])
+    def posted(task: str, body: dict[str, int]) -> None: ...
+
+    with pytest.raises(RuntimeError, match=r"POST /v1/tasks/\{task\}/thing would read its body before checking the key"):
+        auth.check_routes([body_first])
+
+    undeclared = APIRouter(route_class=auth.KeyCheckedRoute)
 
     @undeclared.get("/v1/tasks/{task}/thing", dependencies=[auth.require("train")])
     def thing(task: str) -> None: ...
@@ -324,7 +390,7 @@ def test_a_v1_route_without_a_key_check_is_refused_when_the_app_is_built() -> No
     with pytest.raises(RuntimeError, match=r"can answer \[401, 403\]"):
         auth.check_routes([undeclared])
 
-    fine = APIRouter()
+    fine = APIRouter(route_class=auth.KeyCheckedRoute)
 
     @fine.get("/v1/tasks/{task}/thing", responses=declare(401, 403), dependencies=[auth.require("train")])
     def declared(task: str) -> None: ...

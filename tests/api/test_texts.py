@@ -77,7 +77,7 @@ def test_unknown_task_is_404(client: TestClient) -> None:
 
 @pytest.mark.parametrize("record", [None, 1, [], {"text": {"nested": 1}}, {"text": "ok", "meta": "str"}, {"text": "a" * 10, "ts": []}])
 def test_odd_records_are_rejected_not_500(client: TestClient, task: str, record: object) -> None:
-    response = client.post(f"/v1/tasks/{task}/texts", content=json.dumps([record]))
+    response = client.post(f"/v1/tasks/{task}/texts", content=json.dumps([record]), headers={"content-type": "application/json"})
     assert response.status_code == 200
     assert response.json()["results"][0]["status"] == "rejected"
 

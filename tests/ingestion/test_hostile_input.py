@@ -74,7 +74,7 @@ def test_http_rejects_each_bad_record_alone_and_stores_its_neighbours(engine: En
     settings = Settings(home=tmp_path, database_url=engine.url.render_as_string(hide_password=False))
     body = "[" + ",".join(f"{_valid(i)},{bad}" for i, (bad, _, _) in enumerate(HOSTILE)) + "]"
     with admin_client(create_app(settings), raise_server_exceptions=False) as client:
-        response = client.post(f"/v1/tasks/{task_name}/texts", content=body.encode("utf-8"))
+        response = client.post(f"/v1/tasks/{task_name}/texts", content=body.encode("utf-8"), headers={"content-type": "application/json"})
 
     assert response.status_code == 200, response.text
     payload = response.json()

@@ -23,8 +23,12 @@ def parse(raw: object) -> Record | Rejection:
         ({"text": "x" * 51}, "text_too_long", "51 characters, over the limit of 50"),
         ({"text": "ok", "ts": "yesterday"}, "bad_timestamp", "not an ISO-8601 timestamp: 'yesterday'"),
         ({"text": "ok", "ts": 1700000000}, "bad_timestamp", "must be an ISO-8601 string, got a number"),
-        ({"text": "ok", "id": ""}, "bad_id", "non-empty string"),
-        ({"text": "ok", "id": True}, "bad_id", "got a boolean"),
+        ({"text": "ok", "id": ""}, "bad_id", '"id" is empty: give a non-empty string or an integer'),
+        ({"text": "ok", "id": "  "}, "bad_id", '"id" is empty'),
+        ({"text": "ok", "id": True}, "bad_id", '"id" must be a string or an integer, got a boolean'),
+        ({"text": "ok", "id": 1.5}, "bad_id", '"id" must be a string or an integer, got a float'),
+        ({"text": "ok", "id": 3.0}, "bad_id", '"id" must be a string or an integer, got a float'),
+        ({"text": "ok", "id": [3]}, "bad_id", '"id" must be a string or an integer, got an array'),
         ({"text": "ok", "id": "x" * 300}, "bad_id", "over the limit"),
         ({"text": "ok", "id": "sha256:abc"}, "bad_id", "prefix marks content ids"),
         ({"text": "ok", "meta": [1]}, "bad_meta", '"meta" must be an object'),
@@ -51,6 +55,8 @@ def test_naive_and_zulu_timestamps_are_utc() -> None:
 
 def test_integer_ids_are_their_decimal_string() -> None:
     assert parse({"text": "a", "id": 1234}).external_id == "1234"
+    assert parse({"text": "a", "id": -7}).external_id == "-7"
+    assert parse({"text": "a", "id": 0}).external_id == "0"
 
 
 def test_records_without_id_get_a_content_id() -> None:

@@ -134,3 +134,16 @@ def test_ids_and_annotators_the_store_cannot_hold_are_rejected_alone(engine: Eng
     assert "NUL character" in outcomes[1].reason and "lone surrogate" in outcomes[3].reason
     assert "over the limit of 200" in outcomes[4].reason
     assert {k: label for k, (label, _) in labels_of(engine, task_name).items()} == {"x0": "a", "x1": "b"}
+
+
+def test_ids_follow_ingest_s_rule_integers_as_their_decimal_string_nothing_else(engine: Engine, task_name: str) -> None:
+    list(ingest(engine, task_name, enumerate([{"id": 17, "text": "seventeen"}, {"id": "content", "text": "words"}]), max_text_chars=100, batch_size=10))
+    records = [{"id": 17, "label": "a"}, {"id": "17", "label": "b"}, {"id": 17.0, "label": "a"}, {"id": True, "label": "a"}, {"id": "", "label": "a"}]
+    outcomes = [o for batch in import_labels(engine, task_name, enumerate(records), gold=False, default_annotator="ops", eval_fraction=0.2) for o in batch]
+    assert [o.status for o in outcomes] == [LabelStatus.labelled, LabelStatus.labelled] + [LabelStatus.rejected] * 3
+    assert [o.reason for o in outcomes[2:]] == [
+        '"id" must be a string or an integer, got a float',
+        '"id" must be a string or an integer, got a boolean',
+        '"id" is empty: give a non-empty string or an integer',
+    ]
+    assert labels_of(engine, task_name)["17"][0] == "b"  # 17 and "17" are one text

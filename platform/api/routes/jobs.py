@@ -4,12 +4,12 @@ from datetime import datetime
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
-from driftloop.platform.api.auth import require_for_job
+from driftloop.platform.api.auth import KeyCheckedRoute, require_for_job
 from driftloop.platform.api.deps import RowNumber, SessionDep, SettingsDep
 from driftloop.platform.api.errors import declare
 from driftloop.platform.jobs import cancel_job, job_info
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], route_class=KeyCheckedRoute)
 
 
 class JobPublic(BaseModel):

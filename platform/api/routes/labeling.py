@@ -5,12 +5,12 @@ from fastapi import APIRouter, BackgroundTasks, Request, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from driftloop.platform.api.auth import no_key, require
+from driftloop.platform.api.auth import KeyCheckedRoute, no_key, require
 from driftloop.platform.api.deps import EngineDep, SettingsDep
 from driftloop.platform.api.errors import declare
 from driftloop.platform.api.routes.jobs import JobAccepted, accepted
 
-router = APIRouter(tags=["labeling"])
+router = APIRouter(tags=["labeling"], route_class=KeyCheckedRoute)
 
 
 class WebhookAccepted(BaseModel):

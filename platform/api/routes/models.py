@@ -1,13 +1,13 @@
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from driftloop.platform.api.auth import require
+from driftloop.platform.api.auth import KeyCheckedRoute, require
 from driftloop.platform.api.deps import ReadSessionDep, RowNumber, SessionDep, SettingsDep
 from driftloop.platform.api.errors import declare
 from driftloop.platform.modeling import registry
 from driftloop.platform.modeling.freeze import gate_status
 
-router = APIRouter(tags=["models"])
+router = APIRouter(tags=["models"], route_class=KeyCheckedRoute)
 
 
 class PromoteRequest(BaseModel):

@@ -7,14 +7,13 @@ bad text is refused by its index (``texts[3]``) rather than by a schema error ab
 import asyncio
 import time
 import uuid
-from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from driftloop.platform.api.auth import require
-from driftloop.platform.api.bodies import read_body
+from driftloop.platform.api.auth import KeyCheckedRoute, require
+from driftloop.platform.api.bodies import read_json
 from driftloop.platform.api.deps import (
     EngineDep,
     PredictionStoreDep,
@@ -25,7 +24,7 @@ from driftloop.platform.api.deps import (
 from driftloop.platform.api.errors import declare
 from driftloop.platform.api.metrics import PREDICT_SECONDS, PREDICTED
 from driftloop.platform.api.routes.models import ModelPublic
-from driftloop.platform.api.schemas import IngestResponse, RecordIn
+from driftloop.platform.api.schemas import PREDICT_BODY, IngestResponse
 from driftloop.platform.errors import InvalidInput
 from driftloop.platform.evaluation.decisions import decision_on
 from driftloop.platform.ingestion.decoding import decode_object
@@ -35,14 +34,7 @@ from driftloop.platform.serving import predictions as service
 from driftloop.platform.serving.champions import NoChampion
 from driftloop.platform.tasks import get_task
 
-router = APIRouter(tags=["predictions"])
-
-
-class PredictBody(BaseModel):
-    """Either ``texts`` or ``records`` (limits as for ingest: count, characters, bytes)."""
-
-    texts: list[str] | None = Field(None, description="The texts to classify, in order.")
-    records: list[RecordIn] | None = Field(None, description="Records as for ingest (text, id, ts, meta), in order.")
+router = APIRouter(tags=["predictions"], route_class=KeyCheckedRoute)
 
 
 class PredictionPublic(BaseModel):
@@ -64,15 +56,10 @@ class ServedModelPublic(ModelPublic):
     load_error: str | None  # why a newer champion could not be loaded here, if it could not
 
 
-_BODY: dict[str, Any] = {
-    "requestBody": {"required": True, "content": {"application/json": {"schema": PredictBody.model_json_schema(ref_template="#/components/schemas/{model}")}}}
-}
-
-
 @router.post(
     "/v1/tasks/{task}/predict",
-    responses=declare(400, 401, 403, 404, 409, 413, 422, 503),
-    openapi_extra=_BODY,
+    responses=declare(400, 401, 403, 404, 409, 413, 415, 422, 503),
+    openapi_extra=PREDICT_BODY,
     dependencies=[require("predict")],
 )
 async def predict_texts(
@@ -92,7 +79,7 @@ async def predict_texts(
     before the answer. 409 ``no_champion`` while the task has no promoted model; 503 ``overloaded``
     with ``Retry-After`` when the model's queue is full."""
     started = time.perf_counter()
-    body = decode_object(await read_body(request, settings.ingest_max_request_bytes), 'give {"texts": [...]} or {"records": [...]}')
+    body = decode_object(await read_json(request, settings.ingest_max_request_bytes), 'give {"texts": [...]} or {"records": [...]}')
     unknown = sorted(set(body) - {"texts", "records"})
     if unknown:
         raise InvalidInput(f"unknown field {unknown[0]!r}: give \"texts\" or \"records\"", field=unknown[0])

@@ -7,12 +7,12 @@ from typing import Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
-from driftloop.platform.api.auth import require
+from driftloop.platform.api.auth import KeyCheckedRoute, require
 from driftloop.platform.api.deps import EngineDep, SettingsDep
 from driftloop.platform.api.errors import declare
 from driftloop.platform.api.routes.jobs import JobAccepted, accepted
 
-router = APIRouter(tags=["rounds"])
+router = APIRouter(tags=["rounds"], route_class=KeyCheckedRoute)
 
 
 class TrainRequest(BaseModel):

@@ -10,11 +10,11 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
 
 from driftloop.platform import schedules
-from driftloop.platform.api.auth import require
+from driftloop.platform.api.auth import KeyCheckedRoute, require
 from driftloop.platform.api.deps import ReadSessionDep, RowNumber, SessionDep
 from driftloop.platform.api.errors import declare
 
-router = APIRouter(prefix="/v1/tasks/{task}/schedules", tags=["schedules"])
+router = APIRouter(prefix="/v1/tasks/{task}/schedules", tags=["schedules"], route_class=KeyCheckedRoute)
 
 Scalar = str | int | float | bool | None
 

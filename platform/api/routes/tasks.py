@@ -3,13 +3,13 @@ from typing import Annotated
 from fastapi import APIRouter, status
 
 from driftloop.platform import tasks
-from driftloop.platform.api.auth import require
+from driftloop.platform.api.auth import KeyCheckedRoute, require
 from driftloop.platform.api.deps import ReadSessionDep, SessionDep
 from driftloop.platform.api.errors import declare
 from driftloop.platform.api.schemas import LabelsAdd, TaskCreate, TaskPublic
 from driftloop.platform.api_keys import KeyInfo
 
-router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
+router = APIRouter(prefix="/v1/tasks", tags=["tasks"], route_class=KeyCheckedRoute)
 
 
 @router.post(

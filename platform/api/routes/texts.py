@@ -7,22 +7,23 @@ rejected alone (with its index and reason) instead of failing the whole request.
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
-from driftloop.platform.api.auth import require
-from driftloop.platform.api.bodies import read_body
+from driftloop.platform.api.auth import KeyCheckedRoute, require
+from driftloop.platform.api.bodies import read_json
 from driftloop.platform.api.deps import EngineDep, SettingsDep
-from driftloop.platform.api.errors import ApiError, declare
+from driftloop.platform.api.errors import declare
 from driftloop.platform.api.metrics import INGESTED
 from driftloop.platform.api.schemas import RECORDS_BODY, IngestResponse
 from driftloop.platform.ingestion.decoding import decode_array
+from driftloop.platform.ingestion.records import check_count
 from driftloop.platform.ingestion.service import ingest
 from driftloop.platform.selection.pool import submit_score
 
-router = APIRouter(prefix="/v1/tasks", tags=["texts"])
+router = APIRouter(prefix="/v1/tasks", tags=["texts"], route_class=KeyCheckedRoute)
 
 
 @router.post(
     "/{task}/texts",
-    responses=declare(401, 403, 404, 413, 422),
+    responses=declare(401, 403, 404, 413, 415, 422),
     openapi_extra=RECORDS_BODY,
     dependencies=[require("ingest")],
 )
@@ -50,14 +51,6 @@ async def post_texts(task: str, request: Request, engine: EngineDep, settings: S
 
 
 async def _read_records(request: Request, max_bytes: int, max_records: int) -> list[object]:
-    records = decode_array(await read_body(request, max_bytes))
-    if len(records) > max_records:
-        raise ApiError(
-            413,
-            "too_many_records",
-            f"{len(records)} records, over the limit of {max_records} per request: "
-            f"the record at index {max_records} and after were not ingested; send them in another request",
-            index=max_records,
-            limit=max_records,
-        )
+    records = decode_array(await read_json(request, max_bytes))
+    check_count(len(records), max_records)
     return records

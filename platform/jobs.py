@@ -103,6 +103,18 @@ class Owner:
     def this_process(cls) -> "Owner":
         return cls(socket.gethostname(), os.getpid(), psutil.Process().create_time())
 
+    def describe(self) -> str:
+        return f"pid {self.pid} on host {self.host}"
+
+
+def owner_fate(owner: Owner) -> str | None:
+    """What became of ``owner``'s process: "alive", how it ended ("is gone", "has exited (a zombie
+    …)", "is gone: pid … now belongs to another process"), or None when it cannot be told from here
+    (a process of another host, or of another user)."""
+    if owner.host != socket.gethostname():
+        return None
+    return _local_fate(owner.pid, owner.started_at)
+
 
 @dataclass(frozen=True)
 class JobInfo:

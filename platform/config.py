@@ -131,6 +131,20 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(
         3, ge=1, description="A job whose worker died is run again (redelivered) at most until it has been started this often."
     )
+    stop_grace_seconds: float = Field(
+        20.0,
+        ge=0.0,
+        description="On SIGTERM, how long `driftloop serve` (its in-process jobs) and `driftloop worker` let a running job "
+        "finish before handing it back: queued again for the next runner, a training's checkpoint kept. Keep it under "
+        "the supervisor's own kill timeout (docker stop -t, Kubernetes terminationGracePeriodSeconds).",
+    )
+    scheduler_lease_seconds: float = Field(
+        30.0,
+        gt=0.0,
+        description="SQLite: the scheduler's lease in the store lasts this long unless its holder renews it (at each "
+        "tick); another scheduler takes over once it has run out, or at once when the holder's process is gone from "
+        "this host. PostgreSQL decides with an advisory lock instead.",
+    )
     job_busy_retry_seconds: float = Field(
         15.0, gt=0.0, description="How long a training waits before trying again while another training of its task runs."
     )

@@ -20,7 +20,17 @@ with ``lost:`` and says what happened, and fails its training run with it. A job
 
 Every change of a job's state is conditional on the state it was seen in, so a reaper and a
 job that finishes at the same moment cannot both win: a job that was declared lost cannot
-succeed afterwards (:func:`complete_job` raises :class:`JobLost`).
+succeed afterwards (:func:`complete_job` raises :class:`JobLost`). Only its owner reports a
+job's progress, beats for it, completes it or fails it while it runs.
+
+A process that stops cleanly (SIGTERM to ``driftloop serve`` or ``driftloop worker``) is never
+the cause of a lost job: it lets its running job finish within ``DRIFTLOOP_STOP_GRACE_SECONDS``,
+or hands it back (:func:`hand_back`: queued again, owned by nobody, its attempts counted, a
+training's checkpoint kept; :func:`finish_or_hand_back`, :func:`stop_runner`), and says which.
+The work of a job handed back stops at its next progress report or at its commit
+(:class:`HandedBack`) and commits nothing. The next runner runs it: a worker (the task goes back
+to the broker, and :func:`send_unsent` sends the job again if that task is lost), or the next
+``serve`` without a broker (:func:`run_orphans`, as it starts), or ``driftloop jobs run ID``.
 
 Dispatch (:func:`submit`): a caller that should not wait (an API request, ``--no-wait``) creates
 the job row and hands its id to a runner: Celery, by the operation's task name, when
@@ -50,7 +60,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psutil
-from sqlalchemy import Engine, case, func, select, update
+from sqlalchemy import Engine, and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from driftloop.platform.config import Settings
@@ -102,6 +112,28 @@ class Owner:
     @classmethod
     def this_process(cls) -> "Owner":
         return cls(socket.gethostname(), os.getpid(), psutil.Process().create_time())
+
+    def describe(self) -> str:
+        return f"pid {self.pid} on host {self.host}"
+
+
+def owner_fate(owner: Owner) -> str | None:
+    """What became of ``owner``'s process: "alive", how it ended ("is gone", "has exited (a zombie
+    …)", "is gone: pid … now belongs to another process"), or None when it cannot be told from here
+    (a process of another host, or of another user)."""
+    if owner.host != socket.gethostname():
+        return None
+    return _local_fate(owner.pid, owner.started_at)
+
+
+def _owned_by(owner: Owner) -> tuple[Any, ...]:
+    """The conditions "the row's owner is ``owner``" (host and pid: a live process's pid is its own)."""
+    return (Job.owner_host == owner.host, Job.owner_pid == owner.pid)
+
+
+def _this_process() -> Owner:
+    """This process as an owner to compare rows with (no creation time: host and pid suffice)."""
+    return Owner(socket.gethostname(), os.getpid(), None)
 
 
 @dataclass(frozen=True)
@@ -202,7 +234,12 @@ def submit(
         send_to_broker(engine, settings, job_id, kind)
     elif runner == "thread":
         _claim(engine, job_id, Owner.this_process())
-        _pool().submit(run_job, engine, settings, job_id)
+        try:
+            _pool().submit(_run_in_pool, engine, settings, job_id)
+        except RuntimeError:  # this process's runner has stopped (a server on its way out)
+            with session_scope(engine) as session:
+                hand_back(session, job_id, _this_process(), "it was queued as this process's runner stopped")
+            log.warning("job %s stays queued for the next runner: this process's runner has stopped", job_id)
     else:
         child = subprocess.Popen(
             [sys.executable, "-m", "driftloop.platform.cli", "jobs", "run", str(job_id)],
@@ -256,7 +293,7 @@ def run_job(
         if redelivery:
             reclaim_lost(session, job_id, lost_after=settings.job_lost_after_seconds, max_attempts=settings.job_max_attempts)
         job = _load(session, job_id)
-        kind, state = job.kind, job.state
+        kind, state, attempts = job.kind, job.state, job.attempts or 0
         if state == JobState.queued and (worker or queue):
             job.worker, job.queue = worker, queue
     if state != JobState.queued:
@@ -264,7 +301,7 @@ def run_job(
         return None
     token = _FOLLOW_UP_RUNNER.set(follow_ups)
     try:
-        return _run_operation(engine, settings, job_id, kind, wait_if_busy, raise_failure)
+        return _run_operation(engine, settings, job_id, kind, attempts, wait_if_busy, raise_failure)
     finally:
         _FOLLOW_UP_RUNNER.reset(token)
 
@@ -275,8 +312,10 @@ def is_user_error(error: BaseException) -> bool:
 
 
 def _run_operation(
-    engine: Engine, settings: Settings, job_id: int, kind: str, wait_if_busy: bool, raise_failure: bool
+    engine: Engine, settings: Settings, job_id: int, kind: str, attempts: int, wait_if_busy: bool, raise_failure: bool
 ) -> dict[str, Any] | None:
+    """Run the operation; ``attempts`` is the job's count as it was given to this process, which
+    tells a failure before the operation started the job from a job handed back since."""
     while True:
         try:
             operation = _operation(kind)
@@ -284,12 +323,15 @@ def _run_operation(
         except Busy as busy:
             if not wait_if_busy:
                 raise
-            if not _wait_turn(engine, job_id, busy, settings.job_busy_retry_seconds):
+            if _STOPPED.is_set() or not _wait_turn(engine, job_id, busy, settings.job_busy_retry_seconds):
                 return None
+        except HandedBack:
+            log.info("job %s (%s) was handed back: its work here stopped, the next runner runs it", job_id, kind)
+            raise
         except Exception as error:  # the job row is the report: whoever waits on it reads the error there
             failure = f"{type(error).__name__}: {error}"
             with session_scope(engine) as session:
-                fail_job(session, job_id, failure)
+                fail_job(session, job_id, failure, queued_attempts=attempts)
             if is_user_error(error):  # what the request asked cannot be done: a line, not a traceback
                 log.warning("job %s (%s) failed: %s", job_id, kind, failure)
             else:
@@ -299,6 +341,14 @@ def _run_operation(
             return None
 
 
+def _run_in_pool(engine: Engine, settings: Settings, job_id: int) -> dict[str, Any] | None:
+    """:func:`run_job` in this process's runner, unless the runner stopped meanwhile (then the
+    job was handed back, or is about to be: :func:`stop_runner`)."""
+    if _STOPPED.is_set():
+        return None
+    return run_job(engine, settings, job_id)
+
+
 def note_waiting(engine: Engine, job_id: int, busy: Busy) -> None:
     """Say on a queued job why it has not started."""
     with session_scope(engine) as session:
@@ -306,9 +356,10 @@ def note_waiting(engine: Engine, job_id: int, busy: Busy) -> None:
 
 
 def _wait_turn(engine: Engine, job_id: int, busy: Busy, seconds: float) -> bool:
-    """Wait before trying a busy job again; False when it was cancelled meanwhile."""
+    """Wait before trying a busy job again; False when it was cancelled meanwhile, or its runner stopped."""
     note_waiting(engine, job_id, busy)
-    time.sleep(seconds)
+    if _STOPPED.wait(seconds):
+        return False
     with session_scope(engine) as session:
         return _load(session, job_id).state == JobState.queued
 
@@ -373,9 +424,24 @@ class JobCancelled(JobLost):
     code = "job_cancelled"
 
 
+class HandedBack(JobCancelled):
+    """The job was handed back while this process worked on it (:func:`hand_back`: queued again,
+    for the next runner, or started by it already): stop, commit nothing, leave the job as it is."""
+
+    code = "job_handed_back"
+
+
+def _stopped(job_id: int, state: JobState, error: str | None) -> JobLost:
+    """Why a job's work must stop here: it ended (cancelled, or declared lost), or it was handed
+    back, as its row, read when the work could not write to it as its owner, says."""
+    if state in _LIVE:  # queued again, or running in another process: only a hand-back does that
+        return HandedBack(f"job {job_id} was handed back (it is {state.value} for another runner now), so its work here stops", job=job_id)
+    return JobCancelled(f"job {job_id} is {state.value}, so its work stops: {error or 'no reason recorded'}", job=job_id)
+
+
 def complete_job(session: Session, job_id: int, result: dict[str, Any]) -> None:
     """Mark the job succeeded inside the caller's transaction, so that its success commits with
-    the work's own results or not at all. Raises :class:`JobLost` if the job no longer runs."""
+    the work's own results or not at all. Raises :class:`JobLost` if the job no longer runs here."""
     lock_running(session, job_id)
     now = utcnow()
     session.execute(
@@ -388,21 +454,38 @@ def complete_job(session: Session, job_id: int, result: dict[str, Any]) -> None:
 def lock_running(session: Session, job_id: int) -> None:
     """Lock the job's row until the caller's transaction ends (call it first in a transaction
     that also changes the job's training run, as the reaper does, so the two never deadlock);
-    raise :class:`JobLost` if the job is not running any more."""
-    state, error = session.execute(select(Job.state, Job.error).where(Job.id == job_id).with_for_update()).one()
-    if state != JobState.running:
-        raise JobLost(
-            f"job {job_id} is {state.value}, not running, so its result is discarded: {error or 'no error recorded'}",
-            job=job_id,
-        )
-
-
-def fail_job(session: Session, job_id: int, error: str) -> bool:
-    """Mark a queued or running job failed; False if it had ended already (e.g. reaped)."""
-    changed = session.execute(
-        update(Job).where(Job.id == job_id, Job.state.in_(_LIVE)).values(state=JobState.failed, error=error, finished_at=utcnow())
+    raise :class:`JobLost` if the job is not running any more, :class:`HandedBack` if it is not
+    this process's any more (handed back, and maybe started by another runner since)."""
+    me = _this_process()
+    state, error, host, pid = session.execute(
+        select(Job.state, Job.error, Job.owner_host, Job.owner_pid).where(Job.id == job_id).with_for_update()
+    ).one()
+    if state == JobState.running and (host, pid) == (me.host, me.pid):
+        return
+    if state in _LIVE:
+        raise _stopped(job_id, state, error)
+    raise JobLost(
+        f"job {job_id} is {state.value}, not running, so its result is discarded: {error or 'no error recorded'}",
+        job=job_id,
     )
+
+
+def fail_job(session: Session, job_id: int, error: str, *, queued_attempts: int | None = None) -> bool:
+    """Mark the job failed if it is this process's to fail: running here, or, given
+    ``queued_attempts`` (its count of attempts when this process was given it), still queued and
+    not started since. False, and the job left as it is, when it ended already (reaped, cancelled),
+    was handed back (:func:`hand_back`) or runs elsewhere."""
+    mine = and_(Job.state == JobState.running, *_owned_by(_this_process()))
+    if queued_attempts is not None:
+        mine = or_(mine, and_(Job.state == JobState.queued, Job.attempts == queued_attempts))
+    changed = session.execute(update(Job).where(Job.id == job_id, mine).values(state=JobState.failed, error=error, finished_at=utcnow()))
     return changed.rowcount == 1
+
+
+def is_live(session: Session, job_id: int) -> bool:
+    """Whether the job is queued or running, whoever runs it: one handed back is (it runs again),
+    one that ended is not."""
+    return session.scalar(select(Job.state).where(Job.id == job_id)) in _LIVE
 
 
 def get_job(session: Session, job_id: int, *, lost_after: float) -> Job:
@@ -538,8 +621,10 @@ def running(engine: Engine, job_id: int, interval: float) -> Iterator[None]:
 
 
 def progress_reporter(engine: Engine, job_id: int, low: float = 0.0, high: float = 1.0) -> Callable[[float, str], None]:
-    """A callback mapping a step's own 0..1 onto ``low..high`` of the job and storing it."""
+    """A callback mapping a step's own 0..1 onto ``low..high`` of the job and storing it, while the
+    job runs in this process (its owner): else the work stops (:class:`JobCancelled`, :class:`HandedBack`)."""
     last = 0.0
+    me = _this_process()
 
     def report(fraction: float, message: str) -> None:
         nonlocal last
@@ -551,29 +636,176 @@ def progress_reporter(engine: Engine, job_id: int, low: float = 0.0, high: float
             # a progress report is a sign of life too; a job reaped meanwhile keeps what it said last
             reported = session.execute(
                 update(Job)
-                .where(Job.id == job_id, Job.state == JobState.running)
+                .where(Job.id == job_id, Job.state == JobState.running, *_owned_by(me))
                 .values(progress=min(1.0, max(0.0, low + (high - low) * fraction)), message=message[:500], heartbeat_at=utcnow())
             )
             if reported.rowcount == 0:
                 state, error = session.execute(select(Job.state, Job.error).where(Job.id == job_id)).one()
-        if reported.rowcount == 0:  # cancelled or declared lost: the work stops here, not at its commit
-            raise JobCancelled(f"job {job_id} is {state.value}, so its work stops: {error or 'no reason recorded'}", job=job_id)
+        if reported.rowcount == 0:  # cancelled, declared lost or handed back: the work stops here, not at its commit
+            raise _stopped(job_id, state, error)
 
     return report
 
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
+# Set once this process's runner has stopped (:func:`stop_runner`): the process is on its way out.
+_STOPPED = threading.Event()
 
 
 def _pool() -> ThreadPoolExecutor:
     """This process's job runner: one thread, so a server trains one model at a time (a second
-    job waits queued) and requests are never starved of CPU by a crowd of trainings."""
+    job waits queued) and requests are never starved of CPU by a crowd of trainings. Raises
+    RuntimeError once the runner has stopped."""
     global _POOL
     with _POOL_LOCK:
+        if _STOPPED.is_set():
+            raise RuntimeError("this process's job runner has stopped")
         if _POOL is None:
             _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftloop-job")
         return _POOL
+
+
+def hand_back(session: Session, job_id: int, owner: Owner, reason: str) -> bool:
+    """Queue again a job that ``owner``, a process that stops cleanly, holds (queued for it, or
+    running in it), so that the next runner runs it: no owner, not sent, the reason as its message
+    (``handed back: …``), its running training run cancelled. Its attempts stay counted, and a
+    training's checkpoint stays where the next attempt finds it. False when the job is not
+    ``owner``'s any more (it ended meanwhile, or was handed back already)."""
+    changed = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state.in_(_LIVE), *_owned_by(owner))
+        .values(
+            state=JobState.queued,
+            owner_host=None,
+            owner_pid=None,
+            owner_started_at=None,
+            heartbeat_at=None,
+            sent_at=None,  # with a broker, a resend or the returned task, whichever comes first: it runs once
+            progress=0.0,
+            message=f"handed back: {reason}"[:500],
+        )
+    )
+    if changed.rowcount != 1:
+        return False
+    session.execute(
+        update(TrainingRun)
+        .where(TrainingRun.job_id == job_id, TrainingRun.state == JobState.running)
+        .values(state=JobState.cancelled, error=f"handed back: {reason}", finished_at=utcnow())
+    )
+    return True
+
+
+def held_jobs(session: Session, owners: list[Owner]) -> dict[int, Owner]:
+    """The queued and running jobs that ``owners`` hold (processes of one host: a worker's pool), by id."""
+    if not owners:
+        return {}
+    by_pid = {owner.pid: owner for owner in owners}
+    rows = session.execute(
+        select(Job.id, Job.owner_pid).where(
+            Job.state.in_(_LIVE), Job.owner_host == owners[0].host, Job.owner_pid.in_(list(by_pid))
+        )
+    )
+    return {job_id: by_pid[pid] for job_id, pid in rows}
+
+
+def finish_or_hand_back(
+    engine: Engine, held: dict[int, Owner], grace: float, reason: str, say: Callable[[str], None]
+) -> list[int]:
+    """Give each job of ``held`` (its id, and the process that runs it) ``grace`` seconds to end,
+    then hand back (:func:`hand_back`) those still there; ``say`` hears one line per job, what
+    became of it. The ids handed back."""
+    deadline = time.monotonic() + grace
+    waiting = dict(held)
+    while waiting:
+        with session_scope(engine) as session:
+            rows = session.execute(select(Job.id, Job.state, Job.owner_host, Job.owner_pid).where(Job.id.in_(list(waiting)))).all()
+        for job_id, state, host, pid in rows:
+            owner = waiting[job_id]
+            if state not in _LIVE or (host, pid) != (owner.host, owner.pid):
+                say(f"job {job_id} {state.value} before the stop" if state not in _LIVE else f"job {job_id} left {owner.describe()} before the stop")
+                del waiting[job_id]
+        left = deadline - time.monotonic()
+        if not waiting or left <= 0:
+            break
+        time.sleep(min(0.2, left))
+    handed = []
+    for job_id, owner in waiting.items():
+        with session_scope(engine) as session:
+            if hand_back(session, job_id, owner, reason):
+                handed.append(job_id)
+                continue
+            state = session.scalar(select(Job.state).where(Job.id == job_id))
+        say(f"job {job_id} {state.value if state else 'gone'} before it could be handed back")
+    for job_id in handed:
+        say(
+            f"job {job_id} handed back, queued again for the next runner: it did not finish within "
+            f"DRIFTLOOP_STOP_GRACE_SECONDS ({grace:g}s) after {reason}"
+        )
+    return handed
+
+
+def stop_runner(engine: Engine, grace: float, say: Callable[[str], None] = log.info) -> list[int]:
+    """Stop this process's runner as the process stops cleanly (``driftloop serve`` without a
+    broker, on SIGTERM): it starts nothing more; the jobs queued for it are handed back at once;
+    the running one is let finish within ``grace`` seconds, else handed back too (a job it queues
+    meanwhile, a follow-up, waits queued for the next runner). ``say`` hears which, job by job;
+    the ids handed back. A stopped runner stays stopped."""
+    global _POOL
+    with _POOL_LOCK:
+        _STOPPED.set()
+        pool, _POOL = _POOL, None
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)  # the queued ones never start
+    me = _this_process()
+    with session_scope(engine) as session:
+        rows = session.execute(select(Job.id, Job.state).where(Job.state.in_(_LIVE), *_owned_by(me)).order_by(Job.id)).all()
+    reason = f"its runner ({me.describe()}) stopped"
+    handed = []
+    for job_id, state in rows:
+        if state == JobState.queued:
+            with session_scope(engine) as session:
+                if hand_back(session, job_id, me, f"{reason} before it began"):
+                    handed.append(job_id)
+                    say(f"job {job_id} handed back, queued again for the next runner: it had not begun")
+    running_here = {job_id: me for job_id, state in rows if state == JobState.running}
+    if running_here:
+        say(f"stopping: job {', '.join(map(str, running_here))} may finish within DRIFTLOOP_STOP_GRACE_SECONDS ({grace:g}s), else it is handed back")
+    return handed + finish_or_hand_back(engine, running_here, grace, reason, say)
+
+
+def run_orphans(engine: Engine, settings: Settings, *, older_than: float = 5.0) -> list[int]:
+    """Run in this process's runner the queued jobs no live process owns (``driftloop serve``
+    without a broker, as it starts): those handed back by a runner that stopped
+    (:func:`hand_back`) or never sent to a broker, and those whose runner died before it began
+    them. Each is claimed on its row first, so two servers starting at once never both run one;
+    the ids taken."""
+    cutoff = utcnow() - timedelta(seconds=older_than)
+    with session_scope(engine) as session:
+        queued = session.execute(
+            select(Job.id, Job.owner_host, Job.owner_pid, Job.owner_started_at)
+            .where(Job.state == JobState.queued, Job.sent_at.is_(None), Job.created_at < cutoff)
+            .order_by(Job.id)
+        ).all()
+    me, taken = Owner.this_process(), []
+    for job_id, host, pid, started_at in queued:
+        if pid is not None and owner_fate(Owner(host, pid, started_at)) in ("alive", None):
+            continue  # its runner lives (or cannot be judged from here): it is that runner's
+        with session_scope(engine) as session:
+            claimed = session.execute(
+                update(Job)
+                .where(
+                    Job.id == job_id,
+                    Job.state == JobState.queued,
+                    Job.owner_pid.is_(None) if pid is None else Job.owner_pid == pid,
+                    Job.owner_host.is_(None) if host is None else Job.owner_host == host,
+                )
+                .values(owner_host=me.host, owner_pid=me.pid, owner_started_at=me.started_at)
+            )
+        if claimed.rowcount == 1:
+            taken.append(job_id)
+            _pool().submit(_run_in_pool, engine, settings, job_id)
+    return taken
 
 
 def _operation(kind: str) -> Callable[[Engine, Settings, int], dict[str, Any]]:
@@ -717,14 +949,15 @@ def _reap_if_lost(session: Session, job: Job, lost_after: float) -> LostJob | No
 
 
 def _beat(engine: Engine, job_id: int, interval: float, stop: threading.Event) -> None:
+    me = _this_process()
     while not stop.wait(interval):
         try:
             with session_scope(engine) as session:
                 beaten = session.execute(
-                    update(Job).where(Job.id == job_id, Job.state == JobState.running).values(heartbeat_at=utcnow())
+                    update(Job).where(Job.id == job_id, Job.state == JobState.running, *_owned_by(me)).values(heartbeat_at=utcnow())
                 )
             if beaten.rowcount == 0:
-                return  # ended, or declared lost: the work learns it when it tries to finish
+                return  # ended, declared lost or handed back: the work learns it when it tries to finish
         except Exception:  # a store that does not answer now may answer at the next beat
             continue
 

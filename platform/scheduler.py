@@ -6,12 +6,16 @@ It runs as ``driftloop beat`` (its own process; with a broker its jobs go to Cel
 each runs in a detached ``driftloop jobs run``), or embedded in ``driftloop serve`` when no broker
 is configured (a thread of the API process, whose own runner runs the jobs: no Redis needed).
 
-Leadership: on PostgreSQL a scheduler acts only while it holds a session advisory lock, taken with
-``pg_try_advisory_lock`` on a connection of its own. A second scheduler of the same database stands
-by (and says so) and takes the lock at one of its next ticks once the first is gone: the database
-releases a session lock when its connection ends, a ``kill -9`` of the holder included. The
-compare-and-set of each firing makes firings exactly-once even without it (SQLite, or two leaders
-for an instant after a network split); the lock keeps the others quiet.
+Leadership: one scheduler acts per store, whatever process runs it (``serve``, ``beat``) and
+whatever broker each has; the others stand by, say who leads, and one takes over when it stops or
+dies. The lock lives in the store. On PostgreSQL it is a session advisory lock, taken with
+``pg_try_advisory_lock`` on a connection of its own: the database releases it when its connection
+ends, a ``kill -9`` of the holder included. On SQLite it is a lease row
+(:mod:`driftloop.platform.leases`) renewed at each tick and taken over once it runs out
+(``DRIFTLOOP_SCHEDULER_LEASE_SECONDS``), or at the next tick when its holder's process is gone.
+Either way the leader is named in that row, which the others read to say who leads. The
+compare-and-set of each firing keeps firings exactly-once even when two act for an instant (a
+leader paused past its lease, a network split); the lock keeps the others quiet.
 """
 
 import hashlib
@@ -23,7 +27,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.pool import NullPool
 
-from driftloop.platform import jobs, schedules
+from driftloop.platform import jobs, leases, schedules
 from driftloop.platform.config import Settings
 from driftloop.platform.schedules import FiringInfo
 from driftloop.platform.store.engine import session_scope
@@ -33,14 +37,17 @@ log = logging.getLogger(__name__)
 
 # The advisory lock's key: one per database (PostgreSQL scopes advisory locks to a database).
 LOCK_KEY = int.from_bytes(hashlib.sha256(b"driftloop.scheduler").digest()[:8], "big", signed=True)
+# The lease (SQLite) or record (PostgreSQL) of the store's one scheduler.
+LEASE = "scheduler"
 
 
 class Scheduler:
     """Fires due schedules, one tick at a time (:meth:`tick`), or in a loop (:meth:`run`).
 
     ``runner`` is where jobs run when no broker is configured (see
-    :func:`driftloop.platform.jobs.submit`); ``on_firing`` hears of each firing, ``on_role`` of each
-    change of leadership (a line for people: "leading", "standing by")."""
+    :func:`driftloop.platform.jobs.submit`); ``name`` says what runs it ("driftloop beat") to the
+    others; ``on_firing`` hears of each firing, ``on_role`` of each change of leadership (a line for
+    people: "leading", "standing by" and who leads)."""
 
     def __init__(
         self,
@@ -48,14 +55,17 @@ class Scheduler:
         settings: Settings,
         *,
         runner: str = "thread",
+        name: str = "a driftloop scheduler",
         on_firing: Callable[[FiringInfo], None] | None = None,
         on_role: Callable[[str], None] | None = None,
     ) -> None:
         self.engine, self.settings, self.runner = engine, settings, runner
+        self.holder = leases.Holder.new(name)
         self._on_firing = on_firing or (lambda firing: None)
         self._on_role = on_role or log.info
         self._lock: Connection | None = None  # PostgreSQL: the connection that holds the lock, or tries to
         self._role: str | None = None
+        self._leader: str | None = None  # the token of the leader last named, while standing by
 
     @property
     def leading(self) -> bool:
@@ -94,7 +104,9 @@ class Scheduler:
 
     def run(self, stop: threading.Event, interval: float = 1.0) -> None:
         """Tick until ``stop`` is set: every ``interval`` seconds, sooner when a time trigger falls
-        due before that, so that a firing comes on time. Edits to schedules are seen at the next tick."""
+        due before that, so that a firing comes on time. Edits to schedules are seen at the next tick.
+        A tick renews the lease, so they come at least three times per lease."""
+        interval = min(interval, self.settings.scheduler_lease_seconds / 3)
         try:
             while not stop.is_set():
                 try:
@@ -109,6 +121,11 @@ class Scheduler:
 
     def close(self) -> None:
         """Let go of the lock, if held (another scheduler takes over at its next tick)."""
+        if self.leading:
+            try:
+                leases.release(self.engine, LEASE, self.holder)
+            except Exception:  # the store does not answer: the lease runs out, or the lock goes with its connection
+                log.exception("scheduler: its lease could not be released")
         if self._lock is not None:
             try:
                 self._lock.close()  # ends the session, which releases its advisory lock
@@ -132,10 +149,15 @@ class Scheduler:
         return 0.05 if seconds > -interval else interval
 
     def _lead(self) -> bool:
-        """True when this scheduler may act: always on SQLite; on PostgreSQL while it holds the lock."""
+        """True when this scheduler may act: while it holds the store's lock (see the module's docstring)."""
         if self.engine.dialect.name != "postgresql":
-            self._become("leading")
-            return True
+            try:
+                claim = leases.claim(self.engine, LEASE, self.holder, self.settings.scheduler_lease_seconds)
+            except Exception:  # the store does not answer: nothing can fire; the next tick tries again
+                log.exception("scheduler: the store does not answer")
+                return False
+            self._become(claim.held, claim.holder, claim.took_over)
+            return claim.held
         try:
             if self._lock is None:
                 self._lock = _lock_engine(self.engine).connect()
@@ -143,18 +165,31 @@ class Scheduler:
                 self._lock.exec_driver_sql("SELECT 1")  # the session, and so the lock, is still there
                 return True
             held = bool(self._lock.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": LOCK_KEY}).scalar())
+            if held:
+                leases.record(self.engine, LEASE, self.holder)
+            leader = self.holder if held else leases.current(self.engine, LEASE)
         except Exception:  # the connection is gone, and the lock with it: a new one tries again next tick
             log.exception("scheduler: the store does not answer")
             self.close()
             return False
-        self._become("leading" if held else "standing by")
+        self._become(held, leader, None)
         return held
 
-    def _become(self, role: str) -> None:
-        if role != self._role:
-            self._role = role
-            what = "another scheduler holds the lock; taking over when it stops" if role == "standing by" else "firing due schedules"
-            self._on_role(f"scheduler {role}: {what}")
+    def _become(self, held: bool, leader: leases.Holder | None, took_over: str | None) -> None:
+        """Say so when this scheduler starts leading, or standing by, or another one leads now."""
+        role = "leading" if held else "standing by"
+        token = leader.token if leader is not None else None
+        if role == self._role and (held or token == self._leader):
+            return
+        self._role, self._leader = role, token
+        if held:
+            line = f"scheduler leading: {self.holder.describe()} fires the due schedules"
+            if took_over:
+                line += f"; it took over from {took_over}"
+        else:
+            who = leader.describe() if leader is not None else "another scheduler (not named in the store yet)"
+            line = f"scheduler standing by: {who} leads; this one takes over when it stops"
+        self._on_role(line)
 
 
 _LOCK_ENGINES: dict[str, Engine] = {}
@@ -178,7 +213,9 @@ class Background:
 
     def __init__(self, engine: Engine, settings: Settings, *, say: Callable[[str], None] = log.info, interval: float = 1.0) -> None:
         self.say = say
-        self.scheduler = Scheduler(engine, settings, runner="thread", on_firing=lambda firing: say(describe(firing)), on_role=say)
+        self.scheduler = Scheduler(
+            engine, settings, runner="thread", name="driftloop serve", on_firing=lambda firing: say(describe(firing)), on_role=say
+        )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self.scheduler.run, args=(self._stop, interval), name="driftloop-scheduler", daemon=True)
 

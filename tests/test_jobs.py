@@ -18,12 +18,18 @@ from sqlalchemy import Engine
 from driftloop.platform.config import Settings
 from driftloop.platform.errors import InvalidInput
 from driftloop.platform.jobs import (
+    HandedBack,
     JobLost,
     Owner,
     complete_job,
     create_job,
+    fail_job,
     get_job,
+    hand_back,
+    is_live,
     list_jobs,
+    lost_reason,
+    progress_reporter,
     reap_lost_jobs,
     running,
     start_job,
@@ -184,3 +190,36 @@ def test_a_heartbeat_must_come_more_often_than_the_lost_rule_allows() -> None:
     with pytest.raises(ValidationError, match="must be greater than DRIFTLOOP_JOB_HEARTBEAT_SECONDS"):
         Settings(job_heartbeat_seconds=60, job_lost_after_seconds=60)
     assert Settings(job_heartbeat_seconds=1, job_lost_after_seconds=5).job_lost_after_seconds == 5
+
+
+def test_a_job_handed_back_is_queued_again_and_its_old_work_can_neither_report_nor_commit_nor_fail_it(engine: Engine, task_name: str) -> None:
+    job_id = _job(engine, task_name, Owner.this_process())
+    report = progress_reporter(engine, job_id)
+    with session_scope(engine) as session:
+        assert hand_back(session, job_id, Owner.this_process(), "its runner stopped")
+        assert not hand_back(session, job_id, Owner.this_process(), "twice")  # not this process's any more
+    job, run = _states(engine, job_id)
+    assert (job.state, job.owner_pid, job.sent_at, job.error, job.message) == (JobState.queued, None, None, None, "handed back: its runner stopped")
+    assert (run.state, run.error) == (JobState.cancelled, "handed back: its runner stopped")
+    assert lost_reason(job, lost_after=LOST_AFTER) is None  # waiting for the next runner, not lost
+
+    with pytest.raises(HandedBack):
+        report(0.5, "half way")
+    with pytest.raises(HandedBack), session_scope(engine) as session:
+        complete_job(session, job_id, {"version": 1})
+    with session_scope(engine) as session:
+        assert not fail_job(session, job_id, "RuntimeError: late")  # its old work fails nothing
+        assert is_live(session, job_id)
+
+    # another runner starts it: the old work still cannot touch it
+    other = _exited_process()
+    with session_scope(engine) as session:
+        session.get(Job, job_id).state = JobState.running
+        session.get(Job, job_id).owner_host, session.get(Job, job_id).owner_pid = other.host, other.pid
+    with pytest.raises(HandedBack):
+        report(1.0, "done")
+    with pytest.raises(HandedBack), session_scope(engine) as session:
+        complete_job(session, job_id, {"version": 1})
+    with session_scope(engine) as session:
+        assert not fail_job(session, job_id, "RuntimeError: late", queued_attempts=0)
+    assert _states(engine, job_id)[0].state == JobState.running

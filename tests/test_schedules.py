@@ -5,6 +5,9 @@ whatever the number of schedulers, coalescing behind a job still queued or runni
 Jobs go to a real Redis as the Celery broker that no worker consumes, so a submitted job stays
 queued: what a firing did is read from the store (its job, or why it was skipped)."""
 
+import os
+import re
+import socket
 import threading
 import time
 import uuid
@@ -301,20 +304,24 @@ def test_many_schedulers_at_once_fire_each_period_once(store: Engine, settings: 
     assert len(_firings(store, added.id)) == 1
 
 
-@pytest.mark.parametrize("store", ["postgresql"], indirect=True)  # the lock is PostgreSQL's; SQLite has the compare-and-set
-def test_on_postgresql_one_scheduler_leads_and_another_takes_over_when_it_stops(settings: Settings, store: Engine, task: str) -> None:
+def test_one_scheduler_leads_per_store_another_names_it_and_takes_over_when_it_stops(settings: Settings, store: Engine, task: str) -> None:
+    # PostgreSQL: an advisory lock; SQLite: a lease row. Both name the leader in the store.
     t0 = utcnow()
     with session_scope(store) as session:
         schedules.add(session, task, "sync", every="2s", now=t0)
     roles: dict[str, list[str]] = {"first": [], "second": []}
-    first = Scheduler(store, settings, on_role=roles["first"].append)
-    second = Scheduler(store, settings, on_role=roles["second"].append)
+    first = Scheduler(store, settings, name="driftloop serve", on_role=roles["first"].append)
+    second = Scheduler(store, settings, name="driftloop beat", on_role=roles["second"].append)
+    me = f"pid {os.getpid()} on host {socket.gethostname()}"
     assert len(first.tick(t0 + timedelta(seconds=2.1))) == 1
+    assert roles["first"] == [f"scheduler leading: driftloop serve ({me}) fires the due schedules"]
     assert second.tick(t0 + timedelta(seconds=4.1)) == [] and not second.leading
-    assert roles["second"] == ["scheduler standing by: another scheduler holds the lock; taking over when it stops"]
+    [standing] = roles["second"]
+    assert re.fullmatch(rf"scheduler standing by: driftloop serve \({me}, since \S+\) leads; this one takes over when it stops", standing), standing
+    assert first.tick(t0 + timedelta(seconds=4.1)) != [] and first.leading  # the leader goes on: the lease is renewed
     first.close()
-    assert len(second.tick(t0 + timedelta(seconds=4.1))) == 1 and second.leading
-    assert roles["second"][-1] == "scheduler leading: firing due schedules"
+    assert len(second.tick(t0 + timedelta(seconds=6.1))) == 1 and second.leading
+    assert roles["second"][-1] == f"scheduler leading: driftloop beat ({me}) fires the due schedules"
     second.close()
 
 

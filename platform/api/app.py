@@ -1,5 +1,6 @@
 """The FastAPI application: ``create_app()`` wires settings, the store and the routes."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -23,7 +24,10 @@ from driftloop.platform.store.schema import ensure_current
 def create_app(settings: Settings | None = None, *, run_schedules: bool = False) -> FastAPI:
     """The API. With ``run_schedules`` and no broker configured, the stored schedules fire in a
     thread of this process and its own runner runs their jobs (``driftloop serve``: the embedded
-    default needs no Redis); with a broker, ``driftloop beat`` fires them."""
+    default needs no Redis); with a broker, ``driftloop beat`` fires them. That runner then also
+    runs, as the app starts, the queued jobs no live process owns (handed back by the previous
+    server as it stopped), and as the app stops lets its running job finish within
+    ``DRIFTLOOP_STOP_GRACE_SECONDS`` or hands it back."""
     settings = settings or get_settings()
     refuse_open_exposure(settings)
     engine = get_engine(settings)
@@ -79,13 +83,28 @@ def serve_app() -> FastAPI:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         if app.state.run_schedules:
-            async with _schedules(app):
+            async with _jobs_here(app), _schedules(app):  # the scheduler stops first, then the runner
                 yield
         else:
             yield
     finally:
         app.state.served_models.close()
         app.state.prediction_store.close()
+
+
+@asynccontextmanager
+async def _jobs_here(app: FastAPI) -> AsyncIterator[None]:
+    from driftloop.platform import jobs
+
+    engine, settings, say = app.state.engine, app.state.settings, logging.getLogger("uvicorn.error").info
+    taken = await asyncio.to_thread(jobs.run_orphans, engine, settings)
+    if taken:
+        say(f"running {len(taken)} queued job(s) that no live process owned: {', '.join(map(str, taken))}")
+    try:
+        yield
+    finally:
+        # uvicorn ends the process as soon as the app has stopped: what is not finished or handed back by then is lost
+        await asyncio.to_thread(jobs.stop_runner, engine, settings.stop_grace_seconds, say)
 
 
 @asynccontextmanager

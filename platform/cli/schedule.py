@@ -160,7 +160,8 @@ def beat_command(
     """Run the scheduler in the foreground until SIGTERM or Ctrl-C: fire due schedules, one line per firing.
 
     Jobs go to the Celery workers when DRIFTLOOP_BROKER_URL is set, else each runs in a detached
-    driftloop process. Start several: on PostgreSQL one acts and the others stand by."""
+    driftloop process. One scheduler acts per store (a beat, or a serve without a broker): the
+    others stand by, say who leads, and one takes over when it stops or dies."""
     from driftloop.labeling import register_jobs
     from driftloop.platform.config import get_settings
     from driftloop.platform.scheduler import Scheduler, describe
@@ -179,7 +180,9 @@ def beat_command(
 
     runs = "by the Celery workers" if settings.broker_url else "each in a detached driftloop process"
     err.print(f"beat: schedules of {engine.url.render_as_string()} fire here; their jobs run {runs}", markup=False)
-    scheduler = Scheduler(engine, settings, runner="process", on_firing=firing_line, on_role=lambda line: err.print(line, markup=False))
+    scheduler = Scheduler(
+        engine, settings, runner="process", name="driftloop beat", on_firing=firing_line, on_role=lambda line: err.print(line, markup=False)
+    )
     scheduler.run(stop, interval)
     err.print("beat: stopped", markup=False)
 

@@ -35,6 +35,7 @@ from driftloop.platform.jobs import (
     create_job,
     fail_job,
     follow_up_runner,
+    is_live,
     lock_running,
     progress_reporter,
     running,
@@ -133,7 +134,10 @@ def train_round(
             result = _run(engine, settings, request, encoder, task_id, job_id, run_id, on_progress)
     except BaseException as error:  # an interrupted round (Ctrl-C) is a failed one too
         _mark_failed(engine, job_id, run_id, error)
-        shutil.rmtree(checkpoint_path(settings, job_id).parent, ignore_errors=True)  # a failed job is not run again
+        with session_scope(engine) as session:
+            again = is_live(session, job_id)
+        if not again:  # a failed job is not run again; one handed back is (a stopping worker's SIGTERM ends here too)
+            shutil.rmtree(checkpoint_path(settings, job_id).parent, ignore_errors=True)
         raise
     shutil.rmtree(checkpoint_path(settings, job_id).parent, ignore_errors=True)
     return result

@@ -503,6 +503,26 @@ class ScheduleFiring(Base):
     trigger_detail: Mapped[str] = mapped_column(String(500))
 
 
+class Lease(Base):
+    """A role that one process holds at a time, by name: ``scheduler``, the one scheduler of the
+    store (driftloop.platform.leases). Its holder renews ``expires_at`` at each tick; another
+    process takes it over once it has run out, or at once when the holder's process is gone from
+    the host that looks. On PostgreSQL an advisory lock decides instead, and the row only names the
+    holder (``expires_at`` NULL)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(32))  # a token of the holding object, new each time one takes the lease
+    holder_name: Mapped[str] = mapped_column(String(100))  # what holds it: "driftloop serve", "driftloop beat"
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    process_started_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # tells the holder from a later process with its pid
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    renewed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
 class Job(Base):
     """Long work, as ops see it: state, progress (0..1) with a message, error, timings.
 

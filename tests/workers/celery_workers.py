@@ -41,6 +41,13 @@ class Workers:
     def log(self, name: str) -> Path:
         return self.logs / f"{name}.log"
 
+    def stop(self, name: str, timeout: float = 600.0) -> int:
+        """SIGTERM to the worker's main process only, as a supervisor stops it (its pool processes
+        are the worker's own to stop); its exit code, once it has stopped."""
+        process = self.processes.pop(name)
+        process.send_signal(signal.SIGTERM)
+        return process.wait(timeout=timeout)
+
     def kill(self, name: str) -> None:
         """kill -9 the worker and every process of its group (its pool's children)."""
         process = self.processes.pop(name)

@@ -10,7 +10,7 @@ import sys
 import typer
 
 from driftloop.platform.cli import argilla, db, index, jobs, keys, label, labeling, loop, models, schedule, task
-from driftloop.platform.cli.console import err
+from driftloop.platform.cli.console import HELP_MARKUP, err
 from driftloop.platform.cli.demo import demo_command
 from driftloop.platform.cli.ingest import ingest_command
 from driftloop.platform.cli.jsonl_input import EXIT_USAGE
@@ -25,6 +25,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=HELP_MARKUP,
 )
 app.add_typer(db.app, name="db")
 app.add_typer(task.app, name="task")

@@ -4,9 +4,9 @@ DRIFTLOOP_HOME, on 127.0.0.1."""
 import typer
 
 from driftloop.labeling.server import embedded
-from driftloop.platform.cli.console import activity, json_option, out, print_json
+from driftloop.platform.cli.console import activity, command_group, json_option, out, print_json
 
-app = typer.Typer(help="The embedded Argilla server: labeling UI and API on this machine.", no_args_is_help=True)
+app = command_group("The embedded Argilla server: labeling UI and API on this machine.")
 
 
 def _split(names: str) -> list[str]:

@@ -69,6 +69,18 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 Unit = Literal["count", "bytes", "fraction", "activity"]
 
 
+# How typer renders help texts. Its "rich" mode keeps the single line breaks of a docstring's
+# later paragraphs and of a command's summary in its group's list, so help broke mid-sentence
+# where the source line was full; it also reads "[default: …]" in a help text as a style tag and
+# drops it. Markdown reflows each paragraph to the screen and leaves brackets alone.
+HELP_MARKUP = "markdown"
+
+
+def command_group(help: str) -> typer.Typer:
+    """A group of commands (`driftloop jobs …`), its help rendered like every other."""
+    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=HELP_MARKUP)
+
+
 def json_option() -> Any:
     """The ``--json`` switch of every command that lists or shows something."""
     return typer.Option(False, "--json", help="Print one JSON document on stdout instead; progress and notices go to stderr.")

@@ -6,13 +6,13 @@ from dataclasses import asdict
 import typer
 from sqlalchemy import Engine
 
-from driftloop.platform.cli.console import count_progress, json_option, out, print_json
+from driftloop.platform.cli.console import command_group, count_progress, json_option, out, print_json
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import Settings, get_settings
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.tasks import get_task
 
-app = typer.Typer(help="The vector index selection searches: status, rebuild after an encoder change.", no_args_is_help=True)
+app = command_group("The vector index selection searches: status, rebuild after an encoder change.")
 
 
 @app.command()

@@ -5,14 +5,14 @@ import time
 import typer
 from rich.table import Table
 
-from driftloop.platform.cli.console import err, fraction_progress, json_option, out, print_json
+from driftloop.platform.cli.console import command_group, err, fraction_progress, json_option, out, print_json
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import get_settings
 from driftloop.platform.jobs import JobInfo, cancel_job, job_info, list_jobs, run_job
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import JobState
 
-app = typer.Typer(help="Jobs: state, progress, owner and heartbeat; reap the lost ones.", no_args_is_help=True)
+app = command_group("Jobs: state, progress, owner and heartbeat; reap the lost ones.")
 
 _STATES = ", ".join(s.value for s in JobState)
 

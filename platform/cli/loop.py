@@ -7,11 +7,11 @@ import time
 
 import typer
 
-from driftloop.platform.cli.console import err, out
+from driftloop.platform.cli.console import command_group, err, out
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import get_settings
 
-app = typer.Typer(help="The active-learning loop, run by itself.", no_args_is_help=True)
+app = command_group("The active-learning loop, run by itself.")
 
 
 @app.command("run")

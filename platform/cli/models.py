@@ -7,7 +7,7 @@ import typer
 from rich.table import Table
 from sqlalchemy import Engine
 
-from driftloop.platform.cli.console import json_option, out, print_json
+from driftloop.platform.cli.console import command_group, json_option, out, print_json
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import get_settings
 from driftloop.platform.store.engine import session_scope
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from driftloop.platform.modeling.freeze import FreezeNotice
     from driftloop.platform.modeling.registry import ComparableMetrics, VersionInfo
 
-app = typer.Typer(help="Model versions: list, promote, roll back.", no_args_is_help=True)
+app = command_group("Model versions: list, promote, roll back.")
 
 
 @app.command("list")

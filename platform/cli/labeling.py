@@ -14,6 +14,7 @@ from driftloop.platform.cli.console import (
     out,
     print_json,
     print_queued,
+    typed_command,
 )
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import get_settings
@@ -105,7 +106,8 @@ def requeue_command(name: str = typer.Argument(..., help="Task.")) -> None:
     from driftloop.labeling.sync import requeue_ties
 
     count = requeue_ties(current_engine(), name)
-    out.print(f"re-queued {count} unresolved texts; `driftloop labeling push {name}` (or `driftloop sync`) sends them")
+    driftloop = typed_command()
+    out.print(f"re-queued {count} unresolved texts; `{driftloop} labeling push {name}` (or `{driftloop} sync {name}`) sends them")
 
 
 @app.command("webhook")

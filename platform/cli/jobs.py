@@ -76,7 +76,8 @@ def show(
         print_json(job)
         return
     progress = progress_text(job)
-    out.print(f"job {job.id}: {job.kind}{f' of task {job.task}' if job.task else ''}, {job.state}{'' if progress == '-' else f', {progress}'}")
+    shown = f"job {job.id}: {job.kind}{f' of task {job.task}' if job.task else ''}, {job.state}{'' if progress == '-' else f', {progress}'}"
+    out.print(shown, markup=False)
     if job.message:
         out.print(f"  message: {job.message}", markup=False)
     if job.error:  # whole, its later lines under its first

@@ -15,10 +15,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from driftloop.labeling.server import private_redis
 from driftloop.labeling.server.accounts import OwnerApi, ensure_workspace_members, is_answering
-from driftloop.labeling.server.environment import LAUNCHER, ensure_server_venv, requirements_digest, venv_path
+from driftloop.labeling.server.environment import LAUNCHER, ensure_server_venv, is_ready, requirements_digest, venv_path
 from driftloop.labeling.server.errors import EmbeddedServerError
 from driftloop.labeling.server.ports import port_is_free
 from driftloop.labeling.server.processes import ManagedProcess
@@ -79,6 +80,15 @@ def up(
     state.create()
     with exclusive(state.lock_file):
         return _up(state, port, workspace, annotators, redis_url, venv, progress or (lambda message: None), timeout)
+
+
+def up_work(home: Path | None = None, venv: Path | None = None) -> Literal["running", "start", "build"]:
+    """What :func:`up` has ahead of it: nothing but its users (the server runs), a start (its
+    virtualenv is built: seconds), or a build of the virtualenv first (minutes), so that a caller
+    can say how long to wait before it waits."""
+    if _server_process(_state(home)).pid() is not None:
+        return "running"
+    return "start" if is_ready(venv or venv_path()) else "build"
 
 
 def _up(

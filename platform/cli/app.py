@@ -10,7 +10,7 @@ import sys
 import typer
 
 from driftloop.platform.cli import argilla, db, index, jobs, keys, label, labeling, loop, models, schedule, task
-from driftloop.platform.cli.console import err
+from driftloop.platform.cli.console import HELP_MARKUP, install_diagnostics, report_crash, report_error, show_everything
 from driftloop.platform.cli.demo import demo_command
 from driftloop.platform.cli.ingest import ingest_command
 from driftloop.platform.cli.jsonl_input import EXIT_USAGE
@@ -25,7 +25,23 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=HELP_MARKUP,
 )
+# Long-running services: their stderr is their log (a terminal, a container's), so it keeps
+# whole records and tracebacks; other commands print one line per problem (see console.py).
+SERVICES = frozenset({"serve", "worker", "beat"})
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Print tracebacks and info messages on stderr; without it a problem is one line there, in full in DRIFTLOOP_HOME/logs/driftloop.log."
+    ),
+) -> None:
+    show_everything(verbose=verbose, tracebacks=ctx.invoked_subcommand in SERVICES)
+
+
 app.add_typer(db.app, name="db")
 app.add_typer(task.app, name="task")
 app.add_typer(label.app, name="label")
@@ -58,8 +74,12 @@ def main() -> None:
     # transformers takes its default from), so that commands that never load a model never import
     # transformers to say it. A user's own setting stands.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    install_diagnostics()
     try:
         app()
     except DriftloopError as error:
-        err.print(f"error: {error.message}", markup=False)
+        report_error(error.message)
         sys.exit(EXIT_USAGE if isinstance(error, _USAGE_ERRORS) else 1)
+    except Exception as error:  # a bug, or a failure nothing translated (a store that does not answer)
+        report_crash(error, sys.argv[1:])
+        sys.exit(1)

@@ -4,9 +4,9 @@ DRIFTLOOP_HOME, on 127.0.0.1."""
 import typer
 
 from driftloop.labeling.server import embedded
-from driftloop.platform.cli.console import activity, json_option, out, print_json
+from driftloop.platform.cli.console import activity, command_group, json_option, out, print_json, typed_command
 
-app = typer.Typer(help="The embedded Argilla server: labeling UI and API on this machine.", no_args_is_help=True)
+app = command_group("The embedded Argilla server: labeling UI and API on this machine.")
 
 
 def _split(names: str) -> list[str]:
@@ -21,7 +21,7 @@ def up(
 ) -> None:
     """Start the embedded Argilla server unless it runs (the first time also builds its virtualenv:
     minutes), and print how to log in."""
-    with activity("starting Argilla (the first time builds its environment: a few minutes)") as step:
+    with activity(up_message()) as step:
         result = embedded.up(port=port, workspace=workspace, annotators=_split(annotators), progress=step)
     connection = result.connection
     state = "already running" if result.already_running else "running"
@@ -32,7 +32,18 @@ def up(
     out.print("For driftloop's labeling commands:", markup=False)
     out.print(f"  export DRIFTLOOP_ARGILLA_URL={connection.url}", markup=False)
     out.print(f"  export DRIFTLOOP_ARGILLA_API_KEY={connection.api_key}", markup=False)
-    out.print("Stop it with: driftloop argilla down", markup=False)
+    out.print(f"Stop it with: {typed_command()} argilla down", markup=False)
+
+
+def up_message() -> str:
+    """What starting the embedded Argilla is about to do and how long it takes: "a few minutes"
+    only when its virtualenv has to be built."""
+    work = embedded.up_work()
+    if work == "running":
+        return "the embedded Argilla runs already: checking its users"
+    if work == "start":
+        return "starting the embedded Argilla (seconds; a minute on a busy machine)"
+    return "starting the embedded Argilla; first its environment is built (once: about 580 MB, a few minutes)"
 
 
 @app.command()

@@ -3,10 +3,10 @@ module: the CLI imports it to answer ``--help``)."""
 
 import typer
 
-from driftloop.platform.cli.console import json_option, out, print_json
+from driftloop.platform.cli.console import command_group, json_option, out, print_json
 from driftloop.platform.store.engine import get_engine
 
-app = typer.Typer(help="Schema migrations of the store.", no_args_is_help=True)
+app = command_group("Schema migrations of the store.")
 
 
 @app.command()

@@ -12,6 +12,7 @@ default: no broker), and the demo ends with the schedules and jobs it ran. A las
 Argilla for a person (``annotator-1``) to label in the UI; the bot never answers it, even when the
 demo runs again. Run it again and it selects the next batches and keeps learning."""
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,8 +22,9 @@ from sqlalchemy import Engine
 
 from driftloop.platform import corpora, schedules, tasks
 from driftloop.platform.api_keys import create_key, list_keys, revoke_key
-from driftloop.platform.cli.console import activity, count_progress, out, rule
-from driftloop.platform.cli.jobs import wait_for_job
+from driftloop.platform.cli.argilla import up_message
+from driftloop.platform.cli.console import CELL_WIDTH, activity, count_progress, first_line, out, rule, typed_command
+from driftloop.platform.cli.jobs import failure_line, wait_for_job
 from driftloop.platform.cli.models import freeze_lines, models_table
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.cli.train import decision_table
@@ -46,6 +48,8 @@ LEFT_FOR_PEOPLE = 20
 BOT = "demo-bot"
 PERSON = "annotator-1"
 DEMO_KEY = "demo"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -120,9 +124,10 @@ def _print_api_key(engine: Engine) -> None:
         info, key = create_key(session, DEMO_KEY, "ingest,predict", task=TASK)
     rule("the API")
     replaced = f"; the previous demo key {', '.join(earlier)} is revoked" if earlier else ""
-    out.print(f"API key {info.prefix} for task {TASK}, scopes {', '.join(info.scopes)} (shown once; `driftloop keys list`){replaced}:", markup=False)
+    driftloop = typed_command()
+    out.print(f"API key {info.prefix} for task {TASK}, scopes {', '.join(info.scopes)} (shown once; `{driftloop} keys list`){replaced}:", markup=False)
     out.print(f"  export DRIFTLOOP_KEY={key}", markup=False)
-    out.print("with `driftloop serve` running (http://127.0.0.1:8000):", markup=False)
+    out.print(f"with `{driftloop} serve` running (http://127.0.0.1:8000):", markup=False)
     body = '{"texts": ["Shares fell after the bank cut its forecast"]}'
     out.print(
         f'  curl -s -H "Authorization: Bearer $DRIFTLOOP_KEY" -H "Content-Type: application/json" -d \'{body}\' '
@@ -135,20 +140,20 @@ def _start_argilla(settings: Settings) -> DemoLogins | None:
     """The Argilla the demo labels in, with the bot's and the person's logins; None when none can be had."""
     from driftloop.labeling.annotator import AnnotatorLogin
     from driftloop.labeling.server import embedded
-    from driftloop.platform.errors import DriftloopError
 
     if settings.argilla_url:
         out.print(f"Argilla at {settings.argilla_url} (DRIFTLOOP_ARGILLA_URL); the simulated annotator answers in the store")
         return None
     rule("embedded Argilla")
     try:
-        with activity("starting the embedded Argilla (the first time builds its environment: a few minutes)") as step:
+        with activity(up_message()) as step:
             started = embedded.up(settings.home, annotators=[BOT, PERSON], progress=step)
-    except DriftloopError as error:
-        out.print(f"the embedded Argilla did not start ({error.message}); annotators answer in the store instead")
+    except DriftloopError as error:  # its first line on stderr, all of it (a server's log tail) in the log file
+        log.warning("the embedded Argilla did not start: %s", error.message)
+        out.print("the embedded Argilla did not start; annotators answer in the store instead")
         return None
     connection = started.connection
-    out.print(f"Argilla UI at {connection.url}")
+    out.print(f"Argilla UI at {connection.url}{' (it was running already)' if started.already_running else ''}")
     return DemoLogins(*(AnnotatorLogin(connection.url, name, connection.annotators[name]) for name in (BOT, PERSON)))
 
 
@@ -167,7 +172,7 @@ def _training_schedule(engine: Engine) -> int:
             schedule = next(s for s in schedules.list_schedules(session, TASK) if s.action == "train" and s.after_labels == RETRAIN_AFTER)
             if schedule.paused:
                 schedule = schedules.resume(session, schedule.id, TASK)
-    out.print(f"schedule {schedule.id}: {schedule.action} {TASK} {schedule.trigger} (`driftloop schedule list`)")
+    out.print(f"schedule {schedule.id}: {schedule.action} {TASK} {schedule.trigger} (`{typed_command()} schedule list`)")
     return schedule.id
 
 
@@ -203,7 +208,7 @@ def _learning_round(
         ran.append(firing.job)
         training = wait_for_job(firing.job)
         if training.state != "succeeded" or not training.result:
-            raise DriftloopError(f"training job {firing.job} {training.state}: {training.error}")
+            raise DriftloopError(failure_line(training))
         result = training.result
         out.print(f"candidate version {result['version']} from {result['init']}: {result['n_new']} new labels, {result['n_replay']} replayed")
         fate = "promoted to champion" if result["promoted"] else "rejected by the gate"
@@ -224,7 +229,7 @@ def _select(engine: Engine, settings: Settings, budget: int) -> "JobInfo | None"
     if job.state != "succeeded" or not job.result:
         if job.error and "no unlabeled, unpicked texts" in job.error:
             return None
-        raise DriftloopError(f"selection job {job.id} {job.state}: {job.error}")
+        raise DriftloopError(failure_line(job))
     version = job.result["model_version"]
     who = f"champion v{version}" if version else "no champion yet: diversity only"
     out.print(f"selection round {job.result['round']}: {job.result['picks']} picks by hybrid ({who}), job {job.id}")
@@ -280,11 +285,12 @@ def _leave_a_round_for_people(engine: Engine, settings: Settings, argilla: DemoL
     picks = round_picks(engine, selection.result["round"])  # type: ignore[index]
     dataset = _push(engine, settings)
     rule("your turn")
+    driftloop = typed_command()
     out.print(
         f"{len(picks)} texts wait in Argilla for a person. Open {argilla.person.url} and log in as "
         f"{argilla.person.username} / {argilla.person.password}, open dataset {dataset}, pick a label and Submit.\n"
-        f"Then `driftloop sync {TASK}` brings the labels into the store, and `driftloop train {TASK}` learns from them.\n"
-        "`driftloop argilla down` stops the embedded Argilla."
+        f"Then `{driftloop} sync {TASK}` brings the labels into the store, and `{driftloop} train {TASK}` learns from them.\n"
+        f"`{driftloop} argilla down` stops the embedded Argilla."
     )
     return [selection.id]
 
@@ -301,8 +307,9 @@ def _print_schedules_and_jobs(engine: Engine, settings: Settings, schedule: int,
     last = f"{detail.last_fired_at:%Y-%m-%d %H:%M:%S}" if detail.last_fired_at else "-"
     table.add_row(str(detail.id), detail.action, detail.trigger, "yes" if detail.paused else "no", last, firings)
     out.print(table)
-    jobs = Table("job", "kind", "state", "runner", "result", title=f"jobs of this run (`driftloop jobs list --task {TASK}`)")
+    jobs = Table("job", "kind", "state", "runner", "result", title=f"jobs of this run (`{typed_command()} jobs list --task {TASK}`)")
     for job in infos:
         shown = {k: v for k, v in (job.result or {}).items() if k in ("round", "picks", "version", "promoted", "n_new")}
-        jobs.add_row(str(job.id), job.kind, job.state, job.worker or "this process", ", ".join(f"{k} {v}" for k, v in shown.items()) or (job.error or "-"))
+        outcome = ", ".join(f"{k} {v}" for k, v in shown.items()) or first_line(job.error or "-", CELL_WIDTH)
+        jobs.add_row(str(job.id), job.kind, job.state, job.worker or "this process", outcome)
     out.print(jobs)

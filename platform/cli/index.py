@@ -6,13 +6,13 @@ from dataclasses import asdict
 import typer
 from sqlalchemy import Engine
 
-from driftloop.platform.cli.console import count_progress, json_option, out, print_json
+from driftloop.platform.cli.console import command_group, count_progress, json_option, out, print_json, typed_command
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import Settings, get_settings
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.tasks import get_task
 
-app = typer.Typer(help="The vector index selection searches: status, rebuild after an encoder change.", no_args_is_help=True)
+app = command_group("The vector index selection searches: status, rebuild after an encoder change.")
 
 
 @app.command()
@@ -30,9 +30,10 @@ def status(name: str = typer.Argument(..., help="Task."), as_json: bool = json_o
         print_json({"task": name, **asdict(state)})
         return
     out.print(f"encoder {state.encoder_id}: {state.embedded:,} of {state.texts:,} texts embedded, {state.indexed:,} in the index")
-    out.print(f"index file {state.path}" if state.indexed else "no index file yet: `driftloop select` or `driftloop index rebuild` builds it")
+    driftloop = typed_command()
+    out.print(f"index file {state.path}" if state.indexed else f"no index file yet: `{driftloop} select` or `{driftloop} index rebuild` builds it")
     if state.embedded < state.texts:
-        out.print("texts without a vector are embedded by the next selection round that sees them, or all at once by `driftloop index rebuild`")
+        out.print(f"texts without a vector are embedded by the next selection round that sees them, or all at once by `{driftloop} index rebuild`")
     if state.other_encoders:
         out.print(f"indexes of other encoders, unused while this one is configured: {', '.join(state.other_encoders)}")
 

@@ -5,14 +5,25 @@ import time
 import typer
 from rich.table import Table
 
-from driftloop.platform.cli.console import err, fraction_progress, json_option, out, print_json
+from driftloop.platform.cli.console import (
+    CELL_WIDTH,
+    command_group,
+    err,
+    field_lines,
+    first_line,
+    fraction_progress,
+    json_option,
+    out,
+    print_json,
+    typed_command,
+)
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import get_settings
 from driftloop.platform.jobs import JobInfo, cancel_job, job_info, list_jobs, run_job
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import JobState
 
-app = typer.Typer(help="Jobs: state, progress, owner and heartbeat; reap the lost ones.", no_args_is_help=True)
+app = command_group("Jobs: state, progress, owner and heartbeat; reap the lost ones.")
 
 _STATES = ", ".join(s.value for s in JobState)
 
@@ -33,7 +44,7 @@ def list_(
         print_json(jobs)
         return
     table = Table(
-        "id", "kind", "task", "state", "progress", "message", "queue", "worker", "attempt", "owner", "heartbeat", "created", title="jobs"
+        "id", "kind", "task", "state", "progress", "message", "queue", "worker", "attempts", "owner", "heartbeat", "created", title="jobs"
     )
     for j in jobs:
         table.add_row(
@@ -41,8 +52,8 @@ def list_(
             j.kind,
             j.task or "-",
             j.state,
-            f"{j.progress:.0%}",
-            (j.error if j.state == "failed" else j.message) or "-",
+            progress_text(j),
+            first_line((j.error if j.state == "failed" else j.message) or "-", CELL_WIDTH),
             j.queue or "-",
             j.worker or "-",
             str(j.attempts),
@@ -64,11 +75,16 @@ def show(
     if as_json:
         print_json(job)
         return
-    out.print(f"job {job.id}: {job.kind}{f' of task {job.task}' if job.task else ''}, {job.state}, {job.progress:.0%}")
+    progress = progress_text(job)
+    shown = f"job {job.id}: {job.kind}{f' of task {job.task}' if job.task else ''}, {job.state}{'' if progress == '-' else f', {progress}'}"
+    out.print(shown, markup=False)
+    if job.message:
+        out.print(f"  message: {job.message}", markup=False)
+    if job.error:  # whole, its later lines under its first
+        out.print("  error: " + "\n         ".join(job.error.strip().splitlines()), markup=False)
+    if job.result:
+        out.print("  result:\n" + "\n".join(field_lines(job.result, indent="    ")), markup=False)
     for field, value in (
-        ("message", job.message),
-        ("error", job.error),
-        ("result", job.result),
         ("queue", job.queue),
         ("worker", job.worker),
         ("attempts", job.attempts),
@@ -92,11 +108,34 @@ def watch(
     job = wait_for_job(job_id, interval)
     if as_json:
         print_json(job)
+    elif job.state != "succeeded":
+        out.print(failure_line(job), markup=False)
     else:
-        outcome = f": {job.error}" if job.error else (f": {job.result}" if job.result else "")
-        out.print(f"job {job.id} ({job.kind}) {job.state}{outcome}", markup=False)
+        out.print("\n".join([f"{_name(job)} succeeded", *field_lines(job.result or {}, indent="    ")]), markup=False)
     if job.state != "succeeded":
         raise typer.Exit(1)
+
+
+def failure_line(job: JobInfo) -> str:
+    """A job that did not succeed, in one line: its state and the first line of its error, and
+    where the whole error is when there is more of it."""
+    error = job.error or "no error recorded"
+    line = f"{_name(job)} {job.state}: {first_line(error)}"
+    if first_line(error) != error.strip():
+        line += f" (`{typed_command()} jobs show {job.id}` shows all of it)"
+    return line
+
+
+def progress_text(job: JobInfo) -> str:
+    """How far a job got. One that failed or was cancelled stopped where it was: never "100%",
+    which read as done; "-" when it stopped before it began or after its last step."""
+    if job.state in ("failed", "cancelled"):
+        return f"stopped at {job.progress:.0%}" if 0 < job.progress < 1 else "-"
+    return f"{job.progress:.0%}"
+
+
+def _name(job: JobInfo) -> str:
+    return f"job {job.id} ({job.kind}{f' of {job.task}' if job.task else ''})"
 
 
 def wait_for_job(job_id: int, interval: float = 1.0) -> JobInfo:
@@ -108,7 +147,10 @@ def wait_for_job(job_id: int, interval: float = 1.0) -> JobInfo:
             with session_scope(engine) as session:
                 job = job_info(session, job_id, lost_after=settings.job_lost_after_seconds)
             if bar is None:
-                bar = progress.add_task(f"job {job.id} ({job.kind}{f' of {job.task}' if job.task else ''})", total=1.0, summary="")
+                bar = progress.add_task(_name(job), total=1.0, summary="")
+            if job.state in ("failed", "cancelled"):  # its bar ends saying so, not "done"
+                progress.update(bar, completed=job.progress, summary=job.state, outcome=job.state)
+                return job
             progress.update(bar, completed=job.progress, summary=job.message or job.state)
             if job.state not in ("queued", "running"):
                 return job
@@ -136,7 +178,7 @@ def run(job_id: int = typer.Argument(..., metavar="ID", help="Job id.")) -> None
     with session_scope(engine) as session:
         job = job_info(session, job_id, lost_after=settings.job_lost_after_seconds)
     if job.state != "succeeded":
-        err.print(f"job {job_id} {job.state}: {job.error or ''}", markup=False)
+        err.print(failure_line(job), markup=False)
         raise typer.Exit(1)
 
 

@@ -9,7 +9,7 @@ from typing import BinaryIO, Protocol, TypeVar
 
 import typer
 
-from driftloop.platform.cli.console import byte_progress, err, out
+from driftloop.platform.cli.console import as_typed, byte_progress, err, out
 from driftloop.platform.ingestion.jsonl import read_jsonl
 
 EXIT_SOME_REJECTED = 3
@@ -51,7 +51,7 @@ def consume_jsonl(
             for outcome in outcomes:
                 if is_rejected(outcome):
                     refused += 1
-                    progress.console.print(f"line {outcome.position}: {outcome.reason}", markup=False)
+                    progress.console.print(f"line {outcome.position}: {as_typed(outcome.reason)}", markup=False)
             tally.count(outcomes)
             progress.update(bar, completed=bytes_read, summary=str(tally))
     out.print(str(tally))

@@ -7,11 +7,11 @@ import typer
 from rich.table import Table
 
 from driftloop.platform.api_keys import SCOPES, KeyInfo, create_key, list_keys, revoke_key
-from driftloop.platform.cli.console import err, json_option, out, print_json
+from driftloop.platform.cli.console import command_group, err, json_option, out, print_json
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.store.engine import session_scope
 
-app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
+app = command_group("API keys: create (shown once), list, revoke.")
 
 
 @app.command()

@@ -2,12 +2,13 @@ from dataclasses import dataclass
 
 import typer
 
+from driftloop.platform.cli.console import command_group
 from driftloop.platform.cli.jsonl_input import consume_jsonl
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import get_settings
 from driftloop.platform.labels.service import LabelOutcome, LabelStatus, import_labels
 
-app = typer.Typer(help="Labels: import gold sets and annotators' answers.", no_args_is_help=True)
+app = command_group("Labels: import gold sets and annotators' answers.")
 
 
 @dataclass

@@ -6,7 +6,16 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from driftloop.platform.cli.console import count_progress, err, json_option, out, print_json, print_queued
+from driftloop.platform.cli.console import (
+    command_group,
+    count_progress,
+    err,
+    json_option,
+    out,
+    print_json,
+    print_queued,
+    typed_command,
+)
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import get_settings
 from driftloop.platform.store.engine import session_scope
@@ -15,7 +24,7 @@ from driftloop.platform.tasks import get_task
 if TYPE_CHECKING:
     from driftloop.labeling.push import PushResult
 
-app = typer.Typer(help="Labeling in Argilla: dataset switches, pushes, webhooks.", no_args_is_help=True)
+app = command_group("Labeling in Argilla: dataset switches, pushes, webhooks.")
 
 
 def sync_command(
@@ -97,7 +106,8 @@ def requeue_command(name: str = typer.Argument(..., help="Task.")) -> None:
     from driftloop.labeling.sync import requeue_ties
 
     count = requeue_ties(current_engine(), name)
-    out.print(f"re-queued {count} unresolved texts; `driftloop labeling push {name}` (or `driftloop sync`) sends them")
+    driftloop = typed_command()
+    out.print(f"re-queued {count} unresolved texts; `{driftloop} labeling push {name}` (or `{driftloop} sync {name}`) sends them")
 
 
 @app.command("webhook")

@@ -7,11 +7,12 @@ import time
 
 import typer
 
-from driftloop.platform.cli.console import err, out
+from driftloop.platform.cli.console import command_group, err, out
+from driftloop.platform.cli.jobs import failure_line
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import get_settings
 
-app = typer.Typer(help="The active-learning loop, run by itself.", no_args_is_help=True)
+app = command_group("The active-learning loop, run by itself.")
 
 
 @app.command("run")
@@ -43,7 +44,7 @@ def run(
                 job = job_info(session, job_id, lost_after=settings.job_lost_after_seconds)
             done += 1
             if job.state != "succeeded":
-                err.print(f"pass {done} (job {job_id}) {job.state}: {job.error}", markup=False)
+                err.print(f"pass {done}: {failure_line(job)}", markup=False)
             else:
                 out.print(_describe(done, job.result or {}), markup=False)
                 if job.result and job.result["training_job"]:
@@ -92,5 +93,5 @@ def _report_ended(engine, settings, trainings: list[int]) -> list[int]:  # type:
                 fate = "promoted to champion" if job.result["promoted"] else "rejected by the gate"
                 out.print(f"training job {training}: version {job.result['version']} {fate}", markup=False)
             else:
-                err.print(f"training job {training} {job.state}: {job.error}", markup=False)
+                err.print(failure_line(job), markup=False)
     return live

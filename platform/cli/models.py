@@ -7,7 +7,7 @@ import typer
 from rich.table import Table
 from sqlalchemy import Engine
 
-from driftloop.platform.cli.console import json_option, out, print_json
+from driftloop.platform.cli.console import command_group, json_option, out, print_json
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import get_settings
 from driftloop.platform.store.engine import session_scope
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from driftloop.platform.modeling.freeze import FreezeNotice
     from driftloop.platform.modeling.registry import ComparableMetrics, VersionInfo
 
-app = typer.Typer(help="Model versions: list, promote, roll back.", no_args_is_help=True)
+app = command_group("Model versions: list, promote, roll back.")
 
 
 @app.command("list")
@@ -48,7 +48,7 @@ def models_table(engine: Engine, name: str) -> Table:
         "status",
         "mode",
         "parent",
-        "labels",
+        "classes",
         "macro-F1 ¹",
         "accuracy ¹",
         "own eval macro-F1 ²",
@@ -110,11 +110,15 @@ def freeze_lines(engine: Engine, name: str) -> list[str]:
 @app.command()
 def promote(
     name: str = typer.Argument(..., help="Task."),
-    version: int = typer.Argument(..., help="Candidate version."),
+    version: int = typer.Argument(..., help="Version to promote (see `driftloop models list NAME`)."),
     force: bool = typer.Option(False, "--force", help="Promote without a passed gate (needs --reason)."),
     reason: str | None = typer.Option(None, help="Why the gate is overridden; recorded."),
 ) -> None:
-    """Promote a candidate that passed the gate (or, with --force and a reason, any candidate)."""
+    """Promote a candidate that passed the gate against the current champion.
+
+    With --force and --reason, promote any version but the champion: a candidate the gate refused,
+    or a version that is no candidate any more (one rolled back, or a former champion). That is
+    the only way back for a rolled-back version; the reason is recorded as a gate override."""
     if force and not reason:
         raise typer.BadParameter("--force needs --reason", param_hint="--reason")
     from driftloop.platform.modeling import registry
@@ -128,7 +132,8 @@ def promote(
 
 @app.command()
 def rollback(name: str = typer.Argument(..., help="Task.")) -> None:
-    """Put the previous champion back (the current one is marked rejected)."""
+    """Put the previous champion back. The current one is marked rejected: promoting it again needs
+    `models promote --force --reason`."""
     from driftloop.platform.modeling import registry
 
     with session_scope(current_engine()) as session:

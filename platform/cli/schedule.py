@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from driftloop.platform.cli.console import err, json_option, out, print_json
+from driftloop.platform.cli.console import command_group, err, json_option, out, print_json
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import ScheduleAction
@@ -19,7 +19,7 @@ from driftloop.platform.store.models import ScheduleAction
 # which `driftloop --help` does without.
 _ACTIONS = " | ".join(a.value for a in ScheduleAction)
 
-app = typer.Typer(help="Schedules: run train, select, sync… every N, by cron, after N labels or on drift.", no_args_is_help=True)
+app = command_group("Schedules: run train, select, sync… every N, by cron, after N labels or on drift.")
 
 
 def _params(pairs: list[str]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from dataclasses import asdict
 import typer
 from rich.table import Table
 
-from driftloop.platform.cli.console import err, json_option, out, print_json, print_queued, stage_progress
+from driftloop.platform.cli.console import as_typed, err, json_option, out, print_json, print_queued, stage_progress
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.config import get_settings
 
@@ -65,7 +65,7 @@ def select_command(
     if as_json:
         print_json({**asdict(result), "push": push})
     if push is None:
-        (err if as_json else out).print(_NO_ARGILLA, markup=False)
+        (err if as_json else out).print(as_typed(_NO_ARGILLA), markup=False)
     else:
         print_push(push, as_json=as_json)
 

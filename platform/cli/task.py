@@ -2,11 +2,11 @@ import typer
 from rich.table import Table
 
 from driftloop.platform import tasks
-from driftloop.platform.cli.console import json_option, out, print_json
+from driftloop.platform.cli.console import command_group, json_option, out, print_json
 from driftloop.platform.cli.store import current_engine
 from driftloop.platform.store.engine import session_scope
 
-app = typer.Typer(help="Classification tasks and their label sets.", no_args_is_help=True)
+app = command_group("Classification tasks and their label sets.")
 
 
 def _split(labels: str) -> list[str]:

@@ -160,8 +160,14 @@ def promote(
 ) -> ModelVersion:
     task = get_task(session, task_name, lock=True)
     candidate = get_version(session, task, number)
-    if candidate.status != ModelStatus.candidate and not (force_reason and candidate.status != ModelStatus.champion):
-        raise PromotionRefused(f"version {number} is {candidate.status.value}, not a candidate", version=number)
+    if candidate.status == ModelStatus.champion:
+        raise PromotionRefused(f"version {number} is champion, not a candidate", version=number)
+    if candidate.status != ModelStatus.candidate and not force_reason:
+        raise PromotionRefused(
+            f"version {number} {_past(candidate)}: it is {candidate.status.value}, not a candidate; promoting it again "
+            "overrides the gate: --force with --reason (force_reason over HTTP)",
+            version=number,
+        )
     current = champion(session, task.id)
     if force_reason is not None:
         record_decision(session, candidate, current, override_reason=force_reason)
@@ -175,6 +181,15 @@ def promote(
     session.flush()
     remember_in_replay(session, candidate, replay_capacity)
     return candidate
+
+
+def _past(version: ModelVersion) -> str:
+    """How a version stopped being a candidate, as the refusal to promote it again says it."""
+    if version.status == ModelStatus.retired:
+        return "was champion until a newer one was promoted"
+    if version.promoted_at is not None:  # a rejected version that had been champion
+        return "was rolled back"
+    return "was rejected by the gate"
 
 
 def remember_in_replay(session: Session, version: ModelVersion, capacity: int, seed: int = 0) -> None:

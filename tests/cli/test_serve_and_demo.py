@@ -57,9 +57,18 @@ def test_demo_learns_in_rounds_labelled_through_the_embedded_argilla(tmp_path: P
         assert "jobs of this run" in output
         assert re.search(r"candidate version 2 from champion v1: (19\d|20\d) new labels, (19\d|20\d) replayed", output)
         assert "20 texts wait in Argilla for a person" in output and "log in as annotator-1 /" in output
+        # its hints run as printed, in a shell like the one the demo ran in
+        hint = re.search(r"\(`(.+) schedule list`\)", output)
+        assert hint, output
+        listed = subprocess.run(["sh", "-c", f"{hint.group(1)} schedule list"], env={**os.environ, **env}, capture_output=True, check=False)
+        assert listed.returncode == 0 and b"bbc-news" in listed.stdout, listed.stderr.decode()
 
-        second = run_cli("demo", env=env, timeout=900).stdout.decode()
+        rerun = run_cli("demo", env=env, timeout=900)
+        second = rerun.stdout.decode()
         assert "ingested 0, duplicates 2225, rejected 0" in second
+        # Argilla runs already: nothing to build or start, and the demo does not say it will take minutes
+        assert "the embedded Argilla runs already" in rerun.stderr.decode() and "minutes" not in rerun.stderr.decode()
+        assert f"Argilla UI at http://127.0.0.1:{port} (it was running already)" in second
         # the bot answers its own rounds only: the 20 left for a person stay theirs
         assert len(re.findall(r"demo-bot answered 250 records of round", second)) == 2
         assert "candidate version 3 from champion v" in second  # it keeps learning on the next batches

@@ -37,6 +37,9 @@ def test_train_gate_list_promote_and_rollback(tmp_path: Path, headlines) -> None
     assert "hold_recent" in second and "class_lost" in second and "90% CI" in second
 
     listed = run_cli("models", "list", "news", env=env).stdout.decode()
+    header = next(line for line in listed.splitlines() if line.startswith("┃"))
+    # the column counts a version's classes (its label set), not labels it learned from
+    assert [h.strip() for h in header.split("┃")[1:6]] == ["version", "status", "mode", "parent", "classes"]
     assert "│ 1       │ champion │ head │ -" in listed
     assert "│ 2       │" in listed
     models = json.loads(run_cli("models", "list", "news", "--json", env=env).stdout)
@@ -70,6 +73,16 @@ def test_train_gate_list_promote_and_rollback(tmp_path: Path, headlines) -> None
     assert back.returncode == 0 and "version 1 is the champion of news again" in back.stdout.decode()
     again = run_cli("models", "rollback", "news", env=env)
     assert again.returncode == 2 and "no earlier champion" in again.stderr.decode()
+
+    # a rolled-back version comes back only by an override, and the refusal says how
+    refused_again = run_cli("models", "promote", "news", "2", env=env)
+    assert refused_again.returncode == 2
+    assert "version 2 was rolled back: it is rejected, not a candidate; promoting it again overrides the gate: --force with --reason" in (
+        refused_again.stderr.decode()
+    )
+    restored = run_cli("models", "promote", "news", "2", "--force", "--reason", "the rollback was a false alarm", env=env)
+    assert restored.returncode == 0 and "version 2 is now the champion" in restored.stdout.decode()
+    assert "rolled back" in run_cli("models", "promote", "--help", env=env).stdout.decode()
 
 
 def test_one_class_has_nothing_to_learn_and_a_few_dozen_labels_give_a_provisional_champion(tmp_path: Path, headlines) -> None:  # type: ignore[no-untyped-def]

@@ -651,6 +651,7 @@ _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 # Set once this process's runner has stopped (:func:`stop_runner`): the process is on its way out.
 _STOPPED = threading.Event()
+_CLEAN_UP_SECONDS = 30.0  # how long a stopping runner waits for a finished job's clean-up
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -771,7 +772,14 @@ def stop_runner(engine: Engine, grace: float, say: Callable[[str], None] = log.i
     running_here = {job_id: me for job_id, state in rows if state == JobState.running}
     if running_here:
         say(f"stopping: job {', '.join(map(str, running_here))} may finish within DRIFTLOOP_STOP_GRACE_SECONDS ({grace:g}s), else it is handed back")
-    return handed + finish_or_hand_back(engine, running_here, grace, reason, say)
+    handed_running = finish_or_hand_back(engine, running_here, grace, reason, say)
+    if pool is not None and not handed_running:
+        # a job that finished still cleans up after its commit (a training removes its checkpoint):
+        # let it, rather than end the process under it
+        waiter = threading.Thread(target=pool.shutdown, kwargs={"wait": True}, name="driftloop-stop-wait", daemon=True)
+        waiter.start()
+        waiter.join(_CLEAN_UP_SECONDS)
+    return handed + handed_running
 
 
 def run_orphans(engine: Engine, settings: Settings, *, older_than: float = 5.0) -> list[int]:

@@ -9,17 +9,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from driftloop.labeling.server.ports import free_port
 from driftloop.platform.config import Settings
 from driftloop.platform.modeling.rounds import checkpoint_path
-from driftloop.platform.store.engine import session_scope
-from driftloop.platform.store.models import Job, JobState, TrainingRun
+from driftloop.platform.store.models import JobState
 from tests.api_keys import make_key
-from tests.job_watch import wait_for_job_row
+from tests.job_watch import assert_resumed_once_and_finished, job_row, training_run_states, wait_for_job_row
 from tests.learning_loop import Loop
-from tests.processes import Driftloop, own_store, wait
+from tests.processes import Driftloop, own_store
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -57,10 +56,10 @@ def test_a_stopped_server_hands_its_training_back_and_the_next_one_resumes_it_an
         assert first.stop() in (0, -signal.SIGTERM), first.log()  # uvicorn ends with the signal it got, once stopped
         handed = first.wait_for(f"job {job_id} handed back, queued again for the next runner: it did not finish within DRIFTLOOP_STOP_GRACE_SECONDS (0s)")
         assert f"(0s) after its runner (pid {first.pid} on host " in handed and handed.endswith(") stopped"), handed
-        job = _job(engine, job_id)
+        job = job_row(engine, job_id)
         assert (job.state, job.owner_pid, job.error, job.finished_at, job.attempts) == (JobState.queued, None, None, None, 1)
         assert job.message.startswith(f"handed back: its runner (pid {first.pid} on host ") and job.message.endswith(") stopped"), job.message
-        assert _runs(engine, job_id) == [JobState.cancelled]
+        assert training_run_states(engine, job_id) == [JobState.cancelled]
         assert checkpoint.exists()  # the next attempt resumes from it
 
         second, _ = _serve(env, grace="600")  # a bound for a loaded machine: the training needs far less
@@ -78,23 +77,4 @@ def test_a_stopped_server_hands_its_training_back_and_the_next_one_resumes_it_an
         for server in servers:
             server.kill()
 
-    job = _job(engine, job_id)
-    assert (job.state, job.attempts, job.result["version"]) == (JobState.succeeded, 2, 1), job.error
-    assert _runs(engine, job_id) == [JobState.cancelled, JobState.succeeded]
-    with session_scope(engine) as session:
-        run = session.scalars(select(TrainingRun).where(TrainingRun.job_id == job_id, TrainingRun.state == JobState.succeeded)).one()
-        fit = run.metrics["fit"]
-    assert fit["resumed_from_step"] is not None and fit["resumed_from_step"] >= 2, fit
-    wait(lambda: not checkpoint.parent.exists(), "the checkpoint of the finished job is removed", timeout=30)
-
-
-def _job(engine: Engine, job_id: int) -> Job:
-    with session_scope(engine) as session:
-        job = session.get(Job, job_id)
-        session.expunge(job)
-        return job
-
-
-def _runs(engine: Engine, job_id: int) -> list[JobState]:
-    with session_scope(engine) as session:
-        return list(session.scalars(select(TrainingRun.state).where(TrainingRun.job_id == job_id).order_by(TrainingRun.id)))
+    assert_resumed_once_and_finished(engine, job_id, checkpoint)

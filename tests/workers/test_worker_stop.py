@@ -10,18 +10,17 @@ from pathlib import Path
 import psutil
 import pytest
 import redis
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from driftloop.labeling.server.ports import free_port
 from driftloop.platform.config import Settings
 from driftloop.platform.jobs import submit
 from driftloop.platform.modeling.rounds import RoundRequest, checkpoint_path, request_params
 from driftloop.platform.modeling.training import TrainingConfig
-from driftloop.platform.store.engine import session_scope
-from driftloop.platform.store.models import Job, JobState, TrainingRun
-from tests.job_watch import wait_for_job_row
+from driftloop.platform.store.models import JobState
+from tests.job_watch import assert_resumed_once_and_finished, job_row, training_run_states, wait_for_job_row
 from tests.learning_loop import Loop
-from tests.processes import own_store, wait
+from tests.processes import own_store
 from tests.workers.celery_workers import Workers
 from tests.workers.test_broker_outage import PrivateRedis
 
@@ -63,10 +62,10 @@ def test_a_stopped_worker_hands_its_training_back_and_the_next_one_resumes_it_an
         log = first.log("train-1").read_text()
         assert f"job {job_id} handed back, queued again for the next runner: it did not finish within DRIFTLOOP_STOP_GRACE_SECONDS (0s)" in log, log[-3000:]
         assert f"job {job_id}: its task goes back to the broker, for the next worker" in log
-        job = _job(engine, job_id)
+        job = job_row(engine, job_id)
         assert (job.state, job.owner_pid, job.error, job.finished_at, job.attempts) == (JobState.queued, None, None, None, 1)
         assert job.message == f"handed back: its worker (train-1@{socket.gethostname()}) stopped (SIGTERM)", job.message
-        assert _runs(engine, job_id) == [JobState.cancelled]
+        assert training_run_states(engine, job_id) == [JobState.cancelled]
         assert checkpoint.exists()
         assert redis.Redis.from_url(broker.url).llen("train") >= 1  # the task is back in its queue, never acknowledged
         assert not psutil.pid_exists(trained_by)  # the pool process that trained ended with its worker
@@ -83,23 +82,4 @@ def test_a_stopped_worker_hands_its_training_back_and_the_next_one_resumes_it_an
         first.stop_all()
         second.stop_all()
 
-    job = _job(engine, job_id)
-    assert (job.state, job.attempts, job.result["version"]) == (JobState.succeeded, 2, 1), job.error
-    assert _runs(engine, job_id) == [JobState.cancelled, JobState.succeeded]
-    with session_scope(engine) as session:
-        run = session.scalars(select(TrainingRun).where(TrainingRun.job_id == job_id, TrainingRun.state == JobState.succeeded)).one()
-        fit = run.metrics["fit"]
-    assert fit["resumed_from_step"] is not None and fit["resumed_from_step"] >= 2, fit
-    wait(lambda: not checkpoint.parent.exists(), "the checkpoint of the finished job is removed", timeout=30)
-
-
-def _job(engine: Engine, job_id: int) -> Job:
-    with session_scope(engine) as session:
-        job = session.get(Job, job_id)
-        session.expunge(job)
-        return job
-
-
-def _runs(engine: Engine, job_id: int) -> list[JobState]:
-    with session_scope(engine) as session:
-        return list(session.scalars(select(TrainingRun.state).where(TrainingRun.job_id == job_id).order_by(TrainingRun.id)))
+    assert_resumed_once_and_finished(engine, job_id, checkpoint)

@@ -7,14 +7,11 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import redis
 from sqlalchemy import Engine, func, select
 
-from driftloop.labeling.server.ports import free_port
 from driftloop.platform.api.app import create_app
 from driftloop.platform.config import Settings
 from driftloop.platform.store.engine import session_scope
@@ -53,14 +50,6 @@ class PrivateRedis:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(timeout=30)
             self.process = None
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(free_port(), tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_work_submitted_while_the_broker_is_down_runs_once_when_it_is_back(postgresql_engine, tmp_path: Path, headlines, private_redis) -> None:  # type: ignore[no-untyped-def]

@@ -12,7 +12,6 @@ import pytest
 import redis
 from sqlalchemy import Engine
 
-from driftloop.labeling.server.ports import free_port
 from driftloop.platform.config import Settings
 from driftloop.platform.jobs import submit
 from driftloop.platform.modeling.rounds import RoundRequest, checkpoint_path, request_params
@@ -31,23 +30,15 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Engi
         yield found
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(free_port(), tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
-
-
 def test_a_stopped_worker_hands_its_training_back_and_the_next_one_resumes_it_and_lets_it_finish(
-    store: tuple[Engine, dict[str, str]], broker: PrivateRedis, tmp_path: Path, headlines
+    store: tuple[Engine, dict[str, str]], private_redis: PrivateRedis, tmp_path: Path, headlines
 ) -> None:  # type: ignore[no-untyped-def]
     engine, env = store
     home = tmp_path / "home"
     loop = Loop(engine, home, headlines[:200], encoder=None)
     loop.label(loop.headlines[:100])
-    settings = Settings(home=home, database_url=engine.url.render_as_string(hide_password=False), broker_url=broker.url)
-    env = {**env, "DRIFTLOOP_BROKER_URL": broker.url, "DRIFTLOOP_CHECKPOINT_STEPS": "2"}
+    settings = Settings(home=home, database_url=engine.url.render_as_string(hide_password=False), broker_url=private_redis.url)
+    env = {**env, "DRIFTLOOP_BROKER_URL": private_redis.url, "DRIFTLOOP_CHECKPOINT_STEPS": "2"}
     logs = tmp_path / "logs"
     first = Workers({**env, "DRIFTLOOP_STOP_GRACE_SECONDS": "0"}, logs)
     second = Workers({**env, "DRIFTLOOP_STOP_GRACE_SECONDS": "600"}, logs)  # a bound for a loaded machine
@@ -67,7 +58,7 @@ def test_a_stopped_worker_hands_its_training_back_and_the_next_one_resumes_it_an
         assert job.message == f"handed back: its worker (train-1@{socket.gethostname()}) stopped (SIGTERM)", job.message
         assert training_run_states(engine, job_id) == [JobState.cancelled]
         assert checkpoint.exists()
-        assert redis.Redis.from_url(broker.url).llen("train") >= 1  # the task is back in its queue, never acknowledged
+        assert redis.Redis.from_url(private_redis.url).llen("train") >= 1  # the task is back in its queue, never acknowledged
         assert not psutil.pid_exists(trained_by)  # the pool process that trained ended with its worker
 
         second.start("train-2", "train")

@@ -42,6 +42,8 @@ from driftloop.platform.evaluation.metrics import (
 
 SliceKind = Literal["recent", "past", "gold", "all"]
 Status = Literal["pass", "fail", "undecided"]
+Policy = Literal["current", "strict"]
+POLICIES: tuple[str, ...] = get_args(Policy)
 
 _BOOTSTRAP_METRICS: dict[str, Metric] = {"macro_f1": macro_f1, "accuracy": accuracy}
 # Keys older task settings may still carry; they are accepted and have no effect.
@@ -50,6 +52,8 @@ _RETIRED_KEYS = frozenset({"use_confidence_interval"})
 
 @dataclass(frozen=True)
 class GateRules:
+    # current: the best model for today's traffic, forgetting a bounded cost; strict: no loss on any past slice
+    policy: str = "current"
     metric: str = "macro_f1"
     confidence: float = 0.95
     hold_tolerance: float = 0.03
@@ -61,8 +65,12 @@ class GateRules:
     class_min_examples: int = 5
     # ...that the champion recalled at least this well and the candidate not at all.
     class_champion_recall: float = 0.5
+    # how much a label stands for today's traffic halves with every this many labels that arrived after it
+    half_life_labels: int = 200
 
     def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ValueError(f"gate policy {self.policy!r} is not one of {', '.join(POLICIES)}")
         if self.metric not in _BOOTSTRAP_METRICS:
             raise ValueError(f"gate metric {self.metric!r} is not one of {sorted(_BOOTSTRAP_METRICS)}")
         for name in ("hold_tolerance", "forget_tolerance", "ece_tolerance", "first_model_margin"):
@@ -75,7 +83,7 @@ class GateRules:
                 raise ValueError(f"gate rule {name} must be a number between 0 and 1 (exclusive), got {value!r}")
         if self.confidence <= 0.5:
             raise ValueError(f"gate rule confidence must be above 0.5, got {self.confidence!r}")
-        for name in ("min_slice_size", "class_min_examples"):
+        for name in ("min_slice_size", "class_min_examples", "half_life_labels"):
             size = getattr(self, name)
             if isinstance(size, bool) or not isinstance(size, int) or size < 1:
                 raise ValueError(f"gate rule {name} must be an integer >= 1, got {size!r}")

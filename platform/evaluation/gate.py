@@ -1,30 +1,57 @@
-"""The promotion gate: a candidate replaces the champion only if it holds up on recent data,
-forgets nothing it knew on past windows and the gold set, and is not worse calibrated.
+"""The promotion gate: a candidate replaces the champion when it is at least as good on the
+traffic served now, and what it forgets of the past stays within bounds.
 
-Every comparison is a one-sided non-inferiority test on the paired bootstrap interval of the
-difference (candidate - champion) at ``GateRules.confidence``: a rule fails only when the
-whole interval lies beyond the tolerance, i.e. when the data show a loss bigger than the
-tolerance. The interval's ends are one-sided bounds at that confidence, so it is the two-sided
-interval at ``2 * confidence - 1`` (90% for 0.95), and it is shown as such. Eval
-slices are small (tens of labels, where one example moves macro-F1 by 0.02-0.05), so a rule
-that compared point estimates refused every candidate on noise. A rule is ``undecided`` when
-its slice is smaller than ``min_slice_size``, or when its interval reaches past both -tolerance
-and +tolerance: that slice cannot tell a loss beyond the tolerance from a gain beyond it.
-Undecided rules never block; a gate where nothing was decided fails (no evidence is no reason
-to promote). One rule ignores sample size: ``class_lost``, a class the champion recognised
-that the candidate never predicts any more.
+**Evidence.** Every comparison is paired (both models on the same labels, neither trained on
+them) and carries a bootstrap interval at ``GateRules.confidence``. The slices come from the
+caller (no store access here):
+- ``recent`` — the current traffic: labels the champion never saw (it is scored on them
+  *prequentially*, test-then-train) and the candidate has not trained on (its predictions on
+  the training labels are *cross-fitted* by the caller: fold models trained without them). Each
+  label carries a recency weight (``EvalSlice.weights``): how much of today's traffic it stands
+  for, halving every ``half_life_labels`` labels that arrived after it;
+- ``past`` — older held-out labels (the task's eval split, if it keeps one), in arrival windows;
+- ``gold`` — the gold set ops curated;
+- ``all`` — every eval-split label; it decides the first model when the caller has no
+  cross-validated evidence.
 
-Slices come from the caller (no store access here); each model gives one probability matrix
-per slice. Classes are added over time, so the champion may know fewer labels than the
-candidate: its matrix is then narrower and is padded with zero columns for the labels it never
-saw. That scores the champion as never predicting a new class, which is exactly what it does.
+**Rules.** A rule tests the interval of a difference (candidate - champion) against a
+tolerance: it *fails* when the whole interval lies beyond the tolerance (the data show a loss),
+is *undecided* when its slice is under ``min_slice_size`` or the interval is too wide to tell a
+loss from a gain, and *passes* otherwise. The interval's ends are one-sided bounds at
+``confidence``, i.e. the two-sided interval at ``2 * confidence - 1`` (90% for 0.95).
+
+- ``current_traffic`` (both policies): on the ``recent`` slice, weighted by recency; the
+  primary criterion.
+- ``no_forgetting``: under ``strict``, on every past and gold slice, a veto. Under ``current``
+  a veto on ``gold`` only (ops' hard cap); on past slices it is a cost: reported with its weight
+  (how much of today's traffic the slice stands for) and folded into
+- ``net_gain`` (``current`` only): the recency-weighted mean of the differences on the current
+  and past slices, draw by draw of their bootstraps: the gain on today's traffic must outweigh
+  the weighted loss on the past.
+- ``class_lost``: a class the champion recalled (>= ``class_champion_recall``) that the
+  candidate never predicts any more, on a past or gold slice. A veto for a class still seen in
+  recent traffic (``traffic_classes``) and under ``strict``; for a class gone from the traffic a
+  notice (status pass): the model serves today's classes.
+- ``calibration``: ECE on the ``recent`` slice (``all`` when there is none) may not rise beyond
+  ``ece_tolerance``.
+
+**No evidence.** A gate where no rule decided fails, unless the candidate was trained on a
+superset of the champion's data by the same recipe (``superset``): under ``current`` it then
+passes *provisionally* when no estimate points to a loss beyond the tolerance (the next round's
+evidence re-judges it). More labels by the same recipe are rarely worse, and a gate that waits
+for certainty at 30 labels freezes the served model for good.
+
+Classes are added over time, so the champion may know fewer labels than the candidate: its
+matrix is then narrower and is padded with zero columns for the labels it never saw. That
+scores the champion as never predicting a new class, which is exactly what it does.
 
 With no champion (the first model of a task) the only rule is that it beats always predicting
-the majority class of the ``all`` slice by a margin.
+the majority class of the ``all`` slice by a margin (the round adds cross-validated evidence,
+see :mod:`driftloop.platform.evaluation.first_model`).
 """
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Literal, get_args
 
 import numpy as np
@@ -32,16 +59,18 @@ import numpy as np
 from driftloop.platform.evaluation.metrics import (
     Difference,
     Metric,
+    Resampled,
     SliceMetrics,
     accuracy,
     calibration_difference,
     macro_f1,
-    paired_bootstrap,
     slice_metrics,
+    weighted_paired_bootstrap,
 )
 
 SliceKind = Literal["recent", "past", "gold", "all"]
-Status = Literal["pass", "fail", "undecided"]
+# notice: reported, never blocks, decides nothing (a cost weighed elsewhere, a class gone from traffic)
+Status = Literal["pass", "fail", "undecided", "notice"]
 Policy = Literal["current", "strict"]
 POLICIES: tuple[str, ...] = get_args(Policy)
 
@@ -104,10 +133,18 @@ class EvalSlice:
     name: str
     kind: SliceKind
     y_true: np.ndarray
+    # how much each label stands for today's traffic (its recency); None: every label counts once
+    weights: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in get_args(SliceKind):
             raise ValueError(f"slice {self.name!r} has kind {self.kind!r}, expected one of {get_args(SliceKind)}")
+        if self.weights is not None and np.shape(self.weights) != np.shape(self.y_true):
+            raise ValueError(f"slice {self.name!r} has {np.size(self.weights)} weights for {np.size(self.y_true)} labels")
+
+    def weight(self) -> float:
+        """The slice's share of today's traffic: the sum of its labels' weights."""
+        return float(len(self.y_true) if self.weights is None else np.sum(self.weights))
 
 
 @dataclass(frozen=True)
@@ -115,7 +152,8 @@ class RuleResult:
     """One rule on one slice. ``value`` is the estimate the rule tests (a difference, or a
     recall for ``class_lost``), ``low``..``high`` its interval (equal to ``value`` when the rule
     has none). ``passed`` and ``skipped`` are kept for stored decisions and older readers:
-    ``passed`` is "does not block" (pass or undecided), ``skipped`` is "undecided"."""
+    ``passed`` is "does not block" (pass, undecided or notice), ``skipped`` is "undecided".
+    ``weight`` is the term's share of ``net_gain`` (1 for a rule that decides on its own)."""
 
     rule: str
     slice: str
@@ -127,6 +165,7 @@ class RuleResult:
     high: float
     threshold: float
     detail: str
+    weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -136,6 +175,7 @@ class SliceReport:
     candidate: SliceMetrics
     champion: SliceMetrics | None
     difference: Difference | None
+    weight: float = 1.0  # the sum of the slice's recency weights (its labels when unweighted)
 
 
 @dataclass(frozen=True)
@@ -143,9 +183,18 @@ class GateOutcome:
     passed: bool
     rules: list[RuleResult]
     slices: list[SliceReport]
+    provisional: bool = False  # passed for lack of evidence against a superset candidate
+    policy: str = "current"
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Judged:
+    eval_slice: EvalSlice
+    report: SliceReport
+    resampled: Resampled | None  # None without a champion
 
 
 def evaluate_gate(
@@ -156,29 +205,42 @@ def evaluate_gate(
     rules: GateRules = GateRules(),
     *,
     seed: int = 0,
+    traffic_classes: Collection[str] | None = None,
+    superset: bool = False,
 ) -> GateOutcome:
     """Apply ``rules`` to every slice that has examples; empty slices are left out of the report.
 
-    The candidate passes when no rule fails and at least one rule decided. A gate where no rule
-    could decide (no slices, or every slice too small) fails: promoting on no evidence is what
-    the gate prevents.
+    ``traffic_classes``: the classes seen in recent traffic (None: every class counts as still
+    served). ``superset``: the candidate was trained on the champion's data and more, by the
+    champion's recipe; with no decided rule it may then pass provisionally (module docstring).
+    The candidate passes when no rule fails and at least one decided (or it passed provisionally).
     """
-    with_examples = [s for s in slices if len(np.asarray(s.y_true)) > 0]
-    reports = [_report(s, candidate, champion, labels, rules, seed) for s in with_examples]
-    results = [
-        result
-        for eval_slice, report in zip(with_examples, reports, strict=True)
-        for result in _rules_for(eval_slice, report, candidate, champion, labels, rules, seed, first_model=champion is None)
+    judged = [
+        _judge(eval_slice, candidate, champion, labels, rules, seed + number)
+        for number, eval_slice in enumerate(s for s in slices if len(np.asarray(s.y_true)) > 0)
     ]
+    if champion is None:
+        results = [_beats_majority(j.report, np.asarray(j.eval_slice.y_true), rules) for j in judged if j.report.kind == "all"]
+    else:
+        results = _champion_rules(judged, candidate, champion, labels, rules, seed, traffic_classes)
+    provisional = False
     if not has_evidence(results):
-        results.append(_no_evidence(results))
-    return GateOutcome(passed=all(result.passed for result in results), rules=results, slices=reports)
+        provisional = champion is not None and superset and rules.policy == "current" and not _points_to_a_loss(results)
+        results.append(_provisional(results) if provisional else _no_evidence(results))
+    return GateOutcome(
+        passed=all(result.passed for result in results),
+        rules=results,
+        slices=[j.report for j in judged],
+        provisional=provisional,
+        policy=rules.policy,
+    )
 
 
 def has_evidence(results: Sequence[RuleResult]) -> bool:
     """Whether some rule decided something. ``class_lost`` does not count: that every class is
-    still recalled says nothing about whether the candidate is as good as the champion."""
-    return any(r.status != "undecided" for r in results if r.rule != "class_lost")
+    still recalled says nothing about whether the candidate is as good as the champion; nor does
+    a notice (a cost reported, not judged on its own)."""
+    return any(r.status in ("pass", "fail") for r in results if r.rule != "class_lost")
 
 
 def non_inferiority(
@@ -204,26 +266,27 @@ def non_inferiority(
     return "pass"
 
 
-def _report(
+def _judge(
     eval_slice: EvalSlice,
     candidate: Mapping[str, np.ndarray],
     champion: Mapping[str, np.ndarray] | None,
     labels: Sequence[str],
     rules: GateRules,
     seed: int,
-) -> SliceReport:
+) -> _Judged:
     y_true = np.asarray(eval_slice.y_true)
     candidate_proba = _proba_for(candidate, eval_slice.name, "candidate", labels)
     candidate_metrics = slice_metrics(y_true, candidate_proba, labels)
+    weight = eval_slice.weight()
     if champion is None:
-        return SliceReport(eval_slice.name, eval_slice.kind, candidate_metrics, None, None)
+        return _Judged(eval_slice, SliceReport(eval_slice.name, eval_slice.kind, candidate_metrics, None, None, weight), None)
     champion_proba = _proba_for(champion, eval_slice.name, "champion", labels)
-    metric = _BOOTSTRAP_METRICS[rules.metric]
-    difference = paired_bootstrap(
-        y_true, candidate_proba, champion_proba, metric, confidence=_two_sided(rules), seed=seed
+    resampled = weighted_paired_bootstrap(
+        y_true, candidate_proba, champion_proba, rules.metric, eval_slice.weights, confidence=_two_sided(rules), seed=seed
     )
     champion_metrics = slice_metrics(y_true, champion_proba, labels)
-    return SliceReport(eval_slice.name, eval_slice.kind, candidate_metrics, champion_metrics, difference)
+    report = SliceReport(eval_slice.name, eval_slice.kind, candidate_metrics, champion_metrics, resampled.difference, weight)
+    return _Judged(eval_slice, report, resampled)
 
 
 def _proba_for(model: Mapping[str, np.ndarray], name: str, role: str, labels: Sequence[str]) -> np.ndarray:
@@ -239,47 +302,78 @@ def _proba_for(model: Mapping[str, np.ndarray], name: str, role: str, labels: Se
     return np.pad(proba, ((0, 0), (0, len(labels) - proba.shape[1])))
 
 
-def _rules_for(
-    eval_slice: EvalSlice,
-    report: SliceReport,
+def _champion_rules(
+    judged: list[_Judged],
     candidate: Mapping[str, np.ndarray],
-    champion: Mapping[str, np.ndarray] | None,
+    champion: Mapping[str, np.ndarray],
     labels: Sequence[str],
     rules: GateRules,
     seed: int,
-    *,
-    first_model: bool,
+    traffic_classes: Collection[str] | None,
 ) -> list[RuleResult]:
-    if first_model:
-        return [_beats_majority(report, np.asarray(eval_slice.y_true), rules)] if report.kind == "all" else []
-    if report.kind == "recent":
-        return [_hold_recent(report, rules)]
-    if report.kind in ("past", "gold"):
-        return [_no_forgetting(report, rules), _class_lost(report, np.asarray(eval_slice.y_true), rules)]
-    y_true = np.asarray(eval_slice.y_true)
-    ece = calibration_difference(
-        y_true,
-        _proba_for(candidate, eval_slice.name, "candidate", labels),
-        _proba_for(champion, eval_slice.name, "champion", labels),  # type: ignore[arg-type]
-        confidence=_two_sided(rules),
-        seed=seed,
+    strict = rules.policy == "strict"
+    weighed = [j for j in judged if j.report.kind in ("recent", "past")]
+    total = sum(j.report.weight for j in weighed) or 1.0
+    results: list[RuleResult] = []
+    for j in judged:
+        share = j.report.weight / total if not strict else 1.0
+        y_true = np.asarray(j.eval_slice.y_true)
+        if j.report.kind == "recent":
+            results.append(_metric_rule("current_traffic", j.report, rules, rules.hold_tolerance, share))
+        elif j.report.kind in ("past", "gold"):
+            veto = strict or j.report.kind == "gold"
+            results.append(_no_forgetting(j.report, rules, veto=veto, weight=1.0 if veto else share))
+            in_traffic = None if strict or j.report.kind == "gold" else traffic_classes
+            results.append(_class_lost(j.report, y_true, rules, in_traffic))
+    if not strict and any(j.report.kind == "past" for j in weighed) and any(j.report.kind == "recent" for j in weighed):
+        results.append(_net_gain(weighed, rules, total))
+    calibrated = next((j for j in judged if j.report.kind == "recent"), None) or next((j for j in judged if j.report.kind == "all"), None)
+    if calibrated is not None:
+        name = calibrated.eval_slice.name
+        ece = calibration_difference(
+            np.asarray(calibrated.eval_slice.y_true),
+            _proba_for(candidate, name, "candidate", labels),
+            _proba_for(champion, name, "champion", labels),
+            confidence=_two_sided(rules),
+            seed=seed,
+        )
+        results.append(_calibration(calibrated.report, ece, rules))
+    return results
+
+
+def _no_forgetting(report: SliceReport, rules: GateRules, *, veto: bool, weight: float) -> RuleResult:
+    result = _metric_rule("no_forgetting", report, rules, rules.forget_tolerance, weight)
+    if veto or result.status != "fail":
+        return result
+    # Under ``current`` a past slice is a cost that net_gain weighs, not a veto.
+    detail = result.detail.replace(" — fail", f" — a cost, weighed in net_gain at {weight:.2f}")
+    return replace(result, status="notice", passed=True, detail=detail)
+
+
+def _net_gain(weighed: list[_Judged], rules: GateRules, total: float) -> RuleResult:
+    """The recency-weighted mean of the current and past differences, combined draw by draw
+    (the slices hold different labels, so their bootstraps are independent)."""
+    shares = [j.report.weight / total for j in weighed]
+    estimate = sum(share * j.resampled.difference.estimate for share, j in zip(shares, weighed, strict=True))  # type: ignore[union-attr]
+    draws = sum(share * j.resampled.draws for share, j in zip(shares, weighed, strict=True))  # type: ignore[union-attr]
+    tail = (1 - _two_sided(rules)) / 2
+    low, high = (float(q) for q in np.nanquantile(draws, [tail, 1 - tail]))
+    difference = Difference(float(estimate), low, high)
+    n = sum(j.report.candidate.n for j in weighed)
+    status = non_inferiority(difference, rules.hold_tolerance, n, rules.min_slice_size)
+    terms = ", ".join(f"{j.report.name} {j.resampled.difference.estimate:+.3f}×{share:.2f}" for share, j in zip(shares, weighed, strict=True))  # type: ignore[union-attr]
+    detail = (
+        f"{rules.metric} weighted by recency (half-life {rules.half_life_labels} labels): {terms} = {estimate:+.3f} "
+        f"({_two_sided(rules):.0%} CI {low:+.3f}..{high:+.3f}): {_reason(status, difference, rules.hold_tolerance, 'drop', n, rules)}"
     )
-    return [_calibration(report, ece, rules)]
+    return RuleResult("net_gain", "current+past", status, status != "fail", status == "undecided", float(estimate), low, high, -rules.hold_tolerance, detail)
 
 
-def _hold_recent(report: SliceReport, rules: GateRules) -> RuleResult:
-    return _metric_rule("hold_recent", report, rules, rules.hold_tolerance)
-
-
-def _no_forgetting(report: SliceReport, rules: GateRules) -> RuleResult:
-    return _metric_rule("no_forgetting", report, rules, rules.forget_tolerance)
-
-
-def _metric_rule(rule: str, report: SliceReport, rules: GateRules, tolerance: float) -> RuleResult:
+def _metric_rule(rule: str, report: SliceReport, rules: GateRules, tolerance: float, weight: float = 1.0) -> RuleResult:
     difference = report.difference
     status = non_inferiority(difference, tolerance, report.candidate.n, rules.min_slice_size)
     detail = f"{_comparison(report, rules)}: {_reason(status, difference, tolerance, 'drop', report.candidate.n, rules)}"
-    return _result(rule, report, status, difference, -tolerance, detail)
+    return _result(rule, report, status, difference, -tolerance, detail, weight)
 
 
 def _calibration(report: SliceReport, ece: Difference, rules: GateRules) -> RuleResult:
@@ -310,9 +404,11 @@ def _reason(status: Status, difference: Difference, tolerance: float, loss: str,
     return f"{sure}no evidence of a {loss} beyond {tolerance:.3f} — pass"
 
 
-def _class_lost(report: SliceReport, y_true: np.ndarray, rules: GateRules) -> RuleResult:
+def _class_lost(report: SliceReport, y_true: np.ndarray, rules: GateRules, traffic_classes: Collection[str] | None) -> RuleResult:
     """A class the candidate no longer predicts at all: a loss no sample size excuses, because
-    a recall of 0 on several examples the champion mostly got right is no accident of sampling."""
+    a recall of 0 on several examples the champion mostly got right is no accident of sampling.
+    A veto while the class is still served (``traffic_classes`` None: every class is); a notice
+    once it is gone from the traffic."""
     counts = np.bincount(y_true)
     present = [name for name in report.candidate.per_class_recall]
     judged = [
@@ -328,9 +424,15 @@ def _class_lost(report: SliceReport, y_true: np.ndarray, rules: GateRules) -> Ru
     ]
     worst = min((report.candidate.per_class_recall[name] for name in judged), default=1.0)
     point = Difference(worst, worst, worst)
-    if lost:
-        recalls = ", ".join(f"{name} {report.champion.per_class_recall[name]:.2f} -> 0.00" for name in lost)
-        return _result("class_lost", report, "fail", point, 0.0, f"recall {recalls}: class lost — fail")
+    served = [name for name in lost if traffic_classes is None or name in traffic_classes]
+    gone = [name for name in lost if name not in served]
+    if served:
+        recalls = ", ".join(f"{name} {report.champion.per_class_recall[name]:.2f} -> 0.00" for name in served)
+        return _result("class_lost", report, "fail", point, 0.0, f"recall {recalls}: class lost, still in recent traffic — fail")
+    if gone:
+        recalls = ", ".join(f"{name} {report.champion.per_class_recall[name]:.2f} -> 0.00" for name in gone)
+        detail = f"recall {recalls}: no longer recognised, but absent from recent traffic — notice, not a veto"
+        return _result("class_lost", report, "notice", point, 0.0, detail)
     if not judged or report.candidate.n < rules.min_slice_size:
         detail = f"undecided, no class lost but too few labels (classes judged from {rules.class_min_examples} examples, slices from {rules.min_slice_size})"
         return _result("class_lost", report, "undecided", point, 0.0, detail)
@@ -356,7 +458,7 @@ def _beats_majority(report: SliceReport, y_true: np.ndarray, rules: GateRules) -
 
 
 def _result(
-    rule: str, report: SliceReport, status: Status, difference: Difference, threshold: float, detail: str
+    rule: str, report: SliceReport, status: Status, difference: Difference, threshold: float, detail: str, weight: float = 1.0
 ) -> RuleResult:
     return RuleResult(
         rule,
@@ -369,7 +471,28 @@ def _result(
         high=float(difference.high),
         threshold=float(threshold),
         detail=detail,
+        weight=float(weight),
     )
+
+
+def _points_to_a_loss(results: Sequence[RuleResult]) -> bool:
+    """Whether some undecided difference has its estimate beyond its tolerance: harm the data
+    suggest without showing it, which a provisional pass must not override."""
+    for r in results:
+        if r.rule in ("class_lost", "beats_majority") or r.status == "pass":
+            continue
+        beyond = r.value > r.threshold if r.rule == "calibration" else r.value < r.threshold
+        if beyond:
+            return True
+    return False
+
+
+def _provisional(results: list[RuleResult]) -> RuleResult:
+    reason = (
+        "provisional: nothing decided either way and no estimate points to a loss; the candidate was trained on the "
+        "champion's data and more by the same recipe, so it is served and re-judged on the next round's labels"
+    )
+    return RuleResult("evaluation_data", "", "pass", True, False, 0.0, 0.0, 0.0, 0.0, reason)
 
 
 def _no_evidence(results: list[RuleResult]) -> RuleResult:

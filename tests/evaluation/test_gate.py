@@ -15,6 +15,7 @@ from driftloop.platform.evaluation.gate import EvalSlice, GateOutcome, GateRules
 pytestmark = pytest.mark.filterwarnings("error")
 
 LABELS = ["sport", "tech", "politics"]
+STRICT = GateRules(policy="strict")  # every past slice a veto: the rules these tests pin down one by one
 
 
 def eval_slice(name: str, kind: str, n: int, n_labels: int = 3) -> EvalSlice:
@@ -64,14 +65,15 @@ def test_better_candidate_passes_every_rule(better: GateOutcome) -> None:
     outcome = better
     assert outcome.passed, outcome.rules
     assert [(r.rule, r.slice) for r in outcome.rules] == [
-        ("hold_recent", "recent"),
+        ("current_traffic", "recent"),
         ("no_forgetting", "past:2024-01"),
         ("class_lost", "past:2024-01"),
         ("no_forgetting", "past:2024-02"),
         ("class_lost", "past:2024-02"),
         ("no_forgetting", "gold"),
         ("class_lost", "gold"),
-        ("calibration", "all"),
+        ("net_gain", "current+past"),
+        ("calibration", "recent"),
     ]
     assert all(r.status == "pass" and r.passed and not r.skipped for r in outcome.rules)
     assert [s.name for s in outcome.slices] == [s.name for s in SLICES]
@@ -82,7 +84,7 @@ def test_forgetting_one_past_window_fails_naming_it() -> None:
     champion = model(SLICES, 0.85)
     candidate = dict(champion)  # equal everywhere...
     candidate["past:2024-01"] = predictions(SLICES[1].y_true, 0.60)  # ...except one old window
-    outcome = evaluate_gate(SLICES, candidate, champion, LABELS)
+    outcome = evaluate_gate(SLICES, candidate, champion, LABELS, STRICT)
     assert not outcome.passed
     assert failed(outcome) == [("no_forgetting", "past:2024-01")]
     rule = next(r for r in outcome.rules if not r.passed)
@@ -114,7 +116,7 @@ def test_a_drop_the_data_do_not_show_beyond_the_tolerance_passes() -> None:
     assert forgetting.status == "undecided"
     assert "a drop beyond 0.030 that the data cannot confirm — undecided" in forgetting.detail
     assert outcome.passed  # undecided does not block: the recent slice decided
-    strict = evaluate_gate(slices, six_more, champion, LABELS, GateRules(forget_tolerance=0.01))
+    strict = evaluate_gate(slices, six_more, champion, LABELS, GateRules(policy="strict", forget_tolerance=0.01))
     assert failed(strict) == [("no_forgetting", "past:2024-02")]
 
 
@@ -122,14 +124,14 @@ def test_dropping_on_recent_beyond_hold_tolerance_fails() -> None:
     champion = model(SLICES, 0.85)
     candidate = dict(champion)
     candidate["recent"] = predictions(SLICES[0].y_true, 0.75)  # 14 more mistakes in 140
-    assert failed(evaluate_gate(SLICES, candidate, champion, LABELS)) == [("hold_recent", "recent")]
+    assert failed(evaluate_gate(SLICES, candidate, champion, LABELS)) == [("current_traffic", "recent")]
 
 
 def test_overconfident_candidate_fails_calibration() -> None:
     champion = model(SLICES, 0.85)  # confidence 0.85 at 85% right: ECE ~0
     candidate = model(SLICES, 0.85, confidence=0.99)  # same predictions, ECE ~0.14
     outcome = evaluate_gate(SLICES, candidate, champion, LABELS)
-    assert failed(outcome) == [("calibration", "all")]
+    assert failed(outcome) == [("calibration", "recent")]
     calibration = outcome.rules[-1]
     assert calibration.value == pytest.approx(0.14)
     assert calibration.low > calibration.threshold == pytest.approx(0.03, abs=1e-9)
@@ -157,13 +159,13 @@ def test_a_tiny_slice_is_undecided_and_does_not_block() -> None:
     slices = [eval_slice("recent", "recent", 60), eval_slice("past:2023-12", "past", 12)]
     champion = model(slices, 0.85)
     candidate = {**champion, "past:2023-12": predictions(slices[-1].y_true, 0.25)}  # far worse, on 12 examples
-    outcome = evaluate_gate(slices, candidate, champion, LABELS)
+    outcome = evaluate_gate(slices, candidate, champion, LABELS, STRICT)
     assert outcome.passed, outcome.rules
     small = next(r for r in outcome.rules if r.slice == "past:2023-12")
     assert small.status == "undecided" and small.skipped and small.passed and small.value < small.threshold
     assert "undecided, 12 labels < min_slice_size 30" in small.detail
     assert outcome.slices[-1].candidate.n == 12
-    assert not evaluate_gate(slices, candidate, champion, LABELS, GateRules(min_slice_size=10)).passed
+    assert not evaluate_gate(slices, candidate, champion, LABELS, GateRules(policy="strict", min_slice_size=10)).passed
 
 
 def test_gate_without_any_evidence_fails() -> None:
@@ -208,10 +210,10 @@ def test_only_a_sure_drop_fails() -> None:
     slices = [eval_slice("recent", "recent", 60), eval_slice("past:2024-01", "past", 40)]
     champion = model(slices, 0.9)
     slightly = {**champion, "past:2024-01": predictions(slices[1].y_true, 0.85)}  # 2 more mistakes in 40
-    outcome = evaluate_gate(slices, slightly, champion, LABELS)
+    outcome = evaluate_gate(slices, slightly, champion, LABELS, STRICT)
     assert outcome.passed and outcome.rules[1].status == "undecided"
     much = {**champion, "past:2024-01": predictions(slices[1].y_true, 0.4)}
-    outcome = evaluate_gate(slices, much, champion, LABELS)
+    outcome = evaluate_gate(slices, much, champion, LABELS, STRICT)
     assert failed(outcome) == [("no_forgetting", "past:2024-01")]
     rule, difference = outcome.rules[1], outcome.slices[1].difference
     assert (rule.value, rule.low, rule.high) == (difference.estimate, difference.low, difference.high)
@@ -238,13 +240,13 @@ def test_a_lost_class_fails_whatever_the_slice_size() -> None:
     lost = predictions(slices[1].y_true, 0.9)
     lost[:, 0] += lost[:, 2]  # never predicts "politics" any more: its probability goes to "sport"
     lost[:, 2] = 0.0
-    outcome = evaluate_gate(slices, {**champion, "past1:labels 1-15": lost}, champion, LABELS)
+    outcome = evaluate_gate(slices, {**champion, "past1:labels 1-15": lost}, champion, LABELS, STRICT)
     assert failed(outcome) == [("class_lost", "past1:labels 1-15")]
     assert not outcome.passed
-    rule = outcome.rules[-1]
-    assert rule.detail.startswith("recall politics 0.80 -> 0.00") and rule.detail.endswith("class lost — fail")
+    rule = next(r for r in outcome.rules if r.rule == "class_lost")
+    assert rule.detail.startswith("recall politics 0.80 -> 0.00") and rule.detail.endswith("class lost, still in recent traffic — fail")
     # the same slice without the loss: too small to vouch for anything, so undecided
-    kept = next(r for r in evaluate_gate(slices, champion, champion, LABELS).rules if r.rule == "class_lost")
+    kept = next(r for r in evaluate_gate(slices, champion, champion, LABELS, STRICT).rules if r.rule == "class_lost")
     assert kept.status == "undecided"
 
 
@@ -298,7 +300,7 @@ def test_outcome_is_json_serialisable(better: GateOutcome) -> None:
     stored = json.loads(json.dumps(better.to_dict()))
     assert stored["passed"] is True
     assert stored["rules"][0] == {
-        "rule": "hold_recent",
+        "rule": "current_traffic",
         "slice": "recent",
         "status": "pass",
         "passed": True,
@@ -308,6 +310,7 @@ def test_outcome_is_json_serialisable(better: GateOutcome) -> None:
         "high": pytest.approx(better.slices[0].difference.high),
         "threshold": -0.03,
         "detail": better.rules[0].detail,
+        "weight": pytest.approx(140 / 380),
     }
     assert set(stored["slices"][0]["candidate"]["per_class_recall"]) == set(LABELS)
     assert stored["slices"][0]["candidate"]["accuracy"] == pytest.approx(0.95)

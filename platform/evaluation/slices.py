@@ -9,9 +9,15 @@
 - ``gold``: the gold set ops imported;
 - ``all``: every eval label (gold excluded).
 With no champion everything is ``recent``, and only ``all`` decides (see the gate).
+
+Every label also has a *recency weight*, how much of today's traffic it stands for: it halves
+with every ``half_life_labels`` labels (train or eval, gold aside) that arrived after it, the
+fading factor of prequential evaluation (Gama et al. 2013) counted in labels rather than days,
+so that a task labelled in bursts is weighed by what it learned in between, not by the calendar.
 """
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
@@ -28,6 +34,7 @@ class SliceSpec:
     text_ids: list[int]
     texts: list[str]
     y_true: np.ndarray
+    weights: np.ndarray | None = None  # recency, see the module docstring; None: every label counts once
 
 
 def eval_slices(
@@ -70,3 +77,33 @@ def _spec(name: str, kind: str, rows: list, index: dict[str, int]) -> SliceSpec:
         [r.text for r in rows],
         np.array([index[r.label] for r in rows], dtype=np.int64),
     )
+
+
+def arrival_order(session: Session, task_id: int) -> list[tuple[int, str]]:
+    """The task's train and eval labels as (text id, label), oldest first."""
+    return [
+        (row.text_id, row.label)
+        for row in session.execute(
+            select(Label.text_id, Label.label)
+            .where(Label.task_id == task_id, Label.split != Split.gold)
+            .order_by(Label.created_at, Label.id)
+        )
+    ]
+
+
+def recency_weights(order: Sequence[tuple[int, str]], text_ids: Sequence[int], half_life_labels: int) -> np.ndarray:
+    """0.5 ** (labels that arrived after it / half-life) for each of ``text_ids``; a text not in
+    ``order`` (gold) weighs 1."""
+    age = {text_id: len(order) - 1 - rank for rank, (text_id, _) in enumerate(order)}
+    return np.array([0.5 ** (age.get(t, 0) / half_life_labels) for t in text_ids], dtype=float)
+
+
+def weighted(spec: SliceSpec, order: Sequence[tuple[int, str]], half_life_labels: int) -> SliceSpec:
+    return replace(spec, weights=recency_weights(order, spec.text_ids, half_life_labels))
+
+
+def traffic_classes(order: Sequence[tuple[int, str]], unseen: Sequence[str], half_life_labels: int) -> set[str]:
+    """The classes seen in recent traffic: among the labels the champion has not seen
+    (``unseen``), and among the newest ``half_life_labels`` whatever their number, so a rare
+    class does not count as gone because a short round happened to miss it."""
+    return set(unseen) | {label for _, label in order[-half_life_labels:]}

@@ -26,8 +26,15 @@ from driftloop.platform.config import Settings
 from driftloop.platform.errors import Busy
 from driftloop.platform.evaluation import first_model
 from driftloop.platform.evaluation.decisions import record_decision
-from driftloop.platform.evaluation.gate import EvalSlice, GateOutcome, GateRules, RuleResult, evaluate_gate
-from driftloop.platform.evaluation.slices import SliceSpec, eval_slices
+from driftloop.platform.evaluation.gate import (
+    EvalSlice,
+    GateOutcome,
+    GateRules,
+    RuleResult,
+    evaluate_gate,
+    has_evidence,
+)
+from driftloop.platform.evaluation.slices import SliceSpec, arrival_order, eval_slices, traffic_classes, weighted
 from driftloop.platform.home import private_home
 from driftloop.platform.jobs import (
     begin_job,
@@ -43,7 +50,7 @@ from driftloop.platform.jobs import (
 )
 from driftloop.platform.modeling import registry, replay
 from driftloop.platform.modeling.artifacts import path_from_uri
-from driftloop.platform.modeling.cross_validation import cross_validate_head
+from driftloop.platform.modeling.cross_validation import cross_fit, cross_validate_head
 from driftloop.platform.modeling.embeddings import embed_texts
 from driftloop.platform.modeling.encoder import Encoder, load_encoder
 from driftloop.platform.modeling.model import TextClassifier
@@ -86,7 +93,7 @@ class RoundResult:
     init: str  # "champion vN" or "scratch"
     job_id: int
     run_id: int
-    provisional: bool = False  # passed on cross-validated evidence, the eval split being too small
+    provisional: bool = False  # passed on cross-validated evidence, or for lack of any against a superset candidate
 
 
 @dataclass(frozen=True)
@@ -202,6 +209,11 @@ class _Champion:
     version: int
     artifact_uri: str
     sha256: str
+    mode: str
+
+
+def _row(version: ModelVersion | None) -> _Champion | None:
+    return _Champion(version.id, version.version, version.artifact_uri, version.sha256, version.mode) if version else None
 
 
 @dataclass(frozen=True)
@@ -217,9 +229,16 @@ class RoundData:
     replayed: list[_Example]
     data_until: datetime
     slices: list[SliceSpec]
-    base: _Champion | None  # the model the candidate starts from and is gated against
-    champion_id: int | None  # the current champion (a provisional one may not be the base)
-    judges_provisional: bool  # the gate's champion side is a provisional model its slices now judge
+    base: _Champion | None  # the model the candidate starts from
+    judge: _Champion | None  # the current champion, which the candidate is gated against
+    judges_provisional: bool  # the judge is a provisional model this round's evidence now judges
+    cross_fitted: int  # the first rows of the ``current`` slice: train labels, predicted by cross-fitting
+    traffic: set[str]  # the classes seen in recent traffic
+    superset: bool  # the candidate learns the judge's data and more, by the judge's recipe
+
+    @property
+    def champion_id(self) -> int | None:
+        return self.judge.id if self.judge else None
 
 
 @dataclass
@@ -228,7 +247,8 @@ class TrainedCandidate:
     init: str  # "champion vN" or "scratch"
     fit: FitReport
     features: np.ndarray | None  # the training examples' embeddings, when a head needs them
-    champion: TextClassifier | None
+    champion: TextClassifier | None  # the base it started from
+    data: TrainingData | None = None  # what it was fitted on: cross-fitting refits on it without each fold
 
 
 @dataclass(frozen=True)
@@ -239,7 +259,7 @@ class GateResult:
 
 def gather(engine: Engine, request: RoundRequest, task_id: int) -> RoundData:
     """Step 1: the new labels since the champion's data cutoff, a replay sample of older ones, and
-    the eval slices the gate will use. Raises when there is nothing to learn."""
+    the slices the gate will judge on. Raises when there is nothing to learn."""
     with session_scope(engine) as session:
         task = get_task(session, request.task)
         labels = label_names(task)
@@ -248,19 +268,25 @@ def gather(engine: Engine, request: RoundRequest, task_id: int) -> RoundData:
         eval_size = session.scalar(
             select(func.count()).select_from(Label).where(Label.task_id == task_id, Label.split == Split.eval)
         ) or 0
-        cutoff = registry.data_cutoff(session, current)
-        new = _train_examples(session, task_id, since=cutoff)
-        if not new:
+        judge_cutoff = cutoff = registry.data_cutoff(session, current)
+        unseen = _train_examples(session, task_id, since=judge_cutoff)  # labels the champion never saw
+        if not unseen:
             raise no_new_labels(task, current)
-        # The candidate learns from ``base``. A provisional champion stood in while the eval split
-        # was too small; until it can decide, the next candidate is a first model again, on every
-        # label, rather than a step from a model no eval slice has judged.
-        base = current
-        if current is not None and registry.is_provisional(current) and not first_model.eval_can_decide(eval_size, rules):
+        # The candidate learns from ``base``. A provisional champion stood in on thin evidence;
+        # until evidence confirms one, the next candidate is trained on every label from scratch
+        # (the first model's recipe, on more data) rather than stepping from a model nothing judged.
+        base, new = current, unseen
+        if current is not None and registry.is_provisional(current):
             base, cutoff = None, None
             new = _train_examples(session, task_id, since=None)
         if base is None:
             _require_two_classes(task.name, new)
+        order = arrival_order(session, task_id)
+        slices = eval_slices(session, task_id, labels, judge_cutoff, request.past_windows, rules.min_slice_size)
+        # Cross-fitting refits the candidate k times: cheap for a head on cached embeddings, k
+        # fine-tunings in the other modes, which are judged on the eval split alone.
+        cross_fitted = unseen if current is not None and request.mode == "head" else []
+        slices = _with_current(slices, cross_fitted, labels)
         return RoundData(
             task_id=task_id,
             labels=labels,
@@ -270,11 +296,30 @@ def gather(engine: Engine, request: RoundRequest, task_id: int) -> RoundData:
             new=new,
             replayed=_replay_sample(session, task_id, request, len(new)) if base else [],
             data_until=session.scalar(select(func.max(Label.created_at)).where(Label.task_id == task_id)),
-            slices=eval_slices(session, task_id, labels, cutoff, request.past_windows, rules.min_slice_size),
-            base=_Champion(base.id, base.version, base.artifact_uri, base.sha256) if base else None,
-            champion_id=current.id if current else None,
-            judges_provisional=base is not None and registry.is_provisional(base),
+            slices=[weighted(spec, order, rules.half_life_labels) for spec in slices],
+            base=_row(base),
+            judge=_row(current),
+            judges_provisional=current is not None and registry.is_provisional(current),
+            cross_fitted=len(cross_fitted),
+            traffic=traffic_classes(order, [e.label for e in unseen], rules.half_life_labels),
+            superset=current is not None and current.mode == request.mode and (base is None or request.replay != "none"),
         )
+
+
+def _with_current(slices: list[SliceSpec], cross_fitted: list["_Example"], labels: list[str]) -> list[SliceSpec]:
+    """The eval split's ``recent`` slice becomes ``current``: the train labels the champion never
+    saw (first, their candidate predictions cross-fitted) and the recent eval labels."""
+    if not cross_fitted:
+        return slices
+    recent = next((s for s in slices if s.kind == "recent"), SliceSpec("recent", "recent", [], [], np.zeros(0, dtype=np.int64)))
+    current = SliceSpec(
+        "current",
+        "recent",
+        [e.text_id for e in cross_fitted] + recent.text_ids,
+        [e.text for e in cross_fitted] + recent.texts,
+        np.concatenate([np.array([labels.index(e.label) for e in cross_fitted], dtype=np.int64), recent.y_true]),
+    )
+    return [current] + [s for s in slices if s.kind != "recent"]
 
 
 def train_candidate(
@@ -299,7 +344,7 @@ def train_candidate(
         teacher=_teacher(champion_model, data.new, data.replayed, features, request.training),
     )
     fit_report = fit(model, training_data, request.training, _within(progress, 0.33, 1.0), checkpointing)
-    return TrainedCandidate(model, init, fit_report, features, champion_model)
+    return TrainedCandidate(model, init, fit_report, features, champion_model, training_data)
 
 
 def gate_candidate(
@@ -311,21 +356,40 @@ def gate_candidate(
     encoder: Encoder,
     progress: Progress,
 ) -> GateResult:
-    """Step 3: the candidate against the base on every eval slice; a first model whose eval split
-    is too small to decide is judged on cross-validation of its recipe instead."""
+    """Step 3: the candidate against the champion on the current traffic (its predictions on the
+    train labels cross-fitted), the eval split's past windows and the gold set; a first model is
+    judged on cross-validation of its recipe while the eval split is too small."""
     progress(0.0, "gating the candidate")
-    model, champion_model = trained.model, trained.champion
-    uses_embeddings = model.mode == "head" or (champion_model is not None and champion_model.mode == "head")
+    model = trained.model
+    judge = trained.champion if data.judge == data.base else _load(data.judge, encoder)
+    uses_embeddings = model.mode == "head" or (judge is not None and judge.mode == "head")
     slice_features = _slice_features(engine, settings, data.task_id, data.slices, encoder) if uses_embeddings else {}
-    outcome = _gate(data.slices, slice_features, model, champion_model, data.labels, data.rules)
+    cross_fitted = None
+    if data.cross_fitted:
+        progress(0.1, f"cross-fitting the candidate on {data.cross_fitted} labels the champion never saw")
+        cross_fitted = _cross_fitted(request, data, trained, encoder)
+    outcome = _gate(data, slice_features, model, judge, cross_fitted)
     cross_validated: RuleResult | None = None
-    if data.base is None and not first_model.eval_can_decide(data.eval_size, data.rules):
+    if data.judge is None and not first_model.eval_can_decide(data.eval_size, data.rules):
         progress(0.5, "cross-validating the recipe on the training labels (the eval split is too small)")
         cross_validated = _cross_validated(
             engine, settings, data.task_id, data.new, trained.features, data.labels, encoder, request, data.eval_size, data.rules
         )
         outcome = first_model.with_cross_validation(outcome, cross_validated)
     return GateResult(outcome, cross_validated)
+
+
+def _cross_fitted(request: RoundRequest, data: RoundData, trained: TrainedCandidate, encoder: Encoder) -> np.ndarray:
+    """The candidate's probabilities on the current slice's train labels, each from a model
+    started and trained as the candidate was, without that label's fold."""
+    position = {e.text_id: i for i, e in enumerate(data.new)}
+    current = next(s for s in data.slices if s.name == "current")
+    held = np.array([position[t] for t in current.text_ids[: data.cross_fitted]])
+
+    def start() -> TextClassifier:
+        return _start_from(trained.champion, data.base, request, data.labels, encoder)[0]
+
+    return cross_fit(start, trained.data, held, request.training)  # type: ignore[arg-type]
 
 
 def record_round(
@@ -352,15 +416,20 @@ def record_round(
             lock_running(session, job_id)  # first, as the reaper does: then the two cannot deadlock
             task = get_task(session, request.task)
             parent = session.get(ModelVersion, data.champion_id) if data.champion_id else None
-            all_metrics = next((s.candidate.to_dict() for s in outcome.slices if s.name == "all"), {})
-            metrics = all_metrics if cross_validated is None else registry.provisional_metrics(all_metrics, first_model.evidence(cross_validated))
+            all_metrics = _headline(outcome, "candidate")
+            if cross_validated is not None:
+                metrics = registry.provisional_metrics(all_metrics, first_model.evidence(cross_validated))
+            elif outcome.provisional:
+                metrics = registry.provisional_metrics(all_metrics, first_model.evidence(outcome.rules[-1]))
+            else:
+                metrics = all_metrics
             version = registry.register_candidate(
                 session, task, artifact, mode=request.mode, labels=data.labels, parent=parent, training_run_id=run_id, metrics=metrics
             )
-            if data.judges_provisional and parent is not None:
-                # its eval slices decide now: the provisional champion gets the metrics they gave it
-                champion_all = next((s.champion.to_dict() for s in outcome.slices if s.name == "all" and s.champion), None)
-                if champion_all is not None:
+            if data.judges_provisional and parent is not None and not outcome.provisional and has_evidence(outcome.rules):
+                # evidence decided on it now: the provisional champion gets the metrics it was judged by
+                champion_all = _headline(outcome, "champion")
+                if champion_all:
                     registry.confirm(parent, champion_all)
             record_decision(session, version, parent, outcome=outcome)
             run = session.get(TrainingRun, run_id)
@@ -392,7 +461,7 @@ def record_round(
                     "init": trained.init,
                     "n_new": len(data.new),
                     "n_replay": len(data.replayed),
-                    "provisional": cross_validated is not None,
+                    "provisional": cross_validated is not None or outcome.provisional,
                 },
             )
     except BaseException:
@@ -408,8 +477,19 @@ def record_round(
         trained.init,
         job_id,
         run_id,
-        cross_validated is not None,
+        cross_validated is not None or outcome.provisional,
     )
+
+
+def _headline(outcome: GateOutcome, role: str) -> dict[str, object]:
+    """A model's metrics as its version keeps them: on the eval split's ``all`` slice, else on the
+    current traffic (a task without an eval split)."""
+    for name in ("all", "current", "recent"):
+        report = next((s for s in outcome.slices if s.name == name), None)
+        metrics = getattr(report, role, None) if report else None
+        if metrics is not None:
+            return metrics.to_dict()
+    return {}
 
 
 def _within(progress: Progress, low: float, high: float) -> Progress:
@@ -509,14 +589,18 @@ def _slice_features(engine: Engine, settings: Settings, task_id: int, slices: li
     return {s.name: embed_texts(engine, task_id, s.text_ids, encoder, settings.storage) for s in slices}
 
 
-def _gate(slices: list[SliceSpec], features: dict[str, np.ndarray], candidate: TextClassifier, champion: TextClassifier | None, labels: list[str], rules: GateRules) -> GateOutcome:
+def _gate(data: RoundData, features: dict[str, np.ndarray], candidate: TextClassifier, champion: TextClassifier | None, cross_fitted: np.ndarray | None) -> GateOutcome:
     def proba(model: TextClassifier, spec: SliceSpec) -> np.ndarray:
         return model.predict_proba(spec.texts, features[spec.name] if model.mode == "head" else None)
 
-    specs = [EvalSlice(s.name, s.kind, s.y_true) for s in slices]
-    candidate_proba = {s.name: proba(candidate, s) for s in slices}
-    champion_proba = {s.name: proba(champion, s) for s in slices} if champion else None
-    return evaluate_gate(specs, candidate_proba, champion_proba, labels, rules)
+    candidate_proba = {s.name: proba(candidate, s) for s in data.slices}
+    if cross_fitted is not None:  # the candidate trained on these rows: its own predictions would flatter it
+        candidate_proba["current"][: data.cross_fitted] = cross_fitted
+    champion_proba = {s.name: proba(champion, s) for s in data.slices} if champion else None
+    specs = [EvalSlice(s.name, s.kind, s.y_true, s.weights) for s in data.slices]  # type: ignore[arg-type]
+    return evaluate_gate(
+        specs, candidate_proba, champion_proba, data.labels, data.rules, traffic_classes=data.traffic, superset=data.superset
+    )
 
 
 def _mark_failed(engine: Engine, job_id: int, run_id: int, error: BaseException) -> None:

@@ -28,6 +28,7 @@ def status(loop: Loop):  # type: ignore[no-untyped-def]
 
 
 def test_three_refusals_raise_the_notice_with_figures_and_a_promotion_clears_it(loop: Loop) -> None:
+    loop.gate(policy="strict")  # every past window a veto: three refusals in a row, for sure
     loop.label(loop.headlines[:300])
     assert loop.train().promoted
     learned = train_labels(loop)

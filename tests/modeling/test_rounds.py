@@ -50,11 +50,18 @@ def test_gate_refuses_a_candidate_that_forgets_and_replay_prevents_it(loop: Loop
     narrow = [h for h in loop.headlines[450:] if h[2] in ("business", "sports")][:150]
     loop.label(narrow)
 
+    # under the default policy, forgetting a class that is still in recent traffic is a veto
     naive = loop.train(replay="none", past_windows=1)
     assert not naive.gate.passed and not naive.promoted, [(r.rule, r.slice, r.detail) for r in naive.gate.rules]
     failed = [r for r in naive.gate.rules if r.status == "fail"]
+    assert any(r.rule == "class_lost" and "still in recent traffic" in r.detail for r in failed), failed
+    # under strict, the loss on the past window is itself a veto
+    loop.gate(policy="strict")
+    strict = loop.train(replay="none", past_windows=1)
+    failed = [r for r in strict.gate.rules if r.status == "fail"]
     assert any(r.rule == "no_forgetting" and r.slice.startswith("past1:labels 1-") for r in failed), failed
     assert loop.champion_version() == 1
+    loop.gate(policy="current")
 
     with_replay = loop.train(replay="balanced", replay_ratio=2.0, past_windows=1)
     forgetting = [r for r in with_replay.gate.rules if r.rule in ("no_forgetting", "class_lost")]

@@ -5,10 +5,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from driftloop.platform.config import Settings
 from driftloop.platform.errors import AlreadyExists, InvalidInput, NotFound
 from driftloop.platform.storable import text_problem
 from driftloop.platform.store.models import Task, TaskLabel, TextRecord
@@ -90,16 +92,97 @@ def summarize(session: Session, task: Task) -> TaskSummary:
     return TaskSummary(task.name, label_names(task), task.created_at, texts or 0)
 
 
-def set_store_predictions(session: Session, name: str, store: bool) -> Task:
-    """Whether the task's prediction requests store their texts when they do not say (``?store=``)."""
+def update_settings(
+    session: Session,
+    name: str,
+    *,
+    store_predictions: bool | None = None,
+    gate_policy: str | None = None,
+    half_life_labels: int | None = None,
+    eval_fraction: float | None = None,
+) -> Task:
+    """Set some of task NAME's own settings (None: left as it is). Gate values go under
+    ``settings["gate"]``, where the gate reads its rules; the others are checked here."""
+    gate = {key: value for key, value in (("policy", gate_policy), ("half_life_labels", half_life_labels)) if value is not None}
+    if not gate and store_predictions is None and eval_fraction is None:
+        raise InvalidInput("nothing to change: give gate, half_life_labels, eval_fraction or store_predictions")
     task = get_task(session, name, lock=True)
-    task.settings = {**task.settings, "store_predictions": store}
+    changed = dict(task.settings)
+    if gate:
+        changed["gate"] = _checked_gate({**(task.settings.get("gate") or {}), **gate})
+    if eval_fraction is not None:
+        # NaN fails the comparison too
+        if isinstance(eval_fraction, bool) or not isinstance(eval_fraction, int | float) or not 0 <= eval_fraction < 1:
+            raise InvalidInput(f"eval_fraction must be a number from 0 up to, not including, 1; got {eval_fraction!r}", field="eval_fraction")
+        changed["eval_fraction"] = float(eval_fraction)
+    if store_predictions is not None:
+        if not isinstance(store_predictions, bool):
+            raise InvalidInput(f"store_predictions must be true or false, got {store_predictions!r}", field="store_predictions")
+        changed["store_predictions"] = store_predictions
+    task.settings = changed  # a new dict: the JSON column sees a change only when it is assigned
+    session.flush()
     return task
 
 
+def _checked_gate(rules: dict[str, object]) -> dict[str, object]:
+    # Here, not at import: the gate imports scikit-learn (its metrics), which `task list` must not load.
+    from driftloop.platform.evaluation.gate import GateRules
+
+    try:
+        GateRules.from_dict(rules)
+    except ValueError as error:
+        raise InvalidInput(str(error), field="gate") from None
+    return rules
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """A task's effective settings: its own value where it set one, else the default."""
+
+    gate: str  # the gate's policy
+    half_life_labels: int
+    eval_fraction: float
+    store_predictions: bool
+    # the settings the task did not set: they follow the defaults, and change with them
+    defaults: list[str]
+
+
+def task_settings(task: Task, settings: Settings) -> TaskSettings:
+    """``task``'s settings as :func:`update_settings` sets them, defaults filled in: the gate's
+    from :class:`GateRules`, ``eval_fraction`` and ``store_predictions`` from ``settings``
+    (DRIFTLOOP_EVAL_FRACTION, DRIFTLOOP_PREDICT_STORE)."""
+    from driftloop.platform.evaluation.gate import GateRules  # scikit-learn: see _checked_gate
+
+    gate = task.settings.get("gate") or {}
+    rules = GateRules()
+    # (the task's own value or None, the default)
+    values: dict[str, tuple[Any, Any]] = {
+        "gate": (gate.get("policy"), rules.policy),
+        "half_life_labels": (gate.get("half_life_labels"), rules.half_life_labels),
+        "eval_fraction": (task.settings.get("eval_fraction"), settings.eval_fraction),
+        "store_predictions": (task.settings.get("store_predictions"), settings.predict_store),
+    }
+    return TaskSettings(
+        **{name: default if own is None else own for name, (own, default) in values.items()},
+        defaults=[name for name, (own, _) in values.items() if own is None],
+    )
+
+
+def settings_by_task(session: Session, settings: Settings) -> dict[str, TaskSettings]:
+    """Every task's :func:`task_settings`, by task name (``list_tasks`` leaves them out: their
+    defaults come from the gate, which `task list` does not load)."""
+    return {task.name: task_settings(task, settings) for task in session.scalars(select(Task))}
+
+
 def stores_predictions(task: Task, default: bool) -> bool:
-    """The task's own choice (:func:`set_store_predictions`), else ``default`` (DRIFTLOOP_PREDICT_STORE)."""
+    """The task's own choice (:func:`update_settings`), else ``default`` (DRIFTLOOP_PREDICT_STORE)."""
     return bool(task.settings.get("store_predictions", default))
+
+
+def eval_fraction_of(task: Task, default: float) -> float:
+    """The share of each class's new labels the task holds out for eval: its own
+    (:func:`update_settings`), else ``default`` (DRIFTLOOP_EVAL_FRACTION)."""
+    return float(task.settings.get("eval_fraction", default))
 
 
 def label_names(task: Task) -> list[str]:

@@ -3,9 +3,10 @@
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
+from driftloop.platform.evaluation.gate import Policy
 from driftloop.platform.ingestion.service import IngestSummary, Outcome
 
 
@@ -18,11 +19,46 @@ class LabelsAdd(BaseModel):
     labels: list[str] = Field(min_length=1)
 
 
+_GATE_POLICY = (
+    "the gate's policy: current promotes the candidate that is best for today's traffic, forgetting of the past a "
+    "bounded cost (hard caps on the gold set and on classes still in recent traffic); strict refuses any candidate "
+    "that loses on any past slice or the gold set beyond the tolerance"
+)
+_HALF_LIFE = "how much a label stands for today's traffic halves with every this many labels that arrived after it"
+_EVAL_FRACTION = "share of each class's new labels held out for eval; labels that have a split keep it"
+_STORE_PREDICTIONS = "whether prediction requests that do not say (?store=) keep their texts"
+
+
+class TaskSettingsPublic(BaseModel):
+    """A task's settings as they apply: its own where it set one, else the default."""
+
+    gate: Policy = Field(description=_GATE_POLICY)
+    half_life_labels: int = Field(description=_HALF_LIFE)
+    eval_fraction: float = Field(description=_EVAL_FRACTION)
+    store_predictions: bool = Field(description=_STORE_PREDICTIONS)
+    defaults: list[str] = Field(
+        description="the settings the task has not set: they follow the defaults (the gate's, DRIFTLOOP_EVAL_FRACTION, "
+        "DRIFTLOOP_PREDICT_STORE) and change with them"
+    )
+
+
+class TaskSettingsUpdate(BaseModel):
+    """The settings to change (at least one); those left out, or null, stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gate: Policy | None = Field(None, description=_GATE_POLICY)
+    half_life_labels: int | None = Field(None, ge=1, strict=True, description=_HALF_LIFE)
+    eval_fraction: float | None = Field(None, ge=0.0, lt=1.0, strict=True, description=_EVAL_FRACTION)
+    store_predictions: bool | None = Field(None, strict=True, description=_STORE_PREDICTIONS)
+
+
 class TaskPublic(BaseModel):
     name: str
     labels: list[str]
     created_at: datetime
     texts: int  # texts ingested into the task
+    settings: TaskSettingsPublic
 
 
 class RecordIn(BaseModel):

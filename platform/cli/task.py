@@ -1,9 +1,13 @@
+from dataclasses import fields
+
 import typer
 from rich.table import Table
 
 from driftloop.platform import tasks
 from driftloop.platform.cli.console import command_group, json_option, out, print_json
 from driftloop.platform.cli.store import current_engine
+from driftloop.platform.config import get_settings
+from driftloop.platform.errors import InvalidInput
 from driftloop.platform.store.engine import session_scope
 
 app = command_group("Classification tasks and their label sets.")
@@ -46,11 +50,76 @@ def list_(as_json: bool = json_option()) -> None:
 @app.command("set")
 def set_(
     name: str,
-    store_predictions: bool = typer.Option(
-        ..., "--store-predictions/--no-store-predictions", help="Whether prediction requests keep their texts when they do not say (?store=)."
+    store_predictions: bool | None = typer.Option(
+        None, "--store-predictions/--no-store-predictions", help="Whether prediction requests keep their texts when they do not say (?store=)."
+    ),
+    gate: str | None = typer.Option(
+        None,
+        "--gate",
+        metavar="current|strict",
+        help="The gate's policy. current (the default): promote the candidate that is best for today's traffic, "
+        "forgetting of the past is a bounded cost (hard caps on the gold set and on classes still in recent traffic). "
+        "strict: refuse any candidate that loses on any past slice or the gold set beyond the tolerance.",
+    ),
+    half_life: int | None = typer.Option(
+        None,
+        "--half-life",
+        metavar="N",
+        help="How much a label stands for today's traffic halves with every N labels that arrived after it (an integer >= 1).",
+    ),
+    eval_fraction: float | None = typer.Option(
+        None,
+        "--eval-fraction",
+        metavar="F",
+        help="Share of each class's new labels held out for eval (0 <= F < 1), instead of DRIFTLOOP_EVAL_FRACTION; "
+        "labels that have a split keep it.",
     ),
 ) -> None:
-    """Change a setting of task NAME."""
+    """Change settings of task NAME (at least one); prints its settings as they then are."""
+    if store_predictions is None and gate is None and half_life is None and eval_fraction is None:
+        raise InvalidInput("nothing to change: give --gate, --half-life, --eval-fraction or --store-predictions/--no-store-predictions")
     with session_scope(current_engine()) as session:
-        task = tasks.set_store_predictions(session, name, store_predictions)
-        out.print(f"task {task.name}: prediction requests {'store' if store_predictions else 'do not store'} their texts unless they say")
+        task = tasks.update_settings(
+            session, name, store_predictions=store_predictions, gate_policy=gate, half_life_labels=half_life, eval_fraction=eval_fraction
+        )
+        effective = tasks.task_settings(task, get_settings())
+    out.print(f"task {name} settings:", markup=False)
+    out.print("\n".join(_setting_lines(effective)), markup=False)
+
+
+@app.command()
+def show(name: str, as_json: bool = json_option()) -> None:
+    """Show task NAME: its labels, texts and settings, and which settings are defaults."""
+    with session_scope(current_engine()) as session:
+        task = tasks.get_task(session, name)
+        summary = tasks.summarize(session, task)
+        effective = tasks.task_settings(task, get_settings())
+    if as_json:
+        print_json({**vars(summary), "settings": effective})
+        return
+    lines = [
+        f"task: {summary.name}",
+        f"labels: {', '.join(summary.labels)}",
+        f"texts: {summary.texts:,}",
+        f"created: {summary.created_at.strftime('%Y-%m-%d %H:%M')}",
+        "settings:",
+        *_setting_lines(effective),
+    ]
+    out.print("\n".join(lines), markup=False)
+
+
+# where a setting's default comes from, when not from the code
+_DEFAULT_FROM = {"eval_fraction": "DRIFTLOOP_EVAL_FRACTION", "store_predictions": "DRIFTLOOP_PREDICT_STORE"}
+
+
+def _setting_lines(effective: tasks.TaskSettings) -> list[str]:
+    """One line per setting, by the name of its `task set` option, defaults marked as such."""
+    lines = []
+    for field in (f.name for f in fields(effective) if f.name != "defaults"):
+        value = getattr(effective, field)
+        shown = ("on" if value else "off") if isinstance(value, bool) else str(value)
+        if field in effective.defaults:
+            shown += f" (default, {_DEFAULT_FROM[field]})" if field in _DEFAULT_FROM else " (default)"
+        option = "half-life" if field == "half_life_labels" else field.replace("_", "-")
+        lines.append(f"  {option}: {shown}")
+    return lines

@@ -22,7 +22,7 @@ from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.in_lists import in_list_chunks
 from driftloop.platform.store.models import Annotation, AnnotationStatus, Label, Split, Task, TextRecord
 from driftloop.platform.store.types import utcnow
-from driftloop.platform.tasks import get_task, label_names
+from driftloop.platform.tasks import eval_fraction_of, get_task, label_names
 
 
 class LabelStatus(StrEnum):
@@ -62,7 +62,8 @@ def record_answers(
 ) -> set[int]:
     """Store annotators' answers and re-aggregate the texts they touch; return the ids of texts
     whose label was created or changed. A text gets its first label once ``min_answers``
-    submitted answers agree by majority."""
+    submitted answers agree by majority; its split then, with the task's own eval fraction
+    (`driftloop task set --eval-fraction`), else ``eval_fraction``."""
     text_ids = sorted({a.text_id for a in answers})
     existing = {(a.text_id, a.annotator): a for a in _annotations(session, text_ids)}
     touched: set[int] = set()
@@ -111,7 +112,8 @@ def import_labels(
     eval_fraction: float,
     batch_size: int = 1000,
 ) -> Iterator[list[LabelOutcome]]:
-    """Import ``{"id", "label", "annotator"?}`` records; yield each batch's outcomes once committed."""
+    """Import ``{"id", "label", "annotator"?}`` records; yield each batch's outcomes once committed.
+    ``eval_fraction`` splits new labels for a task that has no eval fraction of its own."""
     batch: list[tuple[int, object]] = []
     for entry in entries:
         batch.append(entry)
@@ -217,7 +219,7 @@ def _aggregate(session: Session, task: Task, text_ids: list[int], eval_fraction:
         if row.status == AnnotationStatus.submitted and row.label is not None:
             answers.setdefault(row.text_id, []).append(row.label)
     labels = _labels(session, text_ids)
-    splits = SplitAssigner(session, task.id, eval_fraction)
+    splits = SplitAssigner(session, task.id, eval_fraction_of(task, eval_fraction))
     changed: set[int] = set()
     for text_id in text_ids:
         vote = majority_vote(answers.get(text_id, []))

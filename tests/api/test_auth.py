@@ -36,6 +36,7 @@ SECURITY = [{"BearerKey": []}, {"ApiKeyHeader": []}]
 BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/tasks"): {"name": "made-by-key", "labels": ["a"]},
     ("POST", "/v1/tasks/{task}/labels"): {"labels": ["z"]},
+    ("PATCH", "/v1/tasks/{task}"): {"gate": "strict"},
     ("POST", "/v1/tasks/{task}/texts"): [{"text": "hello"}],
     ("POST", "/v1/tasks/{task}/predict"): {"texts": ["hello"]},
     ("POST", "/v1/tasks/{task}/select"): {"budget": 1},

@@ -15,7 +15,7 @@ from driftloop.platform.modeling import registry
 from driftloop.platform.modeling.rounds import load_version
 from driftloop.platform.store.engine import session_scope
 from driftloop.platform.store.models import ModelVersion, Prediction, TextRecord
-from driftloop.platform.tasks import get_task, set_store_predictions
+from driftloop.platform.tasks import get_task, update_settings
 from tests.api_keys import admin_client
 from tests.learning_loop import Loop
 
@@ -192,7 +192,7 @@ def test_store_follows_the_request_then_the_task_then_the_default(served) -> Non
     assert client.post(f"/v1/tasks/{loop.task}/predict", json={"texts": ["kept by default"]}).json()["stored"]["stored"] == 1
     assert client.post(f"/v1/tasks/{loop.task}/predict", json={"texts": ["not kept"]}, params={"store": "false"}).json()["stored"] is None
     with session_scope(loop.engine) as session:
-        set_store_predictions(session, loop.task, False)
+        update_settings(session, loop.task, store_predictions=False)
     deadline = time.monotonic() + 10  # the API reads the task's setting with the champion, every DRIFTLOOP_SERVE_CHECK_SECONDS (0.1 here)
     while client.app.state.served_models.stores_predictions(loop.task) and time.monotonic() < deadline:  # type: ignore[attr-defined]
         time.sleep(0.05)

@@ -72,3 +72,86 @@ def test_shared_store_behind_is_refused_until_db_upgrade(tmp_path: Path) -> None
         down = run_cli("db", "downgrade", "base", env=env)
         assert down.returncode == 0 and "base" in down.stdout.decode()
         assert json.loads(run_cli("db", "current", "--json", env=env).stdout) == {"current": None, "head": head}
+
+
+def test_set_then_show_the_settings_with_the_defaults_marked(engine: Engine, task_name: str, tmp_path: Path) -> None:
+    env = {**store_env(engine, tmp_path), "DRIFTLOOP_EVAL_FRACTION": "0.25"}
+    shown = run_cli("task", "show", task_name, env=env)
+    assert shown.returncode == 0, shown.stderr.decode()
+    assert shown.stdout.decode().splitlines() == [
+        f"task: {task_name}",
+        "labels: a, b, c",
+        "texts: 0",
+        shown.stdout.decode().splitlines()[3],  # created: the minute the fixture made it
+        "settings:",
+        "  gate: current (default)",
+        "  half-life: 200 (default)",
+        "  eval-fraction: 0.25 (default, DRIFTLOOP_EVAL_FRACTION)",
+        "  store-predictions: on (default, DRIFTLOOP_PREDICT_STORE)",
+    ]
+
+    changed = run_cli("task", "set", task_name, "--gate", "strict", "--half-life", "50", "--eval-fraction", "0", env=env)
+    assert changed.returncode == 0, changed.stderr.decode()
+    assert changed.stdout.decode().splitlines() == [
+        f"task {task_name} settings:",
+        "  gate: strict",
+        "  half-life: 50",
+        "  eval-fraction: 0.0",
+        "  store-predictions: on (default, DRIFTLOOP_PREDICT_STORE)",
+    ]
+    assert run_cli("task", "set", task_name, "--no-store-predictions", env=env).stdout.decode().splitlines()[-1] == "  store-predictions: off"
+
+    as_json = run_cli("task", "show", task_name, "--json", env=env)
+    assert as_json.returncode == 0, as_json.stderr.decode()
+    shown_json = json.loads(as_json.stdout)
+    assert (shown_json["name"], shown_json["labels"], shown_json["texts"]) == (task_name, ["a", "b", "c"], 0)
+    assert shown_json["settings"] == {"gate": "strict", "half_life_labels": 50, "eval_fraction": 0.0, "store_predictions": False, "defaults": []}
+
+
+def test_set_refuses_what_is_not_a_setting_naming_it(engine: Engine, task_name: str, tmp_path: Path) -> None:
+    env = store_env(engine, tmp_path)
+    for args, says in [
+        ([], "nothing to change: give --gate, --half-life, --eval-fraction or --store-predictions/--no-store-predictions"),
+        (["--gate", "lax"], "gate policy 'lax' is not one of current, strict"),
+        (["--half-life", "0"], "half_life_labels must be an integer >= 1, got 0"),
+        (["--gate", "strict", "--eval-fraction", "1"], "eval_fraction must be a number from 0 up to, not including, 1; got 1.0"),
+        (["--eval-fraction", "nan"], "eval_fraction must be"),
+        (["--half-life", "ten"], "Invalid value for '--half-life'"),
+    ]:
+        refused = run_cli("task", "set", task_name, *args, env=env)
+        assert refused.returncode == 2, (args, refused.stdout.decode())
+        assert says in refused.stderr.decode(), (args, refused.stderr.decode())
+    assert "(default)" in run_cli("task", "show", task_name, env=env).stdout.decode().split("gate:")[1].splitlines()[0]
+
+    for args in (["set", "no-such-task", "--gate", "strict"], ["show", "no-such-task"]):
+        unknown = run_cli("task", *args, env=env)
+        assert unknown.returncode == 2 and "no task named 'no-such-task'" in unknown.stderr.decode()
+
+
+def test_label_import_splits_with_the_task_s_eval_fraction(engine: Engine, tmp_path: Path) -> None:
+    env = store_env(engine, tmp_path)
+    texts = "".join(json.dumps({"id": f"x{i}", "text": f"text {i}"}) + "\n" for i in range(50)).encode()
+    labels = "".join(json.dumps({"id": f"x{i}", "label": "ab"[i % 2]}) + "\n" for i in range(50)).encode()
+    shown = {}
+    for fraction in ("0", "0.5"):
+        name = f"cli-{uuid.uuid4().hex[:8]}"
+        assert run_cli("task", "create", name, "--labels", "a,b", env=env).returncode == 0
+        assert run_cli("task", "set", name, "--eval-fraction", fraction, env=env).returncode == 0
+        assert run_cli("ingest", name, "-", env=env, stdin=texts).returncode == 0
+        imported = run_cli("label", "import", name, "-", env=env, stdin=labels)
+        assert imported.returncode == 0, imported.stderr.decode()
+        shown[fraction] = _splits(engine, name)
+    assert shown == {"0": {"train": 50}, "0.5": {"train": 26, "eval": 24}}  # 0.5: round(25 * 0.5) of each class's 25
+
+
+def _splits(engine: Engine, task: str) -> dict[str, int]:
+    from collections import Counter
+
+    from sqlalchemy import select
+
+    from driftloop.platform.store.engine import session_scope
+    from driftloop.platform.store.models import Label, Task
+
+    with session_scope(engine) as session:
+        rows = session.scalars(select(Label.split).join(Task, Task.id == Label.task_id).where(Task.name == task))
+        return dict(Counter(split.value for split in rows))

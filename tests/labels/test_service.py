@@ -149,3 +149,25 @@ def test_ids_follow_ingest_s_rule_integers_as_their_decimal_string_nothing_else(
         '"id" is empty: give a non-empty string or an integer',
     ]
     assert labels_of(engine, task_name)["17"][0] == "b"  # 17 and "17" are one text
+
+
+def test_the_task_s_own_eval_fraction_splits_its_labels_whatever_the_default(engine: Engine, task_name: str) -> None:
+    from driftloop.platform.tasks import create_task, update_settings
+
+    halves = f"{task_name}-halves"
+    with session_scope(engine) as session:
+        create_task(session, halves, ["a", "b"])
+        update_settings(session, task_name, eval_fraction=0.0)
+        update_settings(session, halves, eval_fraction=0.5)
+    for task in (task_name, halves):
+        add_texts(engine, task, 50)
+    run_import(engine, task_name, [{"id": f"x{i}", "label": "ab"[i % 2]} for i in range(50)])  # the default: 0.2
+    assert Counter(split for _, split in labels_of(engine, task_name).values()) == {Split.train: 50}
+
+    with session_scope(engine) as session:  # the path of `driftloop sync` and of the demo's simulated annotators
+        task = get_task(session, halves)
+        ids = session.scalars(select(TextRecord.id).where(TextRecord.task_id == task.id).order_by(TextRecord.id)).all()
+        record_answers(session, task, [Answer(text_id, "ann", "ab"[i % 2]) for i, text_id in enumerate(ids)], eval_fraction=0.2)
+    splits = Counter(labels_of(engine, halves).values())
+    assert splits[("a", Split.eval)] == splits[("b", Split.eval)] == 12  # round(25 * 0.5) of each class's 25
+    assert splits[("a", Split.train)] == splits[("b", Split.train)] == 13

@@ -60,7 +60,9 @@ class Settings(BaseSettings):
     ingest_max_request_bytes: int = Field(16 * 1024 * 1024, gt=0)
     ingest_batch_size: int = Field(5_000, gt=0, description="Records per transaction in bulk ingest.")
 
-    eval_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="Share of each class's labels held out for eval.")
+    # 0: every label trains, and the gate judges on cross-fitted and prequential evidence (issue
+    # 22); a task that trains full/lora candidates, or wants past windows judged, keeps a split.
+    eval_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="Share of each class's labels held out for eval.")
 
     replay_capacity: int = Field(2000, gt=0, description="Labels kept per replay buffer and task.")
     replay_ratio: float = Field(1.0, ge=0.0, description="Replayed examples per new example in a training round.")

@@ -88,10 +88,10 @@ def _footnotes(compared: "ComparableMetrics | None") -> str:
     else:
         who = f"v{compared.candidate} and champion v{compared.champion}" if compared.champion else f"first model v{compared.candidate}"
         first = (
-            f"¹ the latest gate decision ({compared.decided_at}): {who} on the same {compared.n} eval labels "
+            f"¹ the latest gate decision ({compared.decided_at}): {who} on the same {compared.n} labels "
             f"(slice {compared.slice}); - for versions it did not measure"
         )
-    return f"{first}\n² on the eval labels of the version's own round, n each: not comparable across versions"
+    return f"{first}\n² on the labels that judged the version in its own round, n each: not comparable across versions"
 
 
 def freeze_lines(engine: Engine, name: str) -> list[str]:

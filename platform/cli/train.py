@@ -69,7 +69,10 @@ def train_command(
     out.print(gate_table(result.gate))
     verdict = "passed" if result.gate.passed else "failed"
     fate = "promoted to champion" if result.promoted else ("kept as candidate" if result.gate.passed else "rejected")
-    provisional = " (provisional: passed on cross-validation, the eval split is too small to decide)" if result.provisional else ""
+    provisional = ""
+    if result.provisional:
+        evidence = "nothing decided either way on a superset candidate" if result.gate.provisional else "passed on cross-validation of its recipe"
+        provisional = f" (provisional: {evidence}; the labels that arrive next re-judge it)"
     out.print(f"gate {verdict}: version {result.version} {fate}{provisional}")
     if not result.gate.passed:
         for line in freeze_lines(engine, name):
@@ -95,12 +98,21 @@ def gate_table(outcome: "GateOutcome") -> Table:
 
 def decision_table(rules: list[dict], slices: dict[str, dict]) -> Table:  # type: ignore[type-arg]
     """A gate decision as the store keeps it (its rules and per-slice reports), as a table."""
-    table = Table("rule", "slice", "n", "status", "difference (CI)", "detail", title="gate")
+    table = Table("rule", "slice", "n", "status", "weight", "difference (CI)", "detail", title="gate")
     for rule in rules:
         status = "FAIL" if rule.get("status") == "fail" else str(rule.get("status", "pass" if rule.get("passed") else "fail"))
-        n = (slices.get(rule.get("slice", "")) or {}).get("candidate", {}).get("n", "")
-        table.add_row(rule["rule"], rule.get("slice", ""), str(n), status, _interval(rule), rule.get("detail", ""))
+        # net_gain's slice is "current+past": its n is that of the slices it weighs
+        sizes = [(slices.get(name) or {}).get("candidate", {}).get("n") for name in _weighed(rule, slices)]
+        n = sum(sizes) if sizes and None not in sizes else ""
+        weight = f"{rule['weight']:.2f}" if "weight" in rule and rule["rule"] != "evaluation_data" else ""
+        table.add_row(rule["rule"], rule.get("slice", ""), str(n), status, weight, _interval(rule), rule.get("detail", ""))
     return table
+
+
+def _weighed(rule: dict, slices: dict[str, dict]) -> list[str]:  # type: ignore[type-arg]
+    if rule.get("slice") == "current+past":
+        return [name for name, report in slices.items() if report.get("kind") in ("recent", "past")]
+    return [rule.get("slice", "")]
 
 
 def _interval(rule: dict) -> str:  # type: ignore[type-arg]

@@ -87,7 +87,9 @@ class VersionInfo:
 
 
 # The slice whose figures the registry compares versions on: every eval label the gate had.
-COMPARED_SLICE = "all"
+# The slices a gate decision measured both models on, in order of preference: every eval label,
+# else today's traffic (the cross-fitted ``current`` of a task without an eval split).
+COMPARED_SLICES = ("all", "current")
 
 
 def register_candidate(
@@ -299,16 +301,17 @@ def _latest_comparison(session: Session, task_id: int, version_of: dict[int, int
         .where(GateDecision.task_id == task_id)
         .order_by(GateDecision.decided_at.desc(), GateDecision.id.desc())
     )
-    decision = next((d for d in decisions if (d.slices or {}).get(COMPARED_SLICE)), None)
-    if decision is None:
+    found = next(((d, name) for d in decisions for name in COMPARED_SLICES if (d.slices or {}).get(name)), None)
+    if found is None:
         return {}
-    report = decision.slices[COMPARED_SLICE]
+    decision, compared = found
+    report = decision.slices[compared]
     candidate = version_of[decision.candidate_id]
     champion = version_of.get(decision.champion_id) if decision.champion_id else None
     measured = {candidate: report["candidate"], champion: report.get("champion")}
     return {
         version: ComparableMetrics(
-            slice=COMPARED_SLICE,
+            slice=compared,
             n=figures["n"],
             macro_f1=figures["macro_f1"],
             accuracy=figures["accuracy"],

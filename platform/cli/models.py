@@ -13,7 +13,7 @@ from driftloop.platform.config import get_settings
 from driftloop.platform.store.engine import session_scope
 
 if TYPE_CHECKING:
-    from driftloop.platform.modeling.freeze import FreezeNotice
+    from driftloop.platform.modeling.freeze import FreezeNotice, LatestDecision
     from driftloop.platform.modeling.registry import ComparableMetrics, VersionInfo
 
 app = command_group("Model versions: list, promote, roll back.")
@@ -24,14 +24,30 @@ def list_(name: str = typer.Argument(..., help="Task."), as_json: bool = json_op
     """List a task's model versions with their lineage and the metrics that compare them, and the freeze notice
     when the gate has refused candidates in a row.
 
-    --json: {"task", "versions", "notice"}, each version as the API's GET .../models gives it."""
+    --json: {"task", "versions", "notice", "gate"}, each version as the API's GET .../models gives it,
+    "gate" the newest gate decision with every term, its weight and its interval (as GET .../gate's "latest")."""
     engine = current_engine()
     if as_json:
-        print_json({"task": name, "versions": _versions(engine, name), "notice": freeze_notice(engine, name)})
+        print_json({"task": name, "versions": _versions(engine, name), "notice": freeze_notice(engine, name), "gate": _latest(engine, name)})
         return
     out.print(models_table(engine, name))
+    latest = _latest(engine, name)
+    if latest is not None:
+        from driftloop.platform.cli.train import decision_table
+
+        table = decision_table([vars(r) for r in latest.rules], {})
+        table.title = f"latest gate decision: v{latest.version}, {'passed' if latest.passed else 'failed'} ({latest.decided_at})"
+        out.print(table)
     for line in freeze_lines(engine, name):
         out.print(line, markup=False)
+
+
+def _latest(engine: Engine, name: str) -> "LatestDecision | None":
+    from driftloop.platform.modeling.freeze import latest_decision
+    from driftloop.platform.tasks import get_task
+
+    with session_scope(engine) as session:
+        return latest_decision(session, get_task(session, name).id)
 
 
 def _versions(engine: Engine, name: str) -> "list[VersionInfo]":

@@ -98,21 +98,16 @@ def gate_table(outcome: "GateOutcome") -> Table:
 
 def decision_table(rules: list[dict], slices: dict[str, dict]) -> Table:  # type: ignore[type-arg]
     """A gate decision as the store keeps it (its rules and per-slice reports), as a table."""
+    from driftloop.platform.modeling.freeze import slice_size
+
     table = Table("rule", "slice", "n", "status", "weight", "difference (CI)", "detail", title="gate")
     for rule in rules:
         status = "FAIL" if rule.get("status") == "fail" else str(rule.get("status", "pass" if rule.get("passed") else "fail"))
-        # net_gain's slice is "current+past": its n is that of the slices it weighs
-        sizes = [(slices.get(name) or {}).get("candidate", {}).get("n") for name in _weighed(rule, slices)]
-        n = sum(sizes) if sizes and None not in sizes else ""
+        size = rule.get("n") if rule.get("n") is not None else slice_size(rule.get("slice", ""), slices)
+        n = "" if size is None else size
         weight = f"{rule['weight']:.2f}" if "weight" in rule and rule["rule"] != "evaluation_data" else ""
         table.add_row(rule["rule"], rule.get("slice", ""), str(n), status, weight, _interval(rule), rule.get("detail", ""))
     return table
-
-
-def _weighed(rule: dict, slices: dict[str, dict]) -> list[str]:  # type: ignore[type-arg]
-    if rule.get("slice") == "current+past":
-        return [name for name, report in slices.items() if report.get("kind") in ("recent", "past")]
-    return [rule.get("slice", "")]
 
 
 def _interval(rule: dict) -> str:  # type: ignore[type-arg]

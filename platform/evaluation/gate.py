@@ -510,15 +510,14 @@ def _result(
 
 
 def _points_to_a_loss(results: Sequence[RuleResult]) -> bool:
-    """Whether some undecided difference has its estimate beyond its tolerance: harm the data
-    suggest without showing it, which a provisional pass must not override."""
-    for r in results:
-        if r.rule in ("class_lost", "beats_majority") or r.status == "pass":
-            continue
-        beyond = r.value > r.threshold if r.rule == "calibration" else r.value < r.threshold
-        if beyond:
-            return True
-    return False
+    """Whether some undecided quality difference has its estimate beyond its tolerance: harm the
+    data suggest without showing it, which a provisional pass must not override. Calibration is
+    left out: on the few labels where nothing decides, ECE moves by tenths with a couple of
+    confident answers (bench/active_learning.py --served: 4 of 5 such refusals on BBC News were
+    a candidate better on the test set whose ECE estimate rose)."""
+    return any(
+        r.status == "undecided" and r.value < r.threshold for r in results if r.rule in ("current_traffic", "no_forgetting", "net_gain")
+    )
 
 
 def _provisional(results: list[RuleResult]) -> RuleResult:

@@ -41,6 +41,32 @@ class FreezeNotice:
 
 
 @dataclass(frozen=True)
+class JudgedRule:
+    """One row of a gate table as the decision stored it: the term, its weight and its interval."""
+
+    rule: str
+    slice: str
+    status: str
+    weight: float
+    value: float
+    low: float
+    high: float
+    threshold: float
+    detail: str
+    n: int | None  # the labels of its slice (of the slices it weighs, for net_gain)
+
+
+@dataclass(frozen=True)
+class LatestDecision:
+    """The gate's newest decision on the task (overrides measure nothing and are left out)."""
+
+    version: int
+    decided_at: str
+    passed: bool
+    rules: list[JudgedRule]
+
+
+@dataclass(frozen=True)
 class GateStatus:
     task: str
     champion: int | None
@@ -49,6 +75,7 @@ class GateStatus:
     refused_in_a_row: int
     freeze_after: int
     notice: FreezeNotice | None
+    latest: LatestDecision | None = None
 
 
 def gate_status(session: Session, task_name: str, freeze_after: int) -> GateStatus:
@@ -77,7 +104,45 @@ def gate_status(session: Session, task_name: str, freeze_after: int) -> GateStat
         refused_in_a_row=len(refused),
         freeze_after=freeze_after,
         notice=notice,
+        latest=latest_decision(session, task.id),
     )
+
+
+def latest_decision(session: Session, task_id: int) -> LatestDecision | None:
+    """Every term of the task's newest gate decision, as the gate table shows it."""
+    decision = session.scalar(
+        select(GateDecision)
+        .where(GateDecision.task_id == task_id, GateDecision.override_reason.is_(None))
+        .order_by(GateDecision.decided_at.desc(), GateDecision.id.desc())
+        .limit(1)
+    )
+    if decision is None:
+        return None
+    version = session.get(ModelVersion, decision.candidate_id)
+    slices = decision.slices or {}
+    rules = [
+        JudgedRule(
+            rule=r["rule"],
+            slice=r.get("slice", ""),
+            status=r.get("status", "pass" if r.get("passed") else "fail"),
+            weight=float(r.get("weight", 1.0)),
+            value=float(r.get("value", 0.0)),
+            low=float(r.get("low", r.get("value", 0.0))),
+            high=float(r.get("high", r.get("value", 0.0))),
+            threshold=float(r.get("threshold", 0.0)),
+            detail=r.get("detail", ""),
+            n=slice_size(r.get("slice", ""), slices),
+        )
+        for r in decision.rules
+    ]
+    return LatestDecision(version.version, decision.decided_at.isoformat(timespec="seconds"), decision.verdict == Verdict.passed, rules)
+
+
+def slice_size(name: str, slices: dict) -> int | None:  # type: ignore[type-arg]
+    """n of the slice a rule judged; net_gain's "current+past" weighs the current and past slices."""
+    names = [n for n, s in slices.items() if s.get("kind") in ("recent", "past")] if name == "current+past" else [name]
+    sizes = [(slices.get(n) or {}).get("candidate", {}).get("n") for n in names]
+    return sum(sizes) if sizes and None not in sizes else None
 
 
 def _refused_since(session: Session, task_id: int, last_promotion) -> list[RefusedRound]:  # type: ignore[no-untyped-def]

@@ -170,3 +170,13 @@ def test_a_shown_loss_on_the_past_needs_a_positive_net_gain() -> None:
     outcome = evaluate_gate(slices, candidate, champion, LABELS, CURRENT)
     net = next(r for r in outcome.rules if r.rule == "net_gain")
     assert net.value <= 0 and net.status == "fail" and "does not outweigh" in net.detail
+
+
+def test_a_calibration_estimate_on_a_tiny_slice_does_not_block_a_provisional_pass() -> None:
+    slices = [weighted("current", "recent", 12, 1.0)]
+    champion = {"current": predictions(slices[0].y_true, 0.75)}
+    confident = {"current": predictions(slices[0].y_true, 0.75, confidence=0.99)}  # ECE up by ~0.24, on 12 labels
+    outcome = evaluate_gate(slices, confident, champion, LABELS, CURRENT, superset=True)
+    calibration = next(r for r in outcome.rules if r.rule == "calibration")
+    assert calibration.status == "undecided" and calibration.value > 0.03
+    assert outcome.passed and outcome.provisional

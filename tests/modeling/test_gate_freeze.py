@@ -60,6 +60,11 @@ def test_three_refusals_raise_the_notice_with_figures_and_a_promotion_clears_it(
         gate = client.get(f"/v1/tasks/{loop.task}/gate").json()
         assert (gate["refused_in_a_row"], gate["freeze_after"], gate["champion"]) == (3, 3, 1)
         assert [r["version"] for r in gate["notice"]["rounds"]] == [4, 3, 2]
+        # the newest decision, every term with its weight and its interval
+        latest = gate["latest"]
+        assert (latest["version"], latest["passed"]) == (4, False)
+        forgot = next(r for r in latest["rules"] if r["rule"] == "no_forgetting" and r["status"] == "fail")
+        assert forgot["low"] <= forgot["value"] <= forgot["high"] < forgot["threshold"] and forgot["weight"] == 1.0 and forgot["n"] > 0
         assert isinstance(client.get(f"/v1/tasks/{loop.task}/models").json(), list)
 
     # A candidate that learns the new topic without forgetting passes, and the notice is gone.

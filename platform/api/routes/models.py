@@ -23,7 +23,7 @@ class ModelPublic(BaseModel):
     metrics: dict  # on the eval labels of its own round: versions' own metrics do not compare
     created_at: str
     promoted_at: str | None
-    provisional: bool  # passed on cross-validation while the eval split was too small to decide
+    provisional: bool  # passed on cross-validation, or for lack of evidence on a superset candidate
     # the latest gate decision's figures, candidate and champion on the same eval labels: they compare
     comparable: registry.ComparableMetrics | None
 
@@ -47,6 +47,26 @@ class FreezeNoticePublic(BaseModel):
     rounds: list[RefusedRoundPublic]
 
 
+class JudgedRulePublic(BaseModel):
+    rule: str
+    slice: str
+    status: str  # pass | fail | undecided | notice
+    weight: float  # the term's share of net_gain (1 for a rule that decides on its own)
+    value: float
+    low: float
+    high: float
+    threshold: float
+    detail: str
+    n: int | None
+
+
+class LatestDecisionPublic(BaseModel):
+    version: int  # the candidate judged
+    decided_at: str
+    passed: bool
+    rules: list[JudgedRulePublic]
+
+
 class GateStatusPublic(BaseModel):
     task: str
     champion: int | None
@@ -55,6 +75,7 @@ class GateStatusPublic(BaseModel):
     refused_in_a_row: int
     freeze_after: int
     notice: FreezeNoticePublic | None  # set once the gate refused freeze_after candidates in a row
+    latest: LatestDecisionPublic | None  # the newest gate decision, every term with its weight and interval
 
 
 @router.get("/v1/tasks/{task}/models", responses=declare(401, 403, 404, 422), dependencies=[require()])

@@ -42,6 +42,10 @@ class TrainingConfig:
     distill_weight: float = 0.0  # LwF: weight of the distillation term
     temperature: float = 2.0
     seed: int = 0
+    # Class-incremental corrections of a ``head`` model's linear head, applied after fitting
+    # when the new labels leave out classes that only replay teaches (class_incremental.py).
+    weight_aligning: bool = False
+    bias_correction: bool = False
 
     def resolved(self, mode: str) -> dict[str, float]:
         defaults = TRAINING_DEFAULTS[mode]

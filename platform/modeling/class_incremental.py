@@ -103,6 +103,27 @@ def apply_bias_correction(head: torch.nn.Linear, roles: ClassRoles, alpha: float
         head.bias[new] = alpha * head.bias[new] + beta
 
 
+@dataclass(frozen=True)
+class KeptRows:
+    """The old classes' rows of a head as a round starts (the champion's), put back after every
+    step: they were learned from every label of those classes while they arrived, where the
+    replayed sample holds a few; the new classes' rows and biases learn around them."""
+
+    index: torch.Tensor
+    weight: torch.Tensor
+    bias: torch.Tensor
+
+    @classmethod
+    def of(cls, head: torch.nn.Linear, roles: ClassRoles) -> "KeptRows":
+        index = torch.from_numpy(roles.old).to(head.weight.device)
+        return cls(index, head.weight.detach()[index].clone(), head.bias.detach()[index].clone())
+
+    def restore(self, head: torch.nn.Linear) -> None:
+        with torch.no_grad():
+            head.weight[self.index] = self.weight
+            head.bias[self.index] = self.bias
+
+
 def shift_aware_replay_size(n_new_per_class: dict[str, int], known: set[str], ratio: float) -> int:
     """How many examples to replay beside ``n_new_per_class`` new labels: ``ratio`` per new label,
     raised when the new labels leave out classes of ``known`` (the classes replay can offer) so

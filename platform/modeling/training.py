@@ -29,6 +29,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from torch.nn import functional as F
 
 from driftloop.platform.modeling.class_incremental import (
+    KeptRows,
     align_weights,
     apply_bias_correction,
     class_roles,
@@ -109,6 +110,7 @@ def fit(
     loss_weights = _class_weights(train.y, len(model.labels)) if config.class_weights else None
     optimizer = _optimizer(model, settings["learning_rate"], config.weight_decay)
     rng = np.random.default_rng(config.seed)
+    kept = _kept_rows(model, data, config)
     device = model.head.weight.device
     epochs, patience = int(settings["epochs"]), int(settings["patience"])
     batch_size = int(settings["batch_size"])
@@ -130,6 +132,8 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if kept is not None:
+                kept.restore(model.head)
             state.losses.append(loss.item())
             state.batch += 1
             state.step += 1
@@ -244,6 +248,14 @@ def _distillation(logits: torch.Tensor, teacher: np.ndarray, temperature: float,
     student = F.log_softmax(logits[torch.from_numpy(rows).to(device), :old] / temperature, dim=-1)
     target = F.log_softmax(torch.from_numpy(teacher[rows]).float().to(device) / temperature, dim=-1)
     return F.kl_div(student, target, log_target=True, reduction="batchmean") * temperature**2
+
+
+def _kept_rows(model: TextClassifier, data: TrainingData, config: TrainingConfig) -> KeptRows | None:
+    """The old classes' rows of the starting head, when ``config`` keeps them (head mode, a shifted mix)."""
+    if not config.keep_old_classes or model.mode != "head" or data.replayed is None:
+        return None
+    roles = class_roles(data.y, data.replayed)
+    return KeptRows.of(model.head, roles) if roles.shifted else None
 
 
 def _correct_class_bias(model: TextClassifier, data: TrainingData, val: TrainingData, config: TrainingConfig) -> dict[str, float]:

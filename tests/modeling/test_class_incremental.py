@@ -108,7 +108,8 @@ def test_corrections_off_leave_the_fit_as_it_was(headlines, encoder) -> None:  #
     data = _shifted_data(headlines, encoder)
     unmarked = TrainingData(data.texts, data.y, data.features)
     models = [TextClassifier.fresh("head", LABELS, encoder, seed=0) for _ in range(2)]
-    reports = [fit(models[0], data, TrainingConfig(epochs=20)), fit(models[1], unmarked, TrainingConfig(epochs=20))]
+    off = TrainingConfig(epochs=20, keep_old_classes=False)
+    reports = [fit(models[0], data, off), fit(models[1], unmarked, off)]
     assert reports[0].class_bias == {} and reports[1].class_bias == {}
     assert torch.equal(models[0].head.weight, models[1].head.weight)
     assert torch.equal(models[0].head.bias, models[1].head.bias)
@@ -118,11 +119,45 @@ def test_weight_aligning_in_fit_rescales_the_new_topics(headlines, encoder) -> N
     data = _shifted_data(headlines, encoder)
     plain = TextClassifier.fresh("head", LABELS, encoder, seed=0)
     aligned = TextClassifier.fresh("head", LABELS, encoder, seed=0)
-    fit(plain, data, TrainingConfig(epochs=20))
-    report = fit(aligned, data, TrainingConfig(epochs=20, weight_aligning=True))
+    fit(plain, data, TrainingConfig(epochs=20, keep_old_classes=False))
+    report = fit(aligned, data, TrainingConfig(epochs=20, keep_old_classes=False, weight_aligning=True))
     gamma = report.class_bias["gamma"]
     new, old = [LABELS.index("sports"), LABELS.index("tech")], [0, 1, 2]
     norms = aligned.head.weight.norm(dim=1)
     assert norms[new].mean().item() == pytest.approx(norms[old].mean().item(), rel=1e-5)
     torch.testing.assert_close(aligned.head.weight[new], plain.head.weight[new] * gamma)
     assert torch.equal(aligned.head.weight[old], plain.head.weight[old])
+
+
+def _round_after_a_shift(headlines, encoder, config: TrainingConfig) -> tuple[TextClassifier, TextClassifier, float]:  # type: ignore[no-untyped-def]
+    """A champion trained on three topics' headlines; a candidate from it on the two other topics
+    with a small replayed sample of the first three (4 headlines each), as a round after a class
+    shift has. Returns the champion, the candidate, and the candidate's accuracy on held-out
+    headlines of the three old topics."""
+    old_topics = ("business", "entertainment", "politics")
+    old = [h for h in headlines[:1500] if h[2] in old_topics]
+    champion = TextClassifier.fresh("head", LABELS, encoder, seed=0)
+    first = old[:240]
+    fit(champion, TrainingData([h[1] for h in first], np.array([LABELS.index(h[2]) for h in first]), encoder.embed([h[1] for h in first])), TrainingConfig())
+    new = [h for h in headlines[:1500] if h[2] not in old_topics][:200]
+    replayed = [h for topic in old_topics for h in [r for r in first if r[2] == topic][:4]]
+    rows = new + replayed
+    candidate = champion.candidate("head", LABELS, seed=0)
+    data = TrainingData(
+        [h[1] for h in rows], np.array([LABELS.index(h[2]) for h in rows]), encoder.embed([h[1] for h in rows]),
+        replayed=np.arange(len(rows)) >= len(new),
+    )
+    fit(candidate, data, config)
+    held_out = old[240:540]
+    predicted = candidate.predict_proba([h[1] for h in held_out], encoder.embed([h[1] for h in held_out])).argmax(axis=1)
+    return champion, candidate, float(np.mean(predicted == np.array([LABELS.index(h[2]) for h in held_out])))
+
+
+def test_keeping_the_old_classes_rows_forgets_less_after_a_class_shift(headlines, encoder) -> None:  # type: ignore[no-untyped-def]
+    _, _, plain = _round_after_a_shift(headlines, encoder, TrainingConfig(keep_old_classes=False))
+    champion, candidate, kept = _round_after_a_shift(headlines, encoder, TrainingConfig())  # the default keeps them
+    old = [0, 1, 2]
+    assert torch.equal(candidate.head.weight[old], champion.head.weight[old]), "the old topics' rows must be the champion's"
+    assert torch.equal(candidate.head.bias[old], champion.head.bias[old])
+    assert not torch.equal(candidate.head.weight[3:], champion.head.weight[3:]), "the new topics must still learn"
+    assert kept > plain + 0.03, (kept, plain)

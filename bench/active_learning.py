@@ -45,11 +45,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from continual import CachedVectors, fresh_store, load_corpus  # bench/ is on sys.path when this runs as a script
+from continual import (  # bench/ is on sys.path when this runs as a script
+    CachedVectors,
+    fresh_store,
+    load_bbc,
+    load_corpus,
+)
 from sklearn.metrics import f1_score
 
 from driftloop.platform.config import Settings
-from driftloop.platform.corpora import bbc_news
 from driftloop.platform.errors import NothingToLearn
 from driftloop.platform.ingestion.service import ingest
 from driftloop.platform.labels.service import import_labels
@@ -103,15 +107,8 @@ def load(name: str, encoder: Encoder, tweets_sample: int | None = None) -> Datas
         keep = [i for i, label in enumerate(corpus.labels) if name == "healthtweets" or label in BINARY_OUTLETS]
         texts, raw_labels, features = [corpus.texts[i] for i in keep], [corpus.labels[i] for i in keep], corpus.features[keep]
     else:
-        items = bbc_news()
-        texts, raw_labels = [i.text for i in items], [i.label for i in items]
-        cache = OUT / f"{name}-{encoder.id.replace('/', '_')}.npy"
-        if cache.exists():
-            features = np.load(cache)
-        else:
-            OUT.mkdir(exist_ok=True)
-            features = encoder.embed(texts, batch_size=32)
-            np.save(cache, features)
+        corpus = load_bbc(encoder)  # the continual benchmark's loader: one cache
+        texts, raw_labels, features = corpus.texts, corpus.labels, corpus.features
     if len(features) != len(texts):
         raise RuntimeError(f"cached embeddings ({len(features)}) do not match the {len(texts)} texts: delete {OUT}")
     names = sorted(set(raw_labels))

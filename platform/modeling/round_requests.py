@@ -42,6 +42,13 @@ class TrainingConfig:
     distill_weight: float = 0.0  # LwF: weight of the distillation term
     temperature: float = 2.0
     seed: int = 0
+    # Class-incremental options of a ``head`` model's linear head, for rounds whose new labels
+    # leave out classes that only replay teaches (class_incremental.py; bench/RESULTS.md, issue 22):
+    # keeping those classes' rows as the champion has them measured best and is the default;
+    # weight aligning and BiC measured worse and stay off.
+    keep_old_classes: bool = True
+    weight_aligning: bool = False
+    bias_correction: bool = False
 
     def resolved(self, mode: str) -> dict[str, float]:
         defaults = TRAINING_DEFAULTS[mode]

@@ -342,6 +342,7 @@ def train_candidate(
         y=np.array([data.labels.index(e.label) for e in examples], dtype=np.int64),
         features=features if request.mode == "head" else None,
         teacher=_teacher(champion_model, data.new, data.replayed, features, request.training),
+        replayed=np.arange(len(examples)) >= len(data.new),
     )
     fit_report = fit(model, training_data, request.training, _within(progress, 0.33, 1.0), checkpointing)
     return TrainedCandidate(model, init, fit_report, features, champion_model, training_data)

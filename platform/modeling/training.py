@@ -28,6 +28,13 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_class_weight
 from torch.nn import functional as F
 
+from driftloop.platform.modeling.class_incremental import (
+    KeptRows,
+    align_weights,
+    apply_bias_correction,
+    class_roles,
+    fit_bias_correction,
+)
 from driftloop.platform.modeling.model import TextClassifier
 from driftloop.platform.modeling.round_requests import TrainingConfig  # noqa: F401 - re-exported: the fit's config
 
@@ -40,12 +47,15 @@ _HEAD_LEARNING_RATE = 1e-3  # the head's step when the encoder is tuned alongsid
 class TrainingData:
     """Examples to learn from. ``features`` are the base encoder's embeddings (``head`` mode);
     ``teacher`` holds the champion's log-probabilities over its own labels, NaN rows where
-    there is nothing to distil (replayed examples, or no champion)."""
+    there is nothing to distil (replayed examples, or no champion). ``replayed`` marks the rows
+    replayed from memory (True) apart from the round's new labels: the class-bias corrections
+    need to know which classes only replay taught."""
 
     texts: list[str]
     y: np.ndarray
     features: np.ndarray | None = None
     teacher: np.ndarray | None = None
+    replayed: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -56,6 +66,7 @@ class TrainingData:
             self.y[index],
             None if self.features is None else self.features[index],
             None if self.teacher is None else self.teacher[index],
+            None if self.replayed is None else self.replayed[index],
         )
 
 
@@ -70,6 +81,7 @@ class FitReport:
     history: list[dict[str, float]] = field(default_factory=list)
     steps: int = 0  # optimizer steps, those before a resume included
     resumed_from_step: int | None = None  # the checkpoint's step when this fit continued one
+    class_bias: dict[str, float] = field(default_factory=dict)  # the corrections applied to the head, if any
 
 
 @dataclass(frozen=True)
@@ -98,6 +110,7 @@ def fit(
     loss_weights = _class_weights(train.y, len(model.labels)) if config.class_weights else None
     optimizer = _optimizer(model, settings["learning_rate"], config.weight_decay)
     rng = np.random.default_rng(config.seed)
+    kept = _kept_rows(model, data, config)
     device = model.head.weight.device
     epochs, patience = int(settings["epochs"]), int(settings["patience"])
     batch_size = int(settings["batch_size"])
@@ -119,6 +132,8 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if kept is not None:
+                kept.restore(model.head)
             state.losses.append(loss.item())
             state.batch += 1
             state.step += 1
@@ -141,6 +156,7 @@ def fit(
     if best is not None:
         _restore(model, best[2])
     model.train(False)
+    class_bias = _correct_class_bias(model, data, val, config)
     return FitReport(
         epochs=len(history),
         best_epoch=best[1] if best else len(history),
@@ -151,6 +167,7 @@ def fit(
         history=history,
         steps=state.step,
         resumed_from_step=resumed_from,
+        class_bias=class_bias,
     )
 
 
@@ -231,6 +248,34 @@ def _distillation(logits: torch.Tensor, teacher: np.ndarray, temperature: float,
     student = F.log_softmax(logits[torch.from_numpy(rows).to(device), :old] / temperature, dim=-1)
     target = F.log_softmax(torch.from_numpy(teacher[rows]).float().to(device) / temperature, dim=-1)
     return F.kl_div(student, target, log_target=True, reduction="batchmean") * temperature**2
+
+
+def _kept_rows(model: TextClassifier, data: TrainingData, config: TrainingConfig) -> KeptRows | None:
+    """The old classes' rows of the starting head, when ``config`` keeps them (head mode, a shifted mix)."""
+    if not config.keep_old_classes or model.mode != "head" or data.replayed is None:
+        return None
+    roles = class_roles(data.y, data.replayed)
+    return KeptRows.of(model.head, roles) if roles.shifted else None
+
+
+def _correct_class_bias(model: TextClassifier, data: TrainingData, val: TrainingData, config: TrainingConfig) -> dict[str, float]:
+    """The class-incremental corrections ``config`` asks for, on a ``head`` model trained on new
+    and replayed rows (see :mod:`driftloop.platform.modeling.class_incremental`); what was applied."""
+    if model.mode != "head" or data.replayed is None or not (config.weight_aligning or config.bias_correction):
+        return {}
+    roles = class_roles(data.y, data.replayed)
+    if not roles.shifted:
+        return {}
+    applied = {}
+    if config.weight_aligning:
+        applied["gamma"] = align_weights(model.head, roles)
+    if config.bias_correction and val.features is not None:
+        with torch.no_grad():
+            logits = model.head(torch.from_numpy(val.features).to(model.head.weight.device)).float().cpu()
+        alpha, beta = fit_bias_correction(logits, val.y, roles)
+        apply_bias_correction(model.head, roles, alpha, beta)
+        applied |= {"alpha": alpha, "beta": beta}
+    return applied
 
 
 def _split(data: TrainingData, config: TrainingConfig) -> tuple[TrainingData, TrainingData]:

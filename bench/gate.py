@@ -272,8 +272,8 @@ def table(cases: list[Case], rules: GateRules, variant: Variant = Variant()) -> 
 
 def sweep(cases: list[Case], tolerances: list[float]) -> str:
     """For each hold tolerance and variant, the worst error over the sizes, per corpus: false
-    refusal (more-data), false acceptance (flipped-30, class-missing); a star where all three
-    are at or under 5%."""
+    refusal (more-data), false acceptance (flipped-30, class-missing), each with its errors over
+    all sizes pooled (errors/judged); a star where all three are at or under 5% at every size."""
     judged = [c for c in cases if (c.true_difference < TRULY_WORSE) == (c.scenario in WORSE)]
     variants = [Variant()] + [Variant(True, floor, every) for every in (False, True) for floor in (0.03, 0.02, 0.01, 0.0)]
     variants += [Variant(False)] + [Variant(False, floor, True) for floor in (0.02, 0.01, 0.0)]
@@ -293,8 +293,10 @@ def sweep(cases: list[Case], tolerances: list[float]) -> str:
                 errors[(case.corpus, case.size, case.scenario)].append(passed != (case.scenario == "more-data"))
             row = [f"{tolerance:.2f}", str(variant)]
             for corpus in corpora:
-                worst = [max((float(np.mean(v)) for (c, _, s), v in errors.items() if c == corpus and s == scenario), default=0.0) for scenario in SCENARIOS]
-                row.append(" / ".join(f"{w:.0%}" for w in worst) + (" ★" if max(worst) <= 0.05 else ""))
+                cells = [[v for (c, _, s), v in errors.items() if c == corpus and s == scenario] for scenario in SCENARIOS]
+                worst = [max((float(np.mean(v)) for v in cell), default=0.0) for cell in cells]
+                pooled = [f"{sum(map(sum, cell))}/{sum(map(len, cell))}" for cell in cells]
+                row.append(" / ".join(f"{w:.0%} ({p})" for w, p in zip(worst, pooled, strict=True)) + (" ★" if max(worst) <= 0.05 else ""))
             lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 

@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from driftloop.platform.evaluation.gate import EvalSlice, GateOutcome, GateRules, evaluate_gate
+from driftloop.platform.evaluation.gate import EvalSlice, GateOutcome, GateRules, RuleResult, evaluate_gate
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -55,6 +55,10 @@ def failed(outcome: GateOutcome) -> list[tuple[str, str]]:
     return [(r.rule, r.slice) for r in outcome.rules if r.status == "fail"]
 
 
+def rule_on(outcome: GateOutcome, rule: str, slice_name: str) -> RuleResult:
+    return next(r for r in outcome.rules if (r.rule, r.slice) == (rule, slice_name))
+
+
 @pytest.fixture(scope="module")
 def better() -> GateOutcome:
     """A candidate right 95% of the time against a champion right 80% of the time, everywhere."""
@@ -66,6 +70,7 @@ def test_better_candidate_passes_every_rule(better: GateOutcome) -> None:
     assert outcome.passed, outcome.rules
     assert [(r.rule, r.slice) for r in outcome.rules] == [
         ("current_traffic", "recent"),
+        ("class_lost", "recent"),
         ("no_forgetting", "past:2024-01"),
         ("class_lost", "past:2024-01"),
         ("no_forgetting", "past:2024-02"),
@@ -100,19 +105,19 @@ def test_a_drop_the_data_do_not_show_beyond_the_tolerance_passes() -> None:
     one_more = {**champion, "past:2024-02": predictions(slices[1].y_true, 0.85 - 1 / 120)}
     outcome = evaluate_gate(slices, one_more, champion, LABELS)
     assert outcome.passed, outcome.rules
-    assert -0.03 < outcome.rules[1].value < 0  # really worse, by one example
+    assert -0.03 < rule_on(outcome, "no_forgetting", "past:2024-02").value < 0  # really worse, by one example
 
     # 3 more mistakes in 120: surely worse, but within the tolerance as far as the data show
     three_more = {**champion, "past:2024-02": predictions(slices[1].y_true, 0.85 - 3 / 120)}
-    forgetting = evaluate_gate(slices, three_more, champion, LABELS).rules[1]
+    forgetting = rule_on(evaluate_gate(slices, three_more, champion, LABELS), "no_forgetting", "past:2024-02")
     assert forgetting.low < -0.03 < forgetting.value < forgetting.high <= 0
     assert forgetting.status == "pass"
     assert forgetting.detail.endswith("no evidence of a drop beyond 0.030 — pass")
 
     # 6 more: the estimate is a drop beyond the tolerance, the interval reaches back above it
     six_more = {**champion, "past:2024-02": predictions(slices[1].y_true, 0.85 - 6 / 120)}
-    outcome = evaluate_gate(slices, six_more, champion, LABELS)
-    forgetting = outcome.rules[1]
+    outcome = evaluate_gate(slices, six_more, champion, LABELS, STRICT)
+    forgetting = rule_on(outcome, "no_forgetting", "past:2024-02")
     assert forgetting.low < forgetting.value < -0.03 < forgetting.high < 0
     assert forgetting.status == "undecided"
     assert "a drop beyond 0.030 that the data cannot confirm — undecided" in forgetting.detail
@@ -125,7 +130,7 @@ def test_dropping_on_recent_beyond_hold_tolerance_fails() -> None:
     champion = model(SLICES, 0.85)
     candidate = dict(champion)
     candidate["recent"] = predictions(SLICES[0].y_true, 0.75)  # 14 more mistakes in 140
-    assert failed(evaluate_gate(SLICES, candidate, champion, LABELS)) == [("current_traffic", "recent")]
+    assert failed(evaluate_gate(SLICES, candidate, champion, LABELS))[0] == ("current_traffic", "recent")
 
 
 def test_overconfident_candidate_fails_calibration() -> None:
@@ -212,11 +217,11 @@ def test_only_a_sure_drop_fails() -> None:
     champion = model(slices, 0.9)
     slightly = {**champion, "past:2024-01": predictions(slices[1].y_true, 0.85)}  # 2 more mistakes in 40
     outcome = evaluate_gate(slices, slightly, champion, LABELS, STRICT)
-    assert outcome.passed and outcome.rules[1].status == "undecided"
+    assert outcome.passed and rule_on(outcome, "no_forgetting", "past:2024-01").status == "undecided"
     much = {**champion, "past:2024-01": predictions(slices[1].y_true, 0.4)}
     outcome = evaluate_gate(slices, much, champion, LABELS, STRICT)
     assert failed(outcome)[0] == ("no_forgetting", "past:2024-01")
-    rule, difference = outcome.rules[1], outcome.slices[1].difference
+    rule, difference = rule_on(outcome, "no_forgetting", "past:2024-01"), outcome.slices[1].difference
     assert (rule.value, rule.low, rule.high) == (difference.estimate, difference.low, difference.high)
 
 
@@ -244,10 +249,10 @@ def test_a_lost_class_fails_whatever_the_slice_size() -> None:
     outcome = evaluate_gate(slices, {**champion, "past1:labels 1-15": lost}, champion, LABELS, STRICT)
     assert failed(outcome) == [("class_lost", "past1:labels 1-15")]
     assert not outcome.passed
-    rule = next(r for r in outcome.rules if r.rule == "class_lost")
+    rule = rule_on(outcome, "class_lost", "past1:labels 1-15")
     assert rule.detail.startswith("recall politics 0.80 -> 0.00") and rule.detail.endswith("class forgotten, still in recent traffic — fail")
     # the same slice without the loss: too small to vouch for anything, so undecided
-    kept = next(r for r in evaluate_gate(slices, champion, champion, LABELS, STRICT).rules if r.rule == "class_lost")
+    kept = rule_on(evaluate_gate(slices, champion, champion, LABELS, STRICT), "class_lost", "past1:labels 1-15")
     assert kept.status == "undecided"
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from driftloop.platform.evaluation.gate import EvalSlice, GateRules, evaluate_gate
-from tests.evaluation.test_gate import LABELS, eval_slice, failed, model, predictions
+from tests.evaluation.test_gate import LABELS, eval_slice, failed, model, predictions, rule_on
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -83,7 +83,7 @@ def test_losing_a_class_still_in_traffic_fails() -> None:
     candidate = lost_politics(slices, champion)
     outcome = evaluate_gate(slices, candidate, champion, LABELS, CURRENT, traffic_classes={"sport", "politics"})
     assert ("class_lost", "past1") in failed(outcome)
-    assert "politics" in next(r for r in outcome.rules if r.rule == "class_lost").detail
+    assert "politics" in rule_on(outcome, "class_lost", "past1").detail
 
 
 def test_losing_a_class_gone_from_traffic_passes_with_a_notice() -> None:
@@ -91,7 +91,7 @@ def test_losing_a_class_gone_from_traffic_passes_with_a_notice() -> None:
     candidate = lost_politics(slices, champion)
     outcome = evaluate_gate(slices, candidate, champion, LABELS, CURRENT, traffic_classes={"sport", "tech"})
     assert outcome.passed, outcome.rules
-    notice = next(r for r in outcome.rules if r.rule == "class_lost")
+    notice = rule_on(outcome, "class_lost", "past1")
     assert notice.status == "notice" and notice.passed
     assert notice.detail.startswith("recall politics") and "absent from recent traffic — notice, not a veto" in notice.detail
     # under strict the same loss is a veto
@@ -155,10 +155,10 @@ def test_a_shown_recall_drop_on_a_served_class_fails_and_on_a_gone_class_is_a_no
     worse[politics] = worse[politics][:, [2, 1, 0]]
     candidate = {"current": predictions(slices[0].y_true, 0.95), "past1": worse}
     served = evaluate_gate(slices, candidate, champion, LABELS, CURRENT, traffic_classes=set(LABELS))
-    rule = next(r for r in served.rules if r.rule == "class_lost")
+    rule = rule_on(served, "class_lost", "past1")
     assert rule.status == "fail" and "politics" in rule.detail and "drop CI" in rule.detail
     gone = evaluate_gate(slices, candidate, champion, LABELS, CURRENT, traffic_classes={"sport", "tech"})
-    assert gone.passed and next(r for r in gone.rules if r.rule == "class_lost").status == "notice"
+    assert gone.passed and rule_on(gone, "class_lost", "past1").status == "notice"
 
 
 def test_a_shown_loss_on_the_past_needs_a_positive_net_gain() -> None:

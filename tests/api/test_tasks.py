@@ -116,7 +116,7 @@ def test_settings_are_set_with_patch_and_shown_with_the_task(client: TestClient)
     name = f"api-{uuid.uuid4().hex[:8]}"
     created = client.post("/v1/tasks", json={"name": name, "labels": ["a", "b"]}).json()
     every = ["gate", "half_life_labels", "eval_fraction", "store_predictions"]
-    assert created["settings"] == {"gate": "current", "half_life_labels": 200, "eval_fraction": 0.2, "store_predictions": True, "defaults": every}
+    assert created["settings"] == {"gate": "current", "half_life_labels": 200, "eval_fraction": 0.0, "store_predictions": True, "defaults": every}
 
     changed = client.patch(f"/v1/tasks/{name}", json={"gate": "strict", "eval_fraction": 0})
     assert changed.status_code == 200, changed.text

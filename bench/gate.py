@@ -36,8 +36,8 @@ counted, "of N", but is neither a refusal nor an acceptance error). Reported per
 size: false refusal (truly-not-worse ``more-data`` candidates refused), false acceptance
 (truly-worse ``flipped-30`` / ``class-missing`` candidates passed; and apart, those worse than
 the gate's own hold tolerance, which it is built to refuse), the share of provisional passes,
-and the mean true difference of each scenario. ``commons`` (House of Commons speeches, binary)
-runs too, but its 840 speeches leave a pool of 240: a noisy truth.
+and the mean true difference of each scenario. ``npr-reuters`` (the binary health-tweet pair of
+bench/active_learning.py, 1,782 tweets) runs too; its pool of about 1,200 is a noisier truth.
 
 Each case's evidence (labels, weights, both models' probabilities, traffic classes, true
 difference) is saved (``--save``) so that ``--merge`` can re-judge it under other rules
@@ -326,7 +326,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", nargs="+", default=["10-29"], help="seeds or inclusive ranges (tune on 0-9, report on 10-29)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[30, 60, 120, 300], help="labels since the champion's cutoff")
-    parser.add_argument("--corpora", nargs="+", default=["bbcnews", "healthtweets"], choices=["bbcnews", "healthtweets", "commons"])
+    parser.add_argument("--corpora", nargs="+", default=["bbcnews", "healthtweets"], choices=["bbcnews", "healthtweets", "npr-reuters"])
     parser.add_argument("--save", type=Path, help="write every case's evidence here (JSON, after each seed), for --merge")
     parser.add_argument("--merge", type=Path, nargs="+", help="only judge the cases saved in these files")
     parser.add_argument("--rule", nargs="+", default=[], help="gate rule overrides, name=value (default GateRules())")

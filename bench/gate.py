@@ -141,7 +141,8 @@ def cases_for(data: Dataset, seed: int, sizes: list[int], encoder: Encoder) -> I
         # Arrival order: the champion's labels, then the new ones; weights and traffic as the round computes them.
         order = [(int(r), data.label_names[data.labels[r]]) for r in np.concatenate([old, new])]
         half_life = GateRules().half_life_labels
-        weights = recency_weights(order, [int(r) for r in new], half_life)
+        recency = recency_weights(order, half_life)
+        weights = np.array([recency[int(r)] for r in new])
         traffic = sorted(traffic_classes(order, [data.label_names[data.labels[r]] for r in new], half_life))
         champion_proba = proba(champion, data, new)
         for scenario in SCENARIOS:

@@ -13,7 +13,7 @@ from driftloop.platform.config import get_settings
 from driftloop.platform.store.engine import session_scope
 
 if TYPE_CHECKING:
-    from driftloop.platform.modeling.freeze import FreezeNotice, LatestDecision
+    from driftloop.platform.modeling.freeze import FreezeNotice, GateStatus
     from driftloop.platform.modeling.registry import ComparableMetrics, VersionInfo
 
 app = command_group("Model versions: list, promote, roll back.")
@@ -27,27 +27,20 @@ def list_(name: str = typer.Argument(..., help="Task."), as_json: bool = json_op
     --json: {"task", "versions", "notice", "gate"}, each version as the API's GET .../models gives it,
     "gate" the newest gate decision with every term, its weight and its interval (as GET .../gate's "latest")."""
     engine = current_engine()
+    status = _gate_status(engine, name)
     if as_json:
-        print_json({"task": name, "versions": _versions(engine, name), "notice": freeze_notice(engine, name), "gate": _latest(engine, name)})
+        print_json({"task": name, "versions": _versions(engine, name), "notice": status.notice, "gate": status.latest})
         return
     out.print(models_table(engine, name))
-    latest = _latest(engine, name)
+    latest = status.latest
     if latest is not None:
         from driftloop.platform.cli.train import decision_table
 
         table = decision_table([vars(r) for r in latest.rules], {})
         table.title = f"latest gate decision: v{latest.version}, {'passed' if latest.passed else 'failed'} ({latest.decided_at})"
         out.print(table)
-    for line in freeze_lines(engine, name):
+    for line in notice_lines(status.notice):
         out.print(line, markup=False)
-
-
-def _latest(engine: Engine, name: str) -> "LatestDecision | None":
-    from driftloop.platform.modeling.freeze import latest_decision
-    from driftloop.platform.tasks import get_task
-
-    with session_scope(engine) as session:
-        return latest_decision(session, get_task(session, name).id)
 
 
 def _versions(engine: Engine, name: str) -> "list[VersionInfo]":
@@ -90,12 +83,16 @@ def models_table(engine: Engine, name: str) -> Table:
     return table
 
 
-def freeze_notice(engine: Engine, name: str) -> "FreezeNotice | None":
-    """The task's freeze notice; None while the gate lets candidates through."""
+def _gate_status(engine: Engine, name: str) -> "GateStatus":
     from driftloop.platform.modeling.freeze import gate_status
 
     with session_scope(engine) as session:
-        return gate_status(session, name, get_settings().gate_freeze_after).notice
+        return gate_status(session, name, get_settings().gate_freeze_after)
+
+
+def freeze_notice(engine: Engine, name: str) -> "FreezeNotice | None":
+    """The task's freeze notice; None while the gate lets candidates through."""
+    return _gate_status(engine, name).notice
 
 
 def _footnotes(compared: "ComparableMetrics | None") -> str:
@@ -113,7 +110,10 @@ def _footnotes(compared: "ComparableMetrics | None") -> str:
 def freeze_lines(engine: Engine, name: str) -> list[str]:
     """The task's freeze notice as lines to print under a table; none while the gate lets
     candidates through."""
-    notice = freeze_notice(engine, name)
+    return notice_lines(freeze_notice(engine, name))
+
+
+def notice_lines(notice: "FreezeNotice | None") -> list[str]:
     if notice is None:
         return []
     lines = [f"NOTICE: {notice.message}"]

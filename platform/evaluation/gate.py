@@ -28,17 +28,20 @@ loss from a gain, and *passes* otherwise. The interval's ends are one-sided boun
 - ``net_gain`` (``current`` only): the recency-weighted mean of the differences on the current
   and past slices, draw by draw of their bootstraps: it may not show a net loss, and once a past
   slice shows a loss, the weighted gain on today's traffic must outweigh it (a positive estimate).
-- ``class_lost``: a class the champion recalled (>= ``class_champion_recall``) that the
-  candidate never predicts any more, on a past or gold slice. A veto for a class still seen in
-  recent traffic (``traffic_classes``) and under ``strict``; for a class gone from the traffic a
-  notice (status pass): the model serves today's classes.
+- ``class_lost``: on every slice, a class the champion recalled (>= ``class_champion_recall``)
+  that the candidate never predicts any more, or whose recall drop the paired interval shows. A
+  veto on ``recent`` and ``gold``, under ``strict``, and for a class still seen in recent
+  traffic (``traffic_classes``); for a class gone from the traffic a ``notice``: the model
+  serves today's classes.
 - ``calibration``: ECE on the ``recent`` slice (``all`` when there is none) may not rise beyond
   ``ece_tolerance``.
 
-**No evidence.** A gate where no rule decided fails, unless the candidate was trained on a
-superset of the champion's data by the same recipe (``superset``): under ``current`` it then
-passes *provisionally* when no estimate points to a loss beyond the tolerance (the next round's
-evidence re-judges it). More labels by the same recipe are rarely worse, and a gate that waits
+**Evidence needed.** Only the quality rules (``current_traffic``, ``no_forgetting``,
+``net_gain``) count as evidence; calibration and ``class_lost`` do not. A ``current_traffic``
+that is undecided with its estimate beyond the tolerance refuses any pass. A gate where no rule
+decided fails, unless the candidate was trained on a superset of the champion's data by the
+same recipe (``superset``): under ``current`` it then passes *provisionally* unless the
+current-traffic estimate is such a loss (the next round's evidence re-judges it). More labels by the same recipe are rarely worse, and a gate that waits
 for certainty at 30 labels freezes the served model for good.
 
 Classes are added over time, so the champion may know fewer labels than the candidate: its
@@ -57,13 +60,11 @@ from typing import Literal, get_args
 import numpy as np
 
 from driftloop.platform.evaluation.metrics import (
+    WEIGHTED_METRICS,
     Difference,
-    Metric,
     Resampled,
     SliceMetrics,
-    accuracy,
     calibration_difference,
-    macro_f1,
     slice_metrics,
     weighted_paired_bootstrap,
 )
@@ -74,7 +75,6 @@ Status = Literal["pass", "fail", "undecided", "notice"]
 Policy = Literal["current", "strict"]
 POLICIES: tuple[str, ...] = get_args(Policy)
 
-_BOOTSTRAP_METRICS: dict[str, Metric] = {"macro_f1": macro_f1, "accuracy": accuracy}
 # Keys older task settings may still carry; they are accepted and have no effect.
 _RETIRED_KEYS = frozenset({"use_confidence_interval"})
 
@@ -100,8 +100,8 @@ class GateRules:
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
             raise ValueError(f"gate policy {self.policy!r} is not one of {', '.join(POLICIES)}")
-        if self.metric not in _BOOTSTRAP_METRICS:
-            raise ValueError(f"gate metric {self.metric!r} is not one of {sorted(_BOOTSTRAP_METRICS)}")
+        if self.metric not in WEIGHTED_METRICS:
+            raise ValueError(f"gate metric {self.metric!r} is not one of {sorted(WEIGHTED_METRICS)}")
         for name in ("hold_tolerance", "forget_tolerance", "ece_tolerance", "first_model_margin"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
@@ -192,8 +192,13 @@ class GateOutcome:
 
 @dataclass(frozen=True)
 class _Judged:
+    """One slice as the rules see it: the report, both models' predicted classes (padded to
+    every label) and the bootstrap, computed once for every rule that reads them."""
+
     eval_slice: EvalSlice
     report: SliceReport
+    candidate_proba: np.ndarray
+    champion_proba: np.ndarray | None  # None without a champion
     resampled: Resampled | None  # None without a champion
 
 
@@ -222,7 +227,7 @@ def evaluate_gate(
     if champion is None:
         results = [_beats_majority(j.report, np.asarray(j.eval_slice.y_true), rules) for j in judged if j.report.kind == "all"]
     else:
-        results = _champion_rules(judged, candidate, champion, labels, rules, seed, traffic_classes)
+        results = _champion_rules(judged, rules, seed, traffic_classes)
     provisional = False
     if not has_evidence(results):
         provisional = champion is not None and superset and rules.policy == "current" and not _points_to_a_loss(results)
@@ -282,14 +287,14 @@ def _judge(
     candidate_metrics = slice_metrics(y_true, candidate_proba, labels)
     weight = eval_slice.weight()
     if champion is None:
-        return _Judged(eval_slice, SliceReport(eval_slice.name, eval_slice.kind, candidate_metrics, None, None, weight), None)
+        return _Judged(eval_slice, SliceReport(eval_slice.name, eval_slice.kind, candidate_metrics, None, None, weight), candidate_proba, None, None)
     champion_proba = _proba_for(champion, eval_slice.name, "champion", labels)
     resampled = weighted_paired_bootstrap(
         y_true, candidate_proba, champion_proba, rules.metric, eval_slice.weights, confidence=_two_sided(rules), seed=seed
     )
     champion_metrics = slice_metrics(y_true, champion_proba, labels)
     report = SliceReport(eval_slice.name, eval_slice.kind, candidate_metrics, champion_metrics, resampled.difference, weight)
-    return _Judged(eval_slice, report, resampled)
+    return _Judged(eval_slice, report, candidate_proba, champion_proba, resampled)
 
 
 def _proba_for(model: Mapping[str, np.ndarray], name: str, role: str, labels: Sequence[str]) -> np.ndarray:
@@ -305,42 +310,29 @@ def _proba_for(model: Mapping[str, np.ndarray], name: str, role: str, labels: Se
     return np.pad(proba, ((0, 0), (0, len(labels) - proba.shape[1])))
 
 
-def _champion_rules(
-    judged: list[_Judged],
-    candidate: Mapping[str, np.ndarray],
-    champion: Mapping[str, np.ndarray],
-    labels: Sequence[str],
-    rules: GateRules,
-    seed: int,
-    traffic_classes: Collection[str] | None,
-) -> list[RuleResult]:
+def _champion_rules(judged: list[_Judged], rules: GateRules, seed: int, traffic_classes: Collection[str] | None) -> list[RuleResult]:
     strict = rules.policy == "strict"
     weighed = [j for j in judged if j.report.kind in ("recent", "past")]
     total = sum(j.report.weight for j in weighed) or 1.0
     results: list[RuleResult] = []
     for j in judged:
         share = j.report.weight / total if not strict else 1.0
-        y_true = np.asarray(j.eval_slice.y_true)
         if j.report.kind == "recent":
             results.append(_metric_rule("current_traffic", j.report, rules, rules.hold_tolerance, share))
             # every class of today's traffic is served: losing one is a veto whatever the policy
-            predicted = (_proba_for(m, j.report.name, role, labels).argmax(axis=1) for m, role in ((candidate, "candidate"), (champion, "champion")))
-            results.append(_class_lost(j.report, y_true, rules, None, *predicted, seed=seed))
+            results.append(_class_lost(j, rules, None, seed=seed))
         elif j.report.kind in ("past", "gold"):
             veto = strict or j.report.kind == "gold"
             results.append(_no_forgetting(j.report, rules, veto=veto, weight=1.0 if veto else share))
-            in_traffic = None if strict or j.report.kind == "gold" else traffic_classes
-            predicted = (_proba_for(m, j.report.name, role, labels).argmax(axis=1) for m, role in ((candidate, "candidate"), (champion, "champion")))
-            results.append(_class_lost(j.report, y_true, rules, in_traffic, *predicted, seed=seed))
+            results.append(_class_lost(j, rules, None if veto else traffic_classes, seed=seed))
     if not strict and any(j.report.kind == "past" for j in weighed) and any(j.report.kind == "recent" for j in weighed):
         results.append(_net_gain(weighed, rules, total))
     calibrated = next((j for j in judged if j.report.kind == "recent"), None) or next((j for j in judged if j.report.kind == "all"), None)
     if calibrated is not None:
-        name = calibrated.eval_slice.name
         ece = calibration_difference(
             np.asarray(calibrated.eval_slice.y_true),
-            _proba_for(candidate, name, "candidate", labels),
-            _proba_for(champion, name, "champion", labels),
+            calibrated.candidate_proba,
+            calibrated.champion_proba,  # type: ignore[arg-type]
             confidence=_two_sided(rules),
             seed=seed,
         )
@@ -418,22 +410,16 @@ def _reason(status: Status, difference: Difference, tolerance: float, loss: str,
     return f"{sure}no evidence of a {loss} beyond {tolerance:.3f} — pass"
 
 
-def _class_lost(
-    report: SliceReport,
-    y_true: np.ndarray,
-    rules: GateRules,
-    traffic_classes: Collection[str] | None,
-    candidate_predicted: np.ndarray,
-    champion_predicted: np.ndarray,
-    *,
-    seed: int = 0,
-) -> RuleResult:
+def _class_lost(judged: _Judged, rules: GateRules, traffic_classes: Collection[str] | None, *, seed: int = 0) -> RuleResult:
     """A class forgotten on this slice: one the candidate no longer predicts at all (a loss no
     sample size excuses: a recall of 0 on several examples the champion mostly got right is no
     accident of sampling), or, for a class still served, a recall drop beyond
     ``forget_tolerance`` that the paired interval shows (Bonferroni over the classes judged, so
     that judging five classes does not multiply false refusals by five). A veto while the class
     is still in recent traffic (``traffic_classes`` None: every class is); a notice once it is gone."""
+    report, y_true = judged.report, np.asarray(judged.eval_slice.y_true)
+    candidate_predicted = judged.candidate_proba.argmax(axis=1)
+    champion_predicted = judged.champion_proba.argmax(axis=1)  # type: ignore[union-attr]
     names = list(report.candidate.per_class_recall)
     judged = [(int(index), name) for index, name in zip(np.unique(y_true), names, strict=True) if np.sum(y_true == index) >= rules.class_min_examples]
     served = {name for _, name in judged if traffic_classes is None or name in traffic_classes}

@@ -210,6 +210,7 @@ def _weighted_macro_f1(y_true: np.ndarray, predicted: np.ndarray, scale: np.ndar
 
 
 _WEIGHTED = {"accuracy": _weighted_accuracy, "macro_f1": _weighted_macro_f1}
+WEIGHTED_METRICS = frozenset(_WEIGHTED)  # the metrics a gate rule can compare
 
 
 def _checked(y_true: np.ndarray, proba: np.ndarray, n_labels: int | None = None) -> tuple[np.ndarray, np.ndarray]:

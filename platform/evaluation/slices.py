@@ -16,7 +16,7 @@ fading factor of prequential evaluation (Gama et al. 2013) counted in labels rat
 so that a task labelled in bursts is weighed by what it learned in between, not by the calendar.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -91,15 +91,15 @@ def arrival_order(session: Session, task_id: int) -> list[tuple[int, str]]:
     ]
 
 
-def recency_weights(order: Sequence[tuple[int, str]], text_ids: Sequence[int], half_life_labels: int) -> np.ndarray:
-    """0.5 ** (labels that arrived after it / half-life) for each of ``text_ids``; a text not in
-    ``order`` (gold) weighs 1."""
-    age = {text_id: len(order) - 1 - rank for rank, (text_id, _) in enumerate(order)}
-    return np.array([0.5 ** (age.get(t, 0) / half_life_labels) for t in text_ids], dtype=float)
+def recency_weights(order: Sequence[tuple[int, str]], half_life_labels: int) -> dict[int, float]:
+    """0.5 ** (labels that arrived after it / half-life), by text id of ``order``'s labels."""
+    last = len(order) - 1
+    return {text_id: 0.5 ** ((last - rank) / half_life_labels) for rank, (text_id, _) in enumerate(order)}
 
 
-def weighted(spec: SliceSpec, order: Sequence[tuple[int, str]], half_life_labels: int) -> SliceSpec:
-    return replace(spec, weights=recency_weights(order, spec.text_ids, half_life_labels))
+def weighted(spec: SliceSpec, weights: Mapping[int, float]) -> SliceSpec:
+    """``spec`` with its labels' recency weights; a text without one (gold) weighs 1."""
+    return replace(spec, weights=np.array([weights.get(t, 1.0) for t in spec.text_ids], dtype=float))
 
 
 def traffic_classes(order: Sequence[tuple[int, str]], unseen: Sequence[str], half_life_labels: int) -> set[str]:

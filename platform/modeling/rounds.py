@@ -34,7 +34,14 @@ from driftloop.platform.evaluation.gate import (
     evaluate_gate,
     has_evidence,
 )
-from driftloop.platform.evaluation.slices import SliceSpec, arrival_order, eval_slices, traffic_classes, weighted
+from driftloop.platform.evaluation.slices import (
+    SliceSpec,
+    arrival_order,
+    eval_slices,
+    recency_weights,
+    traffic_classes,
+    weighted,
+)
 from driftloop.platform.home import private_home
 from driftloop.platform.jobs import (
     begin_job,
@@ -248,7 +255,7 @@ class TrainedCandidate:
     fit: FitReport
     features: np.ndarray | None  # the training examples' embeddings, when a head needs them
     champion: TextClassifier | None  # the base it started from
-    data: TrainingData | None = None  # what it was fitted on: cross-fitting refits on it without each fold
+    data: TrainingData  # what it was fitted on: cross-fitting refits on it without each fold
 
 
 @dataclass(frozen=True)
@@ -287,6 +294,7 @@ def gather(engine: Engine, request: RoundRequest, task_id: int) -> RoundData:
         # fine-tunings in the other modes, which are judged on the eval split alone.
         cross_fitted = unseen if current is not None and request.mode == "head" else []
         slices = _with_current(slices, cross_fitted, labels)
+        recency = recency_weights(order, rules.half_life_labels)
         return RoundData(
             task_id=task_id,
             labels=labels,
@@ -296,7 +304,7 @@ def gather(engine: Engine, request: RoundRequest, task_id: int) -> RoundData:
             new=new,
             replayed=_replay_sample(session, task_id, request, len(new)) if base else [],
             data_until=session.scalar(select(func.max(Label.created_at)).where(Label.task_id == task_id)),
-            slices=[weighted(spec, order, rules.half_life_labels) for spec in slices],
+            slices=[weighted(spec, recency) for spec in slices],
             base=_row(base),
             judge=_row(current),
             judges_provisional=current is not None and registry.is_provisional(current),
@@ -390,7 +398,7 @@ def _cross_fitted(request: RoundRequest, data: RoundData, trained: TrainedCandid
     def start() -> TextClassifier:
         return _start_from(trained.champion, data.base, request, data.labels, encoder)[0]
 
-    return cross_fit(start, trained.data, held, request.training)  # type: ignore[arg-type]
+    return cross_fit(start, trained.data, held, request.training)
 
 
 def record_round(

@@ -177,3 +177,19 @@ def test_calibration_error_for_the_bootstrap_matches_the_binned_ece() -> None:
     overconfident = np.where(calibrated == 0.8, 0.99, 0.005)
     worse = calibration_difference(y_true, overconfident, calibrated)
     assert worse.low > 0.05 and worse.estimate == pytest.approx(0.19)
+
+
+def test_the_weighted_bootstrap_matches_the_plain_metrics_unweighted_and_follows_the_weights() -> None:
+    from driftloop.platform.evaluation.metrics import weighted_paired_bootstrap
+
+    y_true, proba_a, proba_b = noisy_models(400, seed=3)
+    for name, metric in (("accuracy", accuracy), ("macro_f1", macro_f1)):
+        plain = weighted_paired_bootstrap(y_true, proba_a, proba_b, name).difference
+        assert plain.estimate == pytest.approx(metric(y_true, proba_a) - metric(y_true, proba_b))
+        assert plain.low <= plain.estimate <= plain.high
+    # all the weight on the rows where a is right and b wrong: a's lead is all there is
+    better = (proba_a.argmax(axis=1) == y_true) & (proba_b.argmax(axis=1) != y_true)
+    leaning = weighted_paired_bootstrap(y_true, proba_a, proba_b, "accuracy", np.where(better, 1.0, 1e-9)).difference
+    assert leaning.estimate == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(ValueError, match="non-negative"):
+        weighted_paired_bootstrap(y_true, proba_a, proba_b, "accuracy", -np.ones(len(y_true)))
